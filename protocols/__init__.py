@@ -1,0 +1,3 @@
+"""Plasticity protocols: phases, nudging, learning rules, training loops, virtual experiments."""
+
+from protocols import dendritic_prediction  # noqa: F401  (registers the protocol)

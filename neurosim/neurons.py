@@ -1,0 +1,60 @@
+"""Neuron building blocks shared by the circuits: rate read-outs, Poisson spiking, synaptic traces.
+
+Potentials are dimensionless and time is in ms, as in the papers (DESIGN.md §3 "Units"): an
+equation ``du/dt = (...)/ms : 1`` reads exactly as the paper's ``du/dt = ...``. Every rate
+function exists twice, as Brian2 expression text and as a numpy function, so that analysis and
+reference solutions evaluate the same φ as the simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid_rate_expr(u: str, prefix: str = "") -> str:
+    """Urbanczik & Senn 2014 rate φ(u) = φ_max / (1 + k e^{β(θ − u)}), in 1/ms (Brian2 text)."""
+    p = prefix
+    return f"{p}phi_max/(1 + {p}k_phi*exp({p}beta_phi*({p}theta_phi - ({u}))))"
+
+
+def sigmoid_rate(u: np.ndarray, phi_max: float, k: float, beta: float, theta: float) -> np.ndarray:
+    """numpy twin of :func:`sigmoid_rate_expr`."""
+    return phi_max / (1.0 + k * np.exp(beta * (theta - np.asarray(u, dtype=float))))
+
+
+def sigmoid_log_derivative_expr(u: str, prefix: str = "") -> str:
+    """h(u) = d ln φ/du = β (1 − φ(u)/φ_max) for the sigmoid rate (Brian2 text)."""
+    p = prefix
+    return f"{p}beta_phi*(1 - ({sigmoid_rate_expr(u, prefix)})/{p}phi_max)"
+
+
+def poisson_threshold(rate_per_ms: str) -> str:
+    """Spiking read-out: an inhomogeneous Poisson process of rate φ (in 1/ms), one draw per step."""
+    return f"rand() < ({rate_per_ms})*dt/ms"
+
+
+def double_exponential_traces(name: str, tau_rise: str, tau_decay: str) -> str:
+    """Equations of a difference-of-exponentials synaptic trace, normalised to unit area.
+
+    Each presynaptic spike adds 1 to ``{name}_L`` and ``{name}_s`` (see
+    :func:`double_exponential_on_spike`); ``{name}`` = (x_L − x_s)/(τ_L − τ_s) is then the
+    kernel (e^{−t/τ_L} − e^{−t/τ_s})/(τ_L − τ_s) of Urbanczik & Senn, in 1/ms, whose integral over
+    time (in ms) is 1.
+    """
+    return (
+        f"d{name}_L/dt = -{name}_L/{tau_decay} : 1\n"
+        f"d{name}_s/dt = -{name}_s/{tau_rise} : 1\n"
+        f"{name} = ({name}_L - {name}_s)/(({tau_decay} - {tau_rise})/ms) : 1\n"
+    )
+
+
+def double_exponential_on_spike(name: str) -> str:
+    """The reset code that adds one spike to a :func:`double_exponential_traces` trace."""
+    return f"{name}_L += 1\n{name}_s += 1"
+
+
+def double_exponential_kernel(t_ms: np.ndarray, tau_rise: float, tau_decay: float) -> np.ndarray:
+    """The PSP kernel κ(t) = (e^{−t/τ_L} − e^{−t/τ_s})/(τ_L − τ_s) for t ≥ 0 (0 before), in 1/ms."""
+    t = np.asarray(t_ms, dtype=float)
+    k = (np.exp(-t / tau_decay) - np.exp(-t / tau_rise)) / (tau_decay - tau_rise)
+    return np.where(t >= 0, k, 0.0)

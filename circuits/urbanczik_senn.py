@@ -138,14 +138,16 @@ def build(
         name="neuron",
         namespace=namespace,
     )
-    # PI = [S(t) - phi(V*)] h(V*) PSP; with spikes S(t) enters as jumps of Delta (on_post),
-    # with the rate read-out S(t) is replaced by phi(U)
+    # PI = [S(t) - phi(V*)] h(V*) PSP. PI below is its continuous part; with spikes, the S(t)
+    # term enters as a jump of Delta at each somatic spike (on_post); with the rate read-out,
+    # S(t) is replaced by phi(U).
     somatic_rate = "0" if spiking else "phi_U_post"
     synapses = Synapses(
         inputs,
         neuron,
         f"""
-        dDelta/dt = (({somatic_rate} - phi_star_post)*h_star_post*PSP_pre - Delta)/tau_delta : 1 (clock-driven)
+        PI = ({somatic_rate} - phi_star_post)*h_star_post*PSP_pre : 1
+        dDelta/dt = (PI - Delta)/tau_delta : 1 (clock-driven)
         dw/dt = eta*plastic*Delta/ms : 1 (clock-driven)
         V_w_post = w*PSP_pre : 1 (summed)
         eta : 1 (shared, constant)

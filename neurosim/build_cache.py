@@ -27,7 +27,7 @@ COMPLETE_MARKER = ".neurosim-complete.json"
 
 
 def cache_root() -> Path:
-    """The folder holding compiled builds: ``$NEUROSIM_CACHE/builds`` or ``~/.cache/neurosim/builds``."""
+    """Compiled builds live in ``$NEUROSIM_CACHE/builds``, else ``~/.cache/neurosim/builds``."""
     base = os.environ.get("NEUROSIM_CACHE")
     root = Path(base) if base else Path.home() / ".cache" / "neurosim"
     return root / "builds"

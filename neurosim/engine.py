@@ -16,6 +16,7 @@ the builder are the compiled defaults.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -105,7 +106,7 @@ def _reseed_function() -> Function:
 
 
 def _describe_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """Constants are compiled in: their values belong to the structure; TimedArray contents don't."""
+    """Constants are compiled in, so their values are structure; TimedArray contents are not."""
     described: dict[str, Any] = {}
     for key, value in sorted(namespace.items()):
         if isinstance(value, TimedArray):
@@ -359,11 +360,8 @@ class Simulation:
                     "The CUDA code was generated and compiled in "
                     f"{self.build_dir}, but no GPU is present on this machine to run it."
                 )
-            if seed != self.cuda_seed:
-                raise NeurosimError(
-                    "brian2cuda compiles the seed into its build: create the Simulation with "
-                    f"cuda_seed={seed} to run with seed {seed}."
-                )
+            # brian2cuda seeds curand in host code compiled into the build (``cuda_seed``, part
+            # of the structure key): the per-run seed cannot be applied there.
         args = {getattr(g, var): val for g, var, val in self._checked_values(build, values)}
         for name, arr in timed.items():
             args[build.timed_arrays[name]] = np.asarray(arr, dtype=float)
@@ -385,11 +383,10 @@ class Simulation:
             result = self._collect(build, read)
         finally:
             shutil.rmtree(Path(self.build_dir) / results_rel, ignore_errors=True)
-            for name in dev.run_args_arrays:
-                try:
-                    os.remove(Path(self.build_dir) / "static_arrays" / name)
-                except OSError:
-                    pass
+            for name in dev.run_args_arrays:  # this run's inputs, written by Brian2
+                for suffix in ("", ".lock"):
+                    with contextlib.suppress(OSError):
+                        os.remove(Path(self.build_dir) / "static_arrays" / (name + suffix))
         return result
 
     def _run_runtime(

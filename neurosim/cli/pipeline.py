@@ -64,7 +64,8 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
     readout = run.readout or proto.readouts[0]
     if readout not in proto.readouts:
         raise ConfigError(
-            f"Protocol {proto.name!r} has no {readout!r} read-out; choose {', '.join(proto.readouts)}."
+            f"Protocol {proto.name!r} has no {readout!r} read-out; "
+            f"choose {', '.join(proto.readouts)}."
         )
     run = run.model_copy(
         update={

@@ -44,6 +44,8 @@ def _digest_value(value: Any, h: Any) -> None:
             h.update(str(k).encode())
             _digest_value(value[k], h)
         h.update(b"}")
+    elif isinstance(value, (set, frozenset)):
+        _digest_value(sorted(value, key=repr), h)
     elif isinstance(value, (list, tuple)):
         h.update(b"[")
         for item in value:

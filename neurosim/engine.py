@@ -131,6 +131,8 @@ def _describe(net: Network, build: CircuitBuild, extra: dict[str, Any]) -> dict[
         }
         for attr in ("abstract_code", "code", "record_variables", "event"):
             value = getattr(obj, attr, None)
+            if isinstance(value, (set, frozenset)):  # set order varies with PYTHONHASHSEED
+                value = sorted(value)
             if value is not None:
                 entry[attr] = repr(value)
         if hasattr(obj, "equations"):

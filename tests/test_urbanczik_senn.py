@@ -173,3 +173,41 @@ def test_rate_readout_is_deterministic_and_spikeless() -> None:
     assert "output_spikes" not in a.monitors
     np.testing.assert_array_equal(a.state["dendritic_synapses.w"], b.state["dendritic_synapses.w"])
     assert np.max(np.abs(a.state["dendritic_synapses.w"] - w)) > 1e-4
+
+
+KEY_SCRIPT = """
+import numpy as np
+from circuits import urbanczik_senn as us
+from neurosim.engine import Simulation
+from tests.test_urbanczik_senn import DT, DURATION, N_IN, _inputs
+sim = Simulation(
+    lambda tv: us.build(us.UrbanczikSennParams(n_inputs=N_IN), tv, dt_ms=DT, record_dt_ms=1.0,
+                        weight_record_dt_ms=100.0),
+    device="cpp_standalone", duration_ms=DURATION, dt_ms=DT, initial_timed=_inputs(),
+    label="test-us",
+)
+print(sim.compilations, sim.build_dir)
+"""
+
+
+def test_cache_key_is_stable_across_processes(sim: Simulation) -> None:
+    """A new process finds the build whatever its hash seed (set order must not enter the key)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for hash_seed in ("0", "1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", KEY_SCRIPT],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        compilations, build_dir = proc.stdout.split()[-2:]
+        assert (compilations, build_dir) == ("0", str(sim.build_dir))

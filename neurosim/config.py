@@ -20,9 +20,12 @@ from neurosim.errors import ConfigError
 
 
 class StrictModel(BaseModel):
-    """Base for configuration tables: unknown keys are errors, values are checked on assignment."""
+    """Base for configuration tables: unknown keys are errors, types are strict (no ``true`` for a
+    number, no ``"3"`` for an integer), NaN and infinity are refused."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
 class RunConfig(StrictModel):
@@ -61,6 +64,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set key {key!r} conflicts with another override.")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"--set key {key!r} conflicts with another override.")
         node[parts[-1]] = parse_value(value.strip())
     return nested
 
@@ -102,8 +107,13 @@ def validate_table(model: type[StrictModel], table: Mapping[str, Any], section: 
             raise ConfigError(
                 f"Unknown configuration key {key!r}; allowed keys in [{section}]: {allowed}."
             ) from None
+        msg = err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
+        if not loc:  # a rule across several keys of the table
+            raise ConfigError(f"Invalid configuration in [{section}]: {msg}.") from None
         got = err.get("input")
-        raise ConfigError(f"Invalid value {got!r} for {key!r}: {err['msg'].lower()}.") from None
+        raise ConfigError(f"Invalid value {got!r} for {key!r}: {msg}.") from None
 
 
 def check_sections(config: Mapping[str, Any], allowed: Iterable[str]) -> None:

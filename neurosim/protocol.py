@@ -42,6 +42,9 @@ class Protocol:
     protocol_config: ClassVar[type[StrictModel]]
     circuit_configs: ClassVar[dict[str, type[StrictModel]]]
 
+    def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
+        """Checks across configuration tables, made before anything is built or written."""
+
     def run(
         self,
         run: RunConfig,

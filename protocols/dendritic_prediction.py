@@ -122,6 +122,15 @@ class DendriticPrediction(Protocol):
     protocol_config = DendriticPredictionConfig
     circuit_configs = {us.NAME: UrbanczikSennConfig}
 
+    def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
+        assert isinstance(protocol, DendriticPredictionConfig)
+        total_reps = int(run.epochs or self.default_epochs) * protocol.repetitions_per_epoch
+        if total_reps < 2 * protocol.correlation_repetitions:
+            raise ConfigError(
+                f"{total_reps} repetitions are too few to compare the first and the last "
+                f"{protocol.correlation_repetitions} (protocol.correlation_repetitions)."
+            )
+
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         return int(run.epochs or self.default_epochs) + 1  # the epochs and the test run
 
@@ -137,12 +146,8 @@ class DendriticPrediction(Protocol):
         cfg, params = protocol, circuit_params(circuit)
         epochs = int(run.epochs or self.default_epochs)
         readout = run.readout or "spiking"
+        self.check(run, protocol, circuit)
         total_reps = epochs * cfg.repetitions_per_epoch
-        if total_reps < 2 * cfg.correlation_repetitions:
-            raise ConfigError(
-                f"{total_reps} repetitions are too few to compare the first and the last "
-                f"{cfg.correlation_repetitions} (protocol.correlation_repetitions)."
-            )
         progress = progress or (lambda n, msg: None)
         rng = seed_everything(run.seed)
 
@@ -258,10 +263,35 @@ class DendriticPrediction(Protocol):
         segments.append(
             self._segment("test", test, epochs * duration_ms / 1000, duration_ms, cfg, True)
         )
+        # the weight trajectory of the whole learning phase as one signal (neo's NixIO stores
+        # every channel as its own data array, so one signal instead of one per epoch)
+        segments.append(
+            SegmentRecord(
+                "weights",
+                [],
+                [
+                    SignalRecord(
+                        "w",
+                        weights_w,
+                        cfg.pattern_ms / 1000,
+                        float(weights_t[0]),
+                        "dimensionless",
+                        {"description": "dendritic weights during learning, one channel each"},
+                    )
+                ],
+                {"description": "weights sampled once per pattern repetition"},
+            )
+        )
+
         return ProtocolResult(
             metrics=metrics,
             segments=segments,
-            weights={"dendritic_w": final_w, "initial_dendritic_w": w0},
+            weights={
+                "dendritic_w": final_w,
+                "initial_dendritic_w": w0,
+                "dendritic_w_trajectory": weights_w,
+                "trajectory_t_s": weights_t,
+            },
             data=data,
         )
 
@@ -316,14 +346,6 @@ class DendriticPrediction(Protocol):
                 t0_s + soma["t"][0],
                 "dimensionless",
                 {"description": "dendritic potential"},
-            ),
-            SignalRecord(
-                "w",
-                result.monitors["weights"]["w"],
-                cfg.pattern_ms / 1000,
-                t0_s + result.monitors["weights"]["t"][0],
-                "dimensionless",
-                {"description": "dendritic weights, one channel per synapse"},
             ),
         ]
         return SegmentRecord(name, spikes, signals, {"duration_ms": duration_ms})

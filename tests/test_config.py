@@ -270,21 +270,11 @@ def test_validate_table_section_must_be_a_table() -> None:
         validate_table(DendriticPredictionConfig, 3, "protocol")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: lax pydantic mode turns booleans into numbers (n_inputs=true -> 1); "
-    "fix: model_config strict=True in neurosim.config.StrictModel",
-)
 def test_validate_table_rejects_booleans_for_numbers() -> None:
     with pytest.raises(ConfigError, match="'circuit.n_inputs'"):
         validate_table(UrbanczikSennConfig, {"n_inputs": True}, "circuit")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate_table lower-cases the whole pydantic message, so a model-level "
-    "error says 'tau_l' for tau_L; fix: lower-case only the first letter",
-)
 def test_validate_table_model_error_keeps_key_names() -> None:
     with pytest.raises(ConfigError, match="tau_L and tau_s must differ"):
         validate_table(UrbanczikSennConfig, {"tau_L": 3.0}, "circuit")

@@ -1,4 +1,4 @@
-"""The Urbanczik-Senn circuit on the engine: dynamics against independent solutions, seeds, checks."""
+"""The Urbanczik-Senn circuit on the engine: dynamics against scipy, seeds, size checks."""
 
 from __future__ import annotations
 

@@ -72,6 +72,7 @@ def _cmd_list() -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from neurosim import results
     from neurosim.cli import pipeline
     from neurosim.config import load_toml, parse_overrides
 
@@ -90,6 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raw = pipeline.build_raw(file_config, cli_run, parse_overrides(args.overrides))
     resolved = pipeline.resolve(raw)
     out = args.out or f"results/{resolved.run.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    results.prepare_output_dir(out)  # fail before the progress bar, not after
     total = resolved.protocol_obj.total_steps(resolved.run, resolved.protocol)
     with tqdm(total=total, desc=resolved.run.protocol, disable=args.no_progress, unit="run") as bar:
 

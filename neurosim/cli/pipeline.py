@@ -79,6 +79,7 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
     circuit_cfg = validate_table(
         proto.circuit_configs[circuit_name], raw.get("circuit", {}), "circuit"
     )
+    proto.check(run, protocol_cfg, circuit_cfg)
     return ResolvedConfig(proto, run, protocol_cfg, circuit_cfg)
 
 

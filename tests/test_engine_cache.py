@@ -1,0 +1,79 @@
+"""Compile once, run many; device choice; one seed for numpy and torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurosim import devices
+from neurosim.build_cache import structure_key
+from neurosim.cli import main
+from neurosim.errors import NeurosimError
+from neurosim.seeding import run_seed, seed_everything
+from tests.conftest import SMALL_RUN
+
+
+def test_three_epochs_compile_once_and_a_rerun_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "empty-cache"))
+    args = ["run", "dendritic-prediction", "--no-progress", *SMALL_RUN]
+    assert main([*args, "--epochs", "3", "--out", str(tmp_path / "a")]) == 0
+    first = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert first["compilations"] == 1 and first["compile_seconds"] > 0
+    assert first["epochs"] == 3
+    assert main([*args, "--epochs", "3", "--seed", "9", "--out", str(tmp_path / "b")]) == 0
+    second = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert second["compilations"] == 0 and second["compile_seconds"] == 0
+    assert second["build_dir"] == first["build_dir"]
+    builds = list((tmp_path / "empty-cache" / "builds").iterdir())
+    assert len([b for b in builds if b.is_dir()]) == 1
+    # run inputs are cleaned up after each run: the cache does not grow with every epoch
+    static = Path(first["build_dir"]) / "static_arrays"
+    assert not [p for p in static.iterdir() if p.name.startswith("init_")]
+    assert not (Path(first["build_dir"]) / "results").exists() or not list(
+        (Path(first["build_dir"]) / "results").iterdir()
+    )
+
+
+def test_structure_key_is_stable_and_sensitive() -> None:
+    base = {"eq": "dv/dt = -v/tau : 1", "i": np.arange(4), "N": 10, "vars": {"t", "i"}}
+    assert structure_key(base) == structure_key(dict(base))
+    assert structure_key(base) != structure_key({**base, "N": 11})
+    assert structure_key(base) != structure_key({**base, "i": np.arange(1, 5)})
+    assert structure_key(base) != structure_key({**base, "i": np.arange(4, dtype=np.int32)})
+
+
+def test_default_device_falls_back_to_runtime_without_compiler(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(devices, "has_cxx_compiler", lambda: False)
+    assert devices.resolve_device(None) == "runtime"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no C++ compiler" in err[0]
+    with pytest.raises(NeurosimError, match="needs a C\\+\\+ compiler"):
+        devices.resolve_device("cpp_standalone")
+
+
+def test_device_names() -> None:
+    assert devices.resolve_device("runtime") == "runtime"
+    with pytest.raises(NeurosimError, match="Unknown device 'gpu'"):
+        devices.resolve_device("gpu")
+
+
+def test_one_seed_fixes_numpy_and_torch() -> None:
+    torch = pytest.importorskip("torch")
+    seed_everything(4)
+    a = (np.random.rand(3), torch.rand(3))
+    rng_a = seed_everything(4).random(3)
+    seed_everything(4)
+    b = (np.random.rand(3), torch.rand(3))
+    rng_b = seed_everything(4).random(3)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+    np.testing.assert_array_equal(rng_a, rng_b)
+    assert run_seed(4, 1) == run_seed(4, 1) != run_seed(4, 2)
+    assert 0 <= run_seed(4, 1) < 2**31

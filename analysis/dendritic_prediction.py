@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from neurosim.neurons import sigmoid_rate
 
 
 def matching_potential(g_E: np.ndarray, g_I: np.ndarray, E_E: float, E_I: float) -> np.ndarray:
@@ -23,6 +24,20 @@ def matching_potential(g_E: np.ndarray, g_I: np.ndarray, E_E: float, E_I: float)
     if np.any(total <= 0):
         raise ValueError("the teacher's total conductance must be positive at every sample")
     return (g_E * E_E + g_I * E_I) / total
+
+
+def teacher_rate(
+    g_E: np.ndarray,
+    g_I: np.ndarray,
+    reversal: tuple[float, float],
+    rate_function: dict[str, float],
+) -> np.ndarray:
+    """φ(U_M): the rate the teacher's conductances alone would impose on the soma."""
+    E_E, E_I = reversal
+    rf = rate_function
+    return sigmoid_rate(
+        matching_potential(g_E, g_I, E_E, E_I), rf["phi_max"], rf["k"], rf["beta"], rf["theta"]
+    )
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:

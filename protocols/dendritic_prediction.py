@@ -188,10 +188,6 @@ class DendriticPrediction(Protocol):
             "dendritic_synapses.plastic": 1.0,
             "neuron.teacher_on": 1.0,
         }
-        # the teacher's rate φ(U_M) at every step of the pattern
-        u_match = (g_E * params.E_E + g_I * params.E_I) / (g_E + g_I)
-        target_rate = sigmoid_rate(u_match, params.phi_max, params.k, params.beta, params.theta)
-
         runs: list[RunResult] = []
         wall = 0.0
         for epoch in range(epochs):
@@ -215,14 +211,15 @@ class DendriticPrediction(Protocol):
         progress(1, "test")
 
         def prediction(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
+            """φ(V*_w) at each sample, and the sample's step within the pattern."""
             soma = result.monitors["soma"]
             v_star = params.g_D / (params.g_L + params.g_D) * soma["V_w"][:, 0]
             rate = sigmoid_rate(v_star, params.phi_max, params.k, params.beta, params.theta)
             step = np.round(soma["t"] * 1000.0 / cfg.dt_ms).astype(np.int64) % steps
-            return rate, target_rate[step]
+            return rate, step
 
-        pred_parts, target_parts = zip(*(prediction(r) for r in runs), strict=True)
-        test_pred, test_target = prediction(test)
+        pred_parts, step_parts = zip(*(prediction(r) for r in runs), strict=True)
+        test_pred, test_step = prediction(test)
         weights_t = np.concatenate(
             [r.monitors["weights"]["t"] + k * duration_ms / 1000 for k, r in enumerate(runs)]
         )
@@ -245,12 +242,23 @@ class DendriticPrediction(Protocol):
             "output_rate_hz_learning": n_spikes / (epochs * duration_ms / 1000.0),
         }
         data = {
+            # φ(V*_w) and the pattern step of every sample; the teacher's conductances over one
+            # pattern and the rate function, from which analysis/ computes φ(U_M)
             "prediction": np.concatenate(pred_parts),
-            "target": np.concatenate(target_parts),
+            "pattern_step": np.concatenate(step_parts),
+            "teacher_gE": g_E,
+            "teacher_gI": g_I,
+            "reversal": (params.E_E, params.E_I),
+            "rate_function": {
+                "phi_max": params.phi_max,
+                "k": params.k,
+                "beta": params.beta,
+                "theta": params.theta,
+            },
             "samples_per_repetition": int(round(cfg.pattern_ms / cfg.record_dt_ms)),
             "correlation_repetitions": cfg.correlation_repetitions,
             "test_prediction": test_pred,
-            "test_target": test_target,
+            "test_pattern_step": test_step,
             "weights_t": weights_t,
             "weights": weights_w,
             "pattern_t_ms": np.arange(int(round(cfg.pattern_ms / cfg.record_dt_ms)))

@@ -96,14 +96,18 @@ def analyse(protocol_name: str, result: ProtocolResult, figures_dir: Path) -> di
     if protocol_name != "dendritic-prediction":
         return {}
     data = result.data
+    rate = adp.teacher_rate(
+        data["teacher_gE"], data["teacher_gI"], data["reversal"], data["rate_function"]
+    )
+    target = rate[data["pattern_step"]]
     n = data["samples_per_repetition"] * data["correlation_repetitions"]
     per_rep = adp.correlation_per_repetition(
-        data["prediction"], data["target"], data["samples_per_repetition"]
+        data["prediction"], target, data["samples_per_repetition"]
     )
-    test_corr = adp.pearson(data["test_prediction"], data["test_target"])
+    test_corr = adp.pearson(data["test_prediction"], rate[data["test_pattern_step"]])
     stats = {
-        "rate_correlation_start": adp.pearson(data["prediction"][:n], data["target"][:n]),
-        "rate_correlation_end": adp.pearson(data["prediction"][-n:], data["target"][-n:]),
+        "rate_correlation_start": adp.pearson(data["prediction"][:n], target[:n]),
+        "rate_correlation_end": adp.pearson(data["prediction"][-n:], target[-n:]),
         "rate_correlation_test": test_corr,
         "rate_correlation_per_repetition": per_rep,
     }
@@ -113,7 +117,7 @@ def analyse(protocol_name: str, result: ProtocolResult, figures_dir: Path) -> di
         data["pattern_t_ms"],
         data["prediction"][:s],
         data["prediction"][-s:],
-        data["target"][:s],
+        target[:s],
         figures_dir / "prediction_traces.png",
     )
     adp.plot_weights(data["weights_t"], data["weights"], figures_dir / "weights.png")

@@ -29,10 +29,8 @@ same duration).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import numbers
-import os
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -48,6 +46,7 @@ from matplotlib.figure import Figure
 from analysis.figures import save_figure
 from neurosim.errors import NeurosimError
 from neurosim.recording import read_nix
+from neurosim.results import write_json
 
 __all__ = [
     "analyze_file",
@@ -391,20 +390,6 @@ def plot_instantaneous_rate(
 # ---------------------------------------------------------------------------------------------
 
 
-def _write_json(data: dict, path: Path) -> Path:
-    """Write ``data`` as JSON to a temporary file beside ``path``, then rename it to ``path``."""
-    text = json.dumps(data, indent=2, allow_nan=False)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    return path
-
-
 def analyze_file(path: str | Path, out_dir: str | Path, bin_size_s: float = 0.05) -> dict:
     """Analyse the spike trains of the NIX file ``path`` and write the results to ``out_dir``.
 
@@ -425,7 +410,7 @@ def analyze_file(path: str | Path, out_dir: str | Path, bin_size_s: float = 0.05
         figures.mkdir(parents=True, exist_ok=True)
         plot_raster(block, figures / "raster.png")
         plot_instantaneous_rate(block, figures / "instantaneous_rate.png")
-        _write_json(stats, out_dir / "analysis.json")
+        write_json(out_dir / "analysis.json", stats)
     except OSError as exc:
         raise NeurosimError(
             f"Cannot write the analysis of {path} to {out_dir} (is it a writable folder?): {exc}"

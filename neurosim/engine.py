@@ -157,7 +157,8 @@ def _describe(net: Network, build: CircuitBuild, extra: dict[str, Any]) -> dict[
     }
 
 
-def _lookup(owner: Any, key: str) -> tuple[str, str]:
+def _split_key(key: str) -> tuple[str, str]:
+    """``'group.variable'`` -> ``('group', 'variable')``."""
     group_name, _, var = key.partition(".")
     if not var:
         raise NeurosimError(f"State key {key!r} must have the form 'group.variable'.")
@@ -298,7 +299,7 @@ class Simulation:
         """
         checked: list[tuple[Any, str, Any]] = []
         for key, value in values.items():
-            group_name, var = _lookup(build, key)
+            group_name, var = _split_key(key)
             group = build.group(group_name)
             if var not in group.variables:
                 raise NeurosimError(f"{group_name!r} has no variable {var!r}.")
@@ -409,7 +410,7 @@ class Simulation:
     def _collect(self, build: CircuitBuild, read: tuple[str, ...]) -> RunResult:
         state = {}
         for key in read:
-            group_name, var = _lookup(build, key)
+            group_name, var = _split_key(key)
             state[key] = np.array(getattr(build.group(group_name), var)[:], dtype=float)
         monitors: dict[str, dict[str, np.ndarray]] = {}
         for name, mon in build.monitors.items():

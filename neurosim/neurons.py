@@ -58,3 +58,51 @@ def double_exponential_kernel(t_ms: np.ndarray, tau_rise: float, tau_decay: floa
     t = np.asarray(t_ms, dtype=float)
     k = (np.exp(-t / tau_decay) - np.exp(-t / tau_rise)) / (tau_decay - tau_rise)
     return np.where(t >= 0, k, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate functions of the dendritic cortical microcircuit (DESIGN.md §4.2). The Brian2 texts inline
+# their constants as literals, so a circuit needs no extra namespace entries for them.
+
+
+def soft_relu_expr(u: str, gamma: float = 0.1, beta: float = 1.0, theta: float = 3.0) -> str:
+    """Soft-ReLU φ(u) = γ log(1 + e^{β(u − θ)}) as Brian2 text, safe for any u.
+
+    Written as γ (max(x, 0) + log1p(e^{−|x|})) with x = β(u − θ), which never overflows (the
+    exponent is ≤ 0) and keeps full precision where φ is tiny.
+    """
+    x = f"({float(beta)!r}*(({u}) - {float(theta)!r}))"
+    return f"{float(gamma)!r}*(({x} + abs({x}))/2 + log1p(exp(-abs({x}))))"
+
+
+def soft_relu(
+    u: np.ndarray, gamma: float = 0.1, beta: float = 1.0, theta: float = 3.0
+) -> np.ndarray:
+    """numpy twin of :func:`soft_relu_expr`."""
+    x = beta * (np.asarray(u, dtype=float) - theta)
+    return gamma * (np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def soft_relu_derivative(
+    u: np.ndarray, gamma: float = 0.1, beta: float = 1.0, theta: float = 3.0
+) -> np.ndarray:
+    """dφ/du = γ β / (1 + e^{−β(u − θ)}) for :func:`soft_relu` (numpy)."""
+    return gamma * beta * logistic(beta * (np.asarray(u, dtype=float) - theta))
+
+
+def logistic_expr(u: str) -> str:
+    """Logistic φ(u) = 1/(1 + e^{−u}) as Brian2 text (e^{−u} → ∞ gives 0, never NaN)."""
+    return f"1/(1 + exp(-({u})))"
+
+
+def logistic(u: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`logistic_expr`, without overflow for large |u|."""
+    u = np.asarray(u, dtype=float)
+    e = np.exp(-np.abs(u))
+    return np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def logistic_derivative(u: np.ndarray) -> np.ndarray:
+    """dφ/du = φ(u)(1 − φ(u)) for :func:`logistic` (numpy)."""
+    s = logistic(u)
+    return s * (1.0 - s)

@@ -70,6 +70,7 @@ def _cmd_list() -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
     from tqdm import tqdm
 
     from neurosim import results
@@ -100,10 +101,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             bar.update(n)
 
         metrics = pipeline.run_experiment(resolved, out, progress)
-    shown = {
-        k: v for k, v in metrics.items() if not isinstance(v, (list, tuple)) and k != "build_dir"
+    shown = {  # scalars only: series and paths are in metrics.json
+        k: v for k, v in metrics.items() if np.ndim(v) == 0 and k != "build_dir"
     }
-    print(json.dumps(shown, indent=2, default=lambda v: getattr(v, "tolist", lambda: str(v))()))
+    print(json.dumps(shown, indent=2, default=lambda v: getattr(v, "item", lambda: str(v))()))
     print(f"results written to {Path(out).resolve()}")
     return 0
 

@@ -140,6 +140,8 @@ def run_experiment(
         "seed": resolved.run.seed,
         **result.metrics,
     }
+    if progress is not None:
+        progress(0, "analysis, figures and recording")
     metrics.update(analyse(resolved.run.protocol, result, out / "figures"))
     block = recording.to_block(
         result.segments,

@@ -265,11 +265,13 @@ class DendriticPrediction(Protocol):
             * cfg.record_dt_ms,
         }
         segments = [
-            self._segment(f"epoch {k + 1}", r, k * duration_ms / 1000, duration_ms, cfg, False)
+            self._segment(f"epoch {k + 1}", r, k * duration_ms / 1000, duration_ms, cfg)
             for k, r in enumerate(runs)
         ]
         segments.append(
-            self._segment("test", test, epochs * duration_ms / 1000, duration_ms, cfg, True)
+            self._segment(
+                "test", test, epochs * duration_ms / 1000, duration_ms, cfg, params.n_inputs
+            )
         )
         # the weight trajectory of the whole learning phase as one signal (neo's NixIO stores
         # every channel as its own data array, so one signal instead of one per epoch)
@@ -310,7 +312,7 @@ class DendriticPrediction(Protocol):
         t0_s: float,
         duration_ms: float,
         cfg: DendriticPredictionConfig,
-        with_inputs: bool,
+        n_inputs: int = 0,
     ) -> SegmentRecord:
         """One neo segment: output spikes, somatic/dendritic potentials, weights (and inputs)."""
         t_stop = t0_s + duration_ms / 1000.0
@@ -325,9 +327,9 @@ class DendriticPrediction(Protocol):
                     {"population": "output", "neuron": 0},
                 )
             )
-        if with_inputs:
+        if n_inputs:  # every input's train, including inputs silent in the pattern
             mon = result.monitors["input_spikes"]
-            for i in range(int(mon["i"].max(initial=-1)) + 1):
+            for i in range(n_inputs):
                 spikes.append(
                     SpikeRecord(
                         f"input {i}",

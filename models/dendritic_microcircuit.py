@@ -468,16 +468,19 @@ def relax(
 ) -> Relaxation:
     """Integrate :func:`step` (no noise) from ``state`` (rest by default) until max|du/dt| < tol or
     ``steps`` steps; returns the final state and its residual (the Euler fixed points are exactly
-    those of the ODE, so the state approaches the same fixed point :func:`fixed_point` solves)."""
+    those of the ODE, so the state approaches the same fixed point :func:`fixed_point` solves).
+
+    With ``tol <= 0`` it runs exactly ``steps`` steps and evaluates the residual only at the end
+    (a fixed-duration integration, as a Brian2 run of ``steps * dt`` ms does).
+    """
     w = check_weights(weights)
     r0 = _batch(r0)
     ut = _target(u_target)
     x = state if state is not None else zero_state(w, r0.shape[0])
     for n in range(steps + 1):
         d = _derivatives(params, w, x, r0, ut, nudge)
-        res = _max_abs(d)
-        if res < tol or n == steps:
-            return Relaxation(x, res, n)
+        if n == steps or (tol > 0.0 and _max_abs(d) < tol):
+            return Relaxation(x, _max_abs(d), n)
         x = MicrocircuitState(
             tuple(a + dt * b for a, b in zip(x.u, d.u, strict=True)),
             tuple(a + dt * b for a, b in zip(x.uI, d.uI, strict=True)),
@@ -804,6 +807,10 @@ def output_loss(
     return per.mean()
 
 
+def _leaf(x: object) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=DTYPE).detach().clone().requires_grad_(True)
+
+
 class BackpropReference(NamedTuple):
     """Result of :func:`backprop_reference`.
 
@@ -835,10 +842,7 @@ def backprop_reference(
     Only the forward weights W_k enter; B, W^PI, W^IP play no part.
     """
     top = len(layer_sizes(weights)) - 1
-    leaves = {
-        f"W{k}": torch.as_tensor(weights[f"W{k}"], dtype=DTYPE).detach().clone().requires_grad_(True)
-        for k in range(1, top + 1)
-    }
+    leaves = {f"W{k}": _leaf(weights[f"W{k}"]) for k in range(1, top + 1)}
     with torch.enable_grad():
         u, r = feedforward(params, leaves, r0)
         ut = None if u_target is None else _batch(u_target)
@@ -863,7 +867,7 @@ def backprop_reference(
 
 
 class BackpropNetwork(torch.nn.Module):
-    """A feed-forward torch network of the circuit's architecture, trained by backprop: the baseline.
+    """The backprop baseline: a feed-forward torch network of the circuit's architecture.
 
     r_k = φ(gain_k W_k r_{k−1}), the circuit's self-predicting forward pass (no biases, like the
     circuit; gains from :func:`basal_gain`, so the same ``W{k}`` give the same output rates).

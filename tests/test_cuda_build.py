@@ -68,3 +68,52 @@ def test_cuda_standalone_compiles_the_circuit_and_stops_without_gpu(tmp_path: Pa
     assert binary.is_file() and os.access(binary, os.X_OK)
     assert (builds[0] / ".neurosim-complete.json").is_file()
     assert not (out / "metrics.json").exists()  # nothing half-written
+
+
+MICROCIRCUIT_SCRIPT = """
+import sys
+import numpy as np
+from circuits import microcircuit as mc
+from neurosim.engine import Simulation
+from neurosim.errors import NoGPUError
+
+sizes = [64, 100, 10]
+params = mc.MicrocircuitParams(phi="logistic")
+steps = 1000  # one 100 ms pattern at dt 0.1 ms
+timed = mc.timed_values(np.zeros((steps, sizes[0])), sizes[-1])
+sim = Simulation(
+    lambda tv: mc.build(params, sizes, tv, dt_ms=0.1, record={}),
+    device="cuda_standalone", duration_ms=100.0, dt_ms=0.1, initial_timed=timed,
+    label="microcircuit",
+)
+print("compilations", sim.compilations, sim.build_dir)
+try:
+    sim.run(timed=timed)
+except NoGPUError as exc:
+    print("NOGPU", exc)
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.cuda_build
+def test_cuda_standalone_compiles_the_microcircuit(tmp_path: Path) -> None:
+    """The 64-100-10 dendritic microcircuit (issue 3) compiles for brian2cuda without a GPU."""
+    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
+    if gpu_present():
+        pytest.skip("a GPU is present: this test checks the no-GPU path")
+    env = {**os.environ, "NEUROSIM_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", MICROCIRCUIT_SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "compilations 1" in proc.stdout and "NOGPU" in proc.stdout, proc.stdout
+    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
+    assert len(builds) == 1 and os.access(builds[0] / "main", os.X_OK)

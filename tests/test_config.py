@@ -326,7 +326,9 @@ def test_resolve_keeps_given_values() -> None:
 def test_resolve_unknown_protocol() -> None:
     with pytest.raises(NeurosimError) as info:
         pipeline.resolve({"run": {"protocol": "nope"}})
-    assert str(info.value) == "Unknown protocol 'nope'; known protocols: dendritic-prediction."
+    assert str(info.value) == (
+        "Unknown protocol 'nope'; known protocols: dendritic-prediction, feedback-cancellation."
+    )
 
 
 def test_resolve_unknown_circuit() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import circuits  # noqa: F401  (registers the circuits)
 import protocols  # noqa: F401  (registers the protocols)
 from analysis import dendritic_prediction as adp
+from analysis import microcircuit as amc
 from neurosim import recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
 from neurosim.devices import resolve_device
@@ -93,6 +94,8 @@ def build_raw(
 
 def analyse(protocol_name: str, result: ProtocolResult, figures_dir: Path) -> dict[str, Any]:
     """The protocol's statistics (into metrics) and figures, computed by ``analysis/``."""
+    if protocol_name == "feedback-cancellation":
+        return amc.analyse(result.data, float(result.metrics["pattern_ms"]), figures_dir)
     if protocol_name != "dendritic-prediction":
         return {}
     data = result.data

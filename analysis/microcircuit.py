@@ -1,0 +1,111 @@
+"""Figures of the feedback-cancellation protocol (Sacramento et al. 2018, DESIGN.md §4.2), drawn
+from plain arrays: the apical potentials falling silent while the self-predicting state is
+learned, interneuron against next-layer rates, learning curves of the circuit, the shallow
+learner and backprop, and the angle between forward and top-down weights over training."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.figures import save_figure
+
+
+def plot_apical_rms(rms: np.ndarray, pattern_ms: float, path: str | Path) -> Path:
+    """RMS of the hidden apical potentials at each pattern's end, one line per hidden layer."""
+    rms = np.atleast_2d(np.asarray(rms, dtype=float))
+    if rms.shape[0] == 1 and rms.ndim == 2 and rms.shape[1] > 1:
+        rms = rms.T
+    t = np.arange(1, rms.shape[0] + 1) * pattern_ms / 1000.0
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    for k in range(rms.shape[1]):
+        ax.semilogy(t, np.maximum(rms[:, k], 1e-12), lw=1, label=f"hidden layer {k + 1}")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("apical potential RMS")
+    ax.set_title("Interneurons learn to cancel the top-down input")
+    ax.legend(loc="upper right")
+    return save_figure(fig, path)
+
+
+def plot_interneuron_rates(
+    inter: np.ndarray,
+    nxt: np.ndarray,
+    path: str | Path,
+    inter_start: np.ndarray | None = None,
+    nxt_start: np.ndarray | None = None,
+) -> Path:
+    """Scatter of interneuron rates against the next layer's pyramidal rates (same pattern end)."""
+    fig = Figure(figsize=(4.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    if inter_start is not None and nxt_start is not None:
+        ax.plot(np.ravel(nxt_start), np.ravel(inter_start), ".", ms=2, alpha=0.4, label="start")
+    ax.plot(np.ravel(nxt), np.ravel(inter), ".", ms=2, alpha=0.6, label="end")
+    lo = float(min(np.min(nxt), np.min(inter)))
+    hi = float(max(np.max(nxt), np.max(inter)))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel("next-layer pyramidal rate φ(u_{k+1})")
+    ax.set_ylabel("interneuron rate φ(u^I_k)")
+    ax.legend(loc="upper left")
+    return save_figure(fig, path)
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Sequence[float]],
+    metric: str,
+    path: str | Path,
+    backprop: Sequence[float] | None = None,
+) -> Path:
+    """Test accuracy or MSE after each epoch (epoch 0: before training)."""
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    for name, values in curves.items():
+        ax.plot(np.arange(len(values)), values, "o-", ms=3, label=name)
+    if backprop:
+        ax.plot(np.arange(1, len(backprop) + 1), backprop, "-", lw=1, label="backprop (torch)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"test {metric}")
+    if metric == "mse":
+        ax.set_yscale("log")
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_angles(angles: np.ndarray, path: str | Path) -> Path:
+    """Angle between W_{k+1} and B_kᵀ (degrees) at the start and after every training run."""
+    a = np.asarray(angles, dtype=float)
+    a = a.reshape(len(a), -1)
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    for k in range(a.shape[1]):
+        ax.plot(np.arange(len(a)), a[:, k], "o-", ms=3, label=f"∠(W{k + 2}, B{k + 1}ᵀ)")
+    ax.axhline(90, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("training run")
+    ax.set_ylabel("angle (degrees)")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def analyse(data: Mapping, pattern_ms: float, figures_dir: str | Path) -> dict:
+    """All figures for one run's ``data``; returns what analysis adds to the metrics."""
+    out = Path(figures_dir)
+    if data.get("stage") == "self-predicting":
+        plot_apical_rms(data["apical_rms"], pattern_ms, out / "apical_rms.png")
+        plot_interneuron_rates(
+            data["interneuron_rates_1"],
+            data["next_layer_rates_1"],
+            out / "interneuron_rates.png",
+            data.get("interneuron_rates_start_1"),
+            data.get("next_layer_rates_start_1"),
+        )
+        return {}
+    plot_learning_curves(
+        data["history"], data["metric"], out / "learning_curves.png", data.get("backprop_history")
+    )
+    if np.size(data["angles"]):
+        plot_angles(data["angles"], out / "topdown_angle.png")
+    return {}

@@ -1,0 +1,170 @@
+"""Offline data sets, found by name (DESIGN.md §5).
+
+Each loader returns a :class:`Dataset`: inputs as rates, targets as rates *and* as the potentials
+whose rate φ gives them (the output cells of a rate circuit are nudged toward a potential), a
+train/test split, and whether the task is a classification (argmax read-out) or a regression.
+
+* ``digits``: scikit-learn's ``load_digits`` (1797 8×8 images), pixels /16 into [0, 1], split
+  stratified 1437 train / 360 test with ``random_state=0``; one-hot targets mapped to rates
+  {0.1, 0.8} and, through the logit, to potentials of the logistic φ.
+* ``teacher``: the teacher–student regression of Sacramento et al. 2018 (DESIGN.md §4.2): a
+  teacher 30-20-10 with weights and inputs U(−1, 1), r_target = φ(k2 W2 φ(k1 W1 r0)), k1 = 2,
+  k2 = 10, soft-ReLU φ (γ = 0.1, β = 1, θ = 3); the target potential is k2 W2 φ(k1 W1 r0).
+  Generated from a seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurosim.errors import ConfigError
+from neurosim.neurons import soft_relu
+from neurosim.registry import DATASETS, lookup, register_dataset
+
+#: target rates of the digits task: off and on
+DIGITS_OFF = 0.1
+DIGITS_ON = 0.8
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split; ``y_*`` target rates, ``u_*`` the matching target potentials."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    u_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    u_test: np.ndarray
+    task: str  # "classification" or "regression"
+    phi: str  # the rate function linking u_* to y_*: "logistic" or "soft_relu"
+    labels_train: np.ndarray | None = None
+    labels_test: np.ndarray | None = None
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.y_train.shape[1])
+
+    def subset(self, n_train: int | None, n_test: int | None) -> Dataset:
+        """The first ``n_train`` training and ``n_test`` test examples (None: all)."""
+        for label, n, total in (
+            ("n_train", n_train, len(self.x_train)),
+            ("n_test", n_test, len(self.x_test)),
+        ):
+            if n is not None and not 1 <= n <= total:
+                raise ConfigError(f"{label}={n} must lie between 1 and {total} for {self.name!r}.")
+        tr, te = slice(0, n_train), slice(0, n_test)
+
+        def cut(a: np.ndarray | None, s: slice) -> np.ndarray | None:
+            return None if a is None else a[s]
+
+        return Dataset(
+            self.name,
+            self.x_train[tr],
+            self.y_train[tr],
+            self.u_train[tr],
+            self.x_test[te],
+            self.y_test[te],
+            self.u_test[te],
+            self.task,
+            self.phi,
+            cut(self.labels_train, tr),
+            cut(self.labels_test, te),
+        )
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """The inverse of the logistic φ."""
+    p = np.asarray(p, dtype=float)
+    return np.log(p / (1.0 - p))
+
+
+def soft_relu_inverse(
+    r: np.ndarray, gamma: float = 0.1, beta: float = 1.0, theta: float = 3.0
+) -> np.ndarray:
+    """The inverse of the soft-ReLU φ (r > 0): θ + log(e^{r/γ} − 1)/β."""
+    r = np.asarray(r, dtype=float)
+    return theta + np.log(np.expm1(r / gamma)) / beta
+
+
+def digits(seed: int = 0) -> Dataset:
+    """scikit-learn's digits, split stratified 1437/360 with ``random_state=0`` (DESIGN.md §5).
+
+    ``seed`` is ignored: the split is fixed so results compare across runs and papers.
+    """
+    del seed
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x = np.asarray(data.data, dtype=float) / 16.0
+    labels = np.asarray(data.target, dtype=int)
+    x_tr, x_te, l_tr, l_te = train_test_split(
+        x, labels, test_size=360, stratify=labels, random_state=0
+    )
+
+    def rates(lab: np.ndarray) -> np.ndarray:
+        y = np.full((len(lab), 10), DIGITS_OFF)
+        y[np.arange(len(lab)), lab] = DIGITS_ON
+        return y
+
+    y_tr, y_te = rates(l_tr), rates(l_te)
+    return Dataset(
+        "digits", x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification",
+        "logistic", l_tr, l_te,
+    )  # fmt: skip
+
+
+#: the teacher network of DESIGN.md §4.2
+TEACHER_SIZES = (30, 20, 10)
+TEACHER_K1 = 2.0
+TEACHER_K2 = 10.0
+TEACHER_N_TRAIN = 2000
+TEACHER_N_TEST = 500
+
+
+def teacher_network(seed: int) -> dict[str, np.ndarray]:
+    """The teacher's weights W1 (20×30) and W2 (10×20), U(−1, 1), from ``seed``."""
+    rng = np.random.default_rng([int(seed), 30_20_10])
+    n0, n1, n2 = TEACHER_SIZES
+    return {"W1": rng.uniform(-1, 1, (n1, n0)), "W2": rng.uniform(-1, 1, (n2, n1))}
+
+
+def teacher_potential(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The teacher's output potential k2 W2 φ(k1 W1 r0) (soft-ReLU φ)."""
+    hidden = soft_relu(TEACHER_K1 * x @ weights["W1"].T)
+    return TEACHER_K2 * hidden @ weights["W2"].T
+
+
+def teacher(seed: int = 0, n_train: int = TEACHER_N_TRAIN, n_test: int = TEACHER_N_TEST) -> Dataset:
+    """The teacher–student regression: inputs U(−1, 1), targets of a fixed random teacher."""
+    weights = teacher_network(seed)
+    rng = np.random.default_rng([int(seed), 1])
+    x = rng.uniform(-1, 1, (n_train + n_test, TEACHER_SIZES[0]))
+    u = teacher_potential(weights, x)
+    y = soft_relu(u)
+    return Dataset(
+        "teacher", x[:n_train], y[:n_train], u[:n_train], x[n_train:], y[n_train:], u[n_train:],
+        "regression", "soft_relu",
+    )  # fmt: skip
+
+
+register_dataset("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
+register_dataset("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
+
+
+def load(name: str | None, seed: int = 0) -> Dataset:
+    """The data set called ``name`` (one clear error for an unknown or missing name)."""
+    if name is None:
+        known = ", ".join(sorted(DATASETS))
+        raise ConfigError(f"This protocol needs a data set (--dataset); known data sets: {known}.")
+    loader: Callable[..., Dataset] = lookup(DATASETS, "dataset", name).target
+    return loader(seed=seed)

@@ -1,0 +1,132 @@
+"""The feedback-cancellation protocol end to end through the command line: configuration checks,
+a tiny self-predicting run (the apical potentials fall) and a tiny supervised teacher–student run
+(test error falls below its start), each compiling one build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurosim.cli import main, pipeline
+from neurosim.config import parse_overrides
+from neurosim.errors import ConfigError, NeurosimError
+from protocols.feedback_cancellation import gate_rows
+
+
+def _resolve(*sets: str, dataset: str | None = "teacher"):
+    raw = pipeline.build_raw(
+        None,
+        {"protocol": "feedback-cancellation", "circuit": "microcircuit", "dataset": dataset},
+        parse_overrides(sets),
+    )
+    return pipeline.resolve(raw)
+
+
+def test_config_defaults_and_validation() -> None:
+    resolved = _resolve()
+    assert resolved.protocol.stage == "supervised"
+    assert resolved.protocol.pattern_ms == 100.0
+    with pytest.raises(ConfigError, match="stage"):
+        _resolve("protocol.stage=sleeping")
+    with pytest.raises(ConfigError, match="Unknown configuration key"):
+        _resolve("protocol.etaa=1")
+    with pytest.raises(ConfigError, match="learning_lag_ms"):
+        _resolve("protocol.learning_lag_ms=100.0")
+    with pytest.raises(ConfigError, match="time steps"):
+        _resolve("protocol.pattern_ms=100.05")
+    with pytest.raises(ConfigError, match="do not fit"):
+        _resolve("circuit.sizes=[10, 5, 10]")
+    with pytest.raises(ConfigError, match="one value per forward projection"):
+        _resolve("protocol.eta_forward=[0.1]")
+    with pytest.raises(ConfigError, match="spiking"):
+        _resolve("protocol.p_fail=0.2")
+    with pytest.raises(ConfigError, match="phi"):
+        _resolve("circuit.phi=logistic")
+    with pytest.raises(ConfigError, match="data set"):
+        _resolve(dataset="mnist")
+    with pytest.raises(ConfigError, match="n_train"):
+        _resolve("protocol.n_train=100000")
+
+
+def test_learning_lag_gate() -> None:
+    gate, dt = gate_rows(3, np.array([1.0, 1.0, 0.0]), 100.0, 20.0, 0.1)
+    assert dt == pytest.approx(20.0)
+    assert gate.tolist() == [0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    gate, dt = gate_rows(1, np.ones(1), 100.0, 0.0, 0.1)
+    assert dt == pytest.approx(100.0) and gate.tolist() == [1.0]
+
+
+def test_datasets() -> None:
+    from neurosim import datasets as ds
+
+    d = ds.load("digits")
+    assert d.x_train.shape == (1437, 64) and d.x_test.shape == (360, 64)
+    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    assert set(np.unique(d.y_train)) == {ds.DIGITS_OFF, ds.DIGITS_ON}
+    np.testing.assert_allclose(1 / (1 + np.exp(-d.u_test)), d.y_test)
+    assert np.all(np.bincount(d.labels_test) >= 35)
+    t1, t2 = ds.load("teacher", seed=3), ds.load("teacher", seed=3)
+    np.testing.assert_array_equal(t1.y_test, t2.y_test)
+    assert t1.x_train.shape == (ds.TEACHER_N_TRAIN, 30) and t1.y_train.shape[1] == 10
+    assert not np.array_equal(ds.load("teacher", seed=4).y_test, t1.y_test)
+    np.testing.assert_allclose(ds.soft_relu_inverse(t1.y_test), t1.u_test, atol=1e-6)
+    with pytest.raises(NeurosimError, match="Unknown dataset"):
+        ds.load("nope")
+    with pytest.raises(ConfigError, match="needs a data set"):
+        ds.load(None)
+
+
+def _run(tmp_path: Path, name: str, *args: str) -> dict:
+    out = tmp_path / name
+    code = main(
+        [
+            "run", "feedback-cancellation", "--circuit", "microcircuit", "--no-progress",
+            "--out", str(out), *args,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    for f in ("metrics.json", "config.toml", "weights.npz", "recording.nix"):
+        assert (out / f).is_file(), f
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_self_predicting_stage_cancels_feedback(tmp_path: Path) -> None:
+    m = _run(
+        tmp_path, "sp", "--dataset", "digits",
+        "--set", "circuit.sizes=[64, 12, 10]",
+        "--set", "protocol.stage=self-predicting",
+        "--set", "protocol.self_predicting_patterns=300",
+        "--set", "protocol.patterns_per_run=100",
+        "--set", "protocol.window=20",
+    )  # fmt: skip
+    assert m["compilations"] <= 1
+    assert m["apical_rms_end"] < 0.3 * m["apical_rms_start"]
+    assert m["interneuron_correlation_end_1"] > m["interneuron_correlation_start_1"]
+    assert m["cosine_WPI1_closed_form_end"] > m["cosine_WPI1_closed_form_start"]
+    assert (tmp_path / "sp" / "figures" / "apical_rms.png").is_file()
+    assert (tmp_path / "sp" / "figures" / "interneuron_rates.png").is_file()
+
+
+def test_supervised_teacher_learns(tmp_path: Path) -> None:
+    m = _run(
+        tmp_path, "sup", "--dataset", "teacher", "--epochs", "3",
+        "--set", "protocol.n_train=200",
+        "--set", "protocol.n_test=50",
+        "--set", "protocol.patterns_per_run=100",
+        "--set", "protocol.backprop_epochs=3",
+    )  # fmt: skip
+    for key in (
+        "test_mse", "train_mse", "history", "backprop_baseline", "shallow_baseline",
+        "apical_rms_start", "apical_rms_end", "samples_per_second", "compile_seconds",
+        "compilations", "simulated_seconds", "topdown_angle_deg_end",
+    ):  # fmt: skip
+        assert key in m, key
+    assert m["compilations"] <= 1
+    hist = m["history"]["circuit"]
+    assert len(hist) == 4
+    assert m["test_mse"] < 0.9 * hist[0]
+    assert (tmp_path / "sup" / "figures" / "learning_curves.png").is_file()
+    assert (tmp_path / "sup" / "figures" / "topdown_angle.png").is_file()

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,6 +32,21 @@ def cache_root() -> Path:
     base = os.environ.get("NEUROSIM_CACHE")
     root = Path(base) if base else Path.home() / ".cache" / "neurosim"
     return root / "builds"
+
+
+def host_signature() -> str:
+    """The CPU a build is compiled for: Brian2 compiles with ``-march=native``, so a binary built
+    on one CPU model may not run on another that shares the same home folder."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.machine()} {model or platform.processor()}"
 
 
 def _digest_value(value: Any, h: Any) -> None:

@@ -222,7 +222,11 @@ class Simulation:
         brian2.defaultclock.dt = self.dt_ms * ms
         build = self.builder(self._initial_timed)
         objects = list(build.objects)
-        extra: dict[str, Any] = {"device": self.device, "dt_ms": self.dt_ms}
+        extra: dict[str, Any] = {
+            "device": self.device,
+            "dt_ms": self.dt_ms,
+            "host": build_cache.host_signature(),
+        }
         if self.device == "cpp_standalone":
             self._rng_group = NeuronGroup(
                 1,

@@ -8,6 +8,7 @@ draw no current. These functions work on plain arrays (samples on a regular grid
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -108,3 +109,36 @@ def plot_weights(t_s: np.ndarray, weights: np.ndarray, path: str | Path) -> Path
     ax.set_ylabel("w")
     ax.legend(loc="upper left")
     return save_figure(fig, path)
+
+
+def analyse(data: dict[str, Any], figures_dir: str | Path) -> dict[str, Any]:
+    """The experiment's measures and figures from the protocol's arrays.
+
+    ``rate_correlation_start``/``_end``: Pearson correlation of φ(V*_w) with φ(U_M) over the
+    first and the last ``correlation_repetitions`` repetitions; ``rate_correlation_test``: the
+    same over the test run (teacher and plasticity off).
+    """
+    figures_dir = Path(figures_dir)
+    rate = teacher_rate(
+        data["teacher_gE"], data["teacher_gI"], data["reversal"], data["rate_function"]
+    )
+    target = rate[data["pattern_step"]]
+    s = data["samples_per_repetition"]
+    n = s * data["correlation_repetitions"]
+    per_rep = correlation_per_repetition(data["prediction"], target, s)
+    test_corr = pearson(data["test_prediction"], rate[data["test_pattern_step"]])
+    plot_learning_curve(per_rep, figures_dir / "learning_curve.png", test_corr)
+    plot_prediction_traces(
+        data["pattern_t_ms"],
+        data["prediction"][:s],
+        data["prediction"][-s:],
+        target[:s],
+        figures_dir / "prediction_traces.png",
+    )
+    plot_weights(data["weights_t"], data["weights"], figures_dir / "weights.png")
+    return {
+        "rate_correlation_start": pearson(data["prediction"][:n], target[:n]),
+        "rate_correlation_end": pearson(data["prediction"][-n:], target[-n:]),
+        "rate_correlation_test": test_corr,
+        "rate_correlation_per_repetition": per_rep,
+    }

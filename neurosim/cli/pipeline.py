@@ -92,39 +92,19 @@ def build_raw(
     return merge(raw, overrides)
 
 
+#: each protocol's statistics and figures, computed by ``analysis/`` from the protocol's arrays
+ANALYSES: dict[str, Callable[[ProtocolResult, Path], dict[str, Any]]] = {
+    "dendritic-prediction": lambda result, figures: adp.analyse(result.data, figures),
+    "feedback-cancellation": lambda result, figures: amc.analyse(
+        result.data, float(result.metrics["pattern_ms"]), figures
+    ),
+}
+
+
 def analyse(protocol_name: str, result: ProtocolResult, figures_dir: Path) -> dict[str, Any]:
     """The protocol's statistics (into metrics) and figures, computed by ``analysis/``."""
-    if protocol_name == "feedback-cancellation":
-        return amc.analyse(result.data, float(result.metrics["pattern_ms"]), figures_dir)
-    if protocol_name != "dendritic-prediction":
-        return {}
-    data = result.data
-    rate = adp.teacher_rate(
-        data["teacher_gE"], data["teacher_gI"], data["reversal"], data["rate_function"]
-    )
-    target = rate[data["pattern_step"]]
-    n = data["samples_per_repetition"] * data["correlation_repetitions"]
-    per_rep = adp.correlation_per_repetition(
-        data["prediction"], target, data["samples_per_repetition"]
-    )
-    test_corr = adp.pearson(data["test_prediction"], rate[data["test_pattern_step"]])
-    stats = {
-        "rate_correlation_start": adp.pearson(data["prediction"][:n], target[:n]),
-        "rate_correlation_end": adp.pearson(data["prediction"][-n:], target[-n:]),
-        "rate_correlation_test": test_corr,
-        "rate_correlation_per_repetition": per_rep,
-    }
-    s = data["samples_per_repetition"]
-    adp.plot_learning_curve(per_rep, figures_dir / "learning_curve.png", test_corr)
-    adp.plot_prediction_traces(
-        data["pattern_t_ms"],
-        data["prediction"][:s],
-        data["prediction"][-s:],
-        target[:s],
-        figures_dir / "prediction_traces.png",
-    )
-    adp.plot_weights(data["weights_t"], data["weights"], figures_dir / "weights.png")
-    return stats
+    analysis = ANALYSES.get(protocol_name)
+    return analysis(result, figures_dir) if analysis else {}
 
 
 def run_experiment(

@@ -673,8 +673,12 @@ def forward_update(
     names get 0.
     """
     w = check_weights(weights)
+    return _forward_terms(params, state, _drives(params, w, state, _batch(r0)), eta)
+
+
+def _forward_terms(params, state, drives, eta) -> Weights:  # noqa: ANN001
     phi = rate_function(params)
-    r, _, vB, _, _ = _drives(params, w, state, _batch(r0))
+    r, _, vB, _, _ = drives
     top = len(state.u)
     batch = r[0].shape[0]
     out: Weights = {}
@@ -693,8 +697,12 @@ def ip_update(
 ) -> Weights:
     """dW^IP_k = η (φ(u^I_k) − φ(v̂^I_k)) r_kᵀ, v̂^I = g_D/(g_lk + g_D) v^I; batch mean."""
     w = check_weights(weights)
+    return _ip_terms(params, state, _drives(params, w, state, _batch(r0)), eta)
+
+
+def _ip_terms(params, state, drives, eta) -> Weights:  # noqa: ANN001
     phi = rate_function(params)
-    r, _, _, _, vI = _drives(params, w, state, _batch(r0))
+    r, _, _, _, vI = drives
     batch = r[0].shape[0]
     out: Weights = {}
     for k in range(1, len(state.u)):
@@ -712,7 +720,11 @@ def pi_update(
 ) -> Weights:
     """dW^PI_k = η (0 − v_A,k) r^I_kᵀ (silences the apical dendrite); batch mean."""
     w = check_weights(weights)
-    r, rI, _, vA, _ = _drives(params, w, state, _batch(r0))
+    return _pi_terms(state, _drives(params, w, state, _batch(r0)), eta)
+
+
+def _pi_terms(state, drives, eta) -> Weights:  # noqa: ANN001
+    r, rI, _, vA, _ = drives
     batch = r[0].shape[0]
     return {
         f"WPI{k}": _eta(eta, f"WPI{k}") * (-vA[k - 1]).T @ rI[k - 1] / batch
@@ -741,9 +753,11 @@ def plasticity(
 ) -> Weights:
     """The forward, IP and PI induction terms together, η by name or kind (``"W"``, ``"WIP"``,
     ``"WPI"``; missing: 0)."""
-    out = forward_update(params, weights, state, r0, eta)
-    out.update(ip_update(params, weights, state, r0, eta))
-    out.update(pi_update(params, weights, state, r0, eta))
+    w = check_weights(weights)
+    drives = _drives(params, w, state, _batch(r0))  # rates and dendrites once for all three
+    out = _forward_terms(params, state, drives, eta)
+    out.update(_ip_terms(params, state, drives, eta))
+    out.update(_pi_terms(state, drives, eta))
     return out
 
 

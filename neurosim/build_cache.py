@@ -30,7 +30,7 @@ COMPLETE_MARKER = ".neurosim-complete.json"
 def cache_root() -> Path:
     """Compiled builds live in ``$NEUROSIM_CACHE/builds``, else ``~/.cache/neurosim/builds``."""
     base = os.environ.get("NEUROSIM_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "neurosim"
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "neurosim"
     return root / "builds"
 
 

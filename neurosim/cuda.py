@@ -15,6 +15,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from neurosim import build_cache
 from neurosim.errors import NeurosimError
 
 __all__ = [
@@ -31,9 +32,8 @@ CXX_STD = "-std=c++17"
 
 
 def cache_dir() -> Path:
-    """Return the user cache folder of neurosim: ``$NEUROSIM_CACHE`` or ``~/.cache/neurosim``."""
-    env = os.environ.get("NEUROSIM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "neurosim"
+    """The user cache folder of neurosim, the parent of the build cache."""
+    return build_cache.cache_root().parent
 
 
 def _has_nvcc(root: Path) -> bool:

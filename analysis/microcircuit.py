@@ -1,6 +1,7 @@
 """Figures of the feedback-cancellation protocol (Sacramento et al. 2018, DESIGN.md §4.2), drawn
 from plain arrays: the apical potentials falling silent while the self-predicting state is
-learned, interneuron against next-layer rates, learning curves of the circuit, the shallow
+learned, interneuron against next-layer rates, the apical potentials and weight updates against
+backprop's error and gradient (error transport), learning curves of the circuit, the shallow
 learner and backprop, and the angle between forward and top-down weights over training."""
 
 from __future__ import annotations
@@ -90,9 +91,29 @@ def plot_angles(angles: np.ndarray, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_error_transport(data: Mapping, path: str | Path) -> Path:
+    """Cosine of the apical potentials with the backprop error and of the forward-weight updates
+    with minus the gradient, against the nudging strength (mean over the test inputs)."""
+    nudges = np.asarray(data["nudges"], dtype=float)
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    for key in sorted(k for k in data if k.endswith("_mean")):
+        kind, k = key.split("_cosine_")[0], key.split("_")[-2]
+        label = f"apical v_A,{k} vs e_{k}" if kind == "apical" else f"ΔW_{k} vs −∇W_{k}"
+        ax.semilogx(nudges, np.asarray(data[key]), "o-" if kind == "apical" else "s--", label=label)
+    ax.set_xlabel("nudging strength (× g_som)")
+    ax.set_ylabel("cosine (mean over inputs)")
+    ax.set_title("Error transport: B = Wᵀ, self-predicting lateral weights")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def analyse(data: Mapping, pattern_ms: float, figures_dir: str | Path) -> dict:
     """All figures for one run's ``data``; returns what analysis adds to the metrics."""
     out = Path(figures_dir)
+    if data.get("stage") == "error-transport":
+        plot_error_transport(data, out / "error_transport.png")
+        return {}
     if data.get("stage") == "self-predicting":
         plot_apical_rms(data["apical_rms"], pattern_ms, out / "apical_rms.png")
         plot_interneuron_rates(

@@ -43,7 +43,7 @@ from neurosim.recording import SegmentRecord, SignalRecord
 from neurosim.registry import register_protocol
 from neurosim.seeding import run_seed, seed_everything
 
-STAGES = ("self-predicting", "supervised")
+STAGES = ("self-predicting", "supervised", "error-transport")
 
 #: defaults per data set: hidden size, rate function, forward weight gains, learning rates (1/ms)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -109,7 +109,7 @@ class MicrocircuitConfig(StrictModel):
 class FeedbackCancellationConfig(StrictModel):
     """The ``[protocol]`` table."""
 
-    stage: Literal["self-predicting", "supervised"] = "supervised"
+    stage: Literal["self-predicting", "supervised", "error-transport"] = "supervised"
     dt_ms: float = Field(0.1, gt=0, le=1.0)
     pattern_ms: float = Field(100.0, gt=0)
     learning_lag_ms: float = Field(20.0, ge=0, description="plasticity off after each change")
@@ -119,7 +119,9 @@ class FeedbackCancellationConfig(StrictModel):
     n_train: int | None = Field(None, ge=1, description="first n training examples (None: all)")
     n_test: int | None = Field(None, ge=1, description="first n test examples (None: all)")
     nudge: float = Field(1.0, ge=0, description="output nudging strength (× g_som) in training")
-    topdown: Literal["fixed", "learned", "tied"] = "fixed"
+    topdown: Literal["fixed", "learned", "tied"] | None = Field(
+        None, description="top-down B: default 'tied' (B = Wᵀ) for error-transport, else 'fixed'"
+    )
     p_fail: float = Field(0.0, ge=0, le=1, description="release failure (spiking read-out)")
     eta_forward: list[float] | None = Field(None, description="per layer W1..WN (1/ms)")
     eta_ip: float | None = Field(None, ge=0, description="pyramidal → interneuron (1/ms)")
@@ -141,6 +143,20 @@ class FeedbackCancellationConfig(StrictModel):
     train_eval: bool = Field(True, description="evaluate the training set after the last epoch")
     backprop_epochs: int = Field(100, ge=0)
     backprop_lr: float = Field(1e-3, gt=0)
+    transport_nudges: list[float] = Field(
+        [1e-3, 1e-2, 1e-1, 1.0], description="error-transport: nudging strengths (× g_som)"
+    )
+    transport_patterns: int = Field(20, ge=1, le=10000, description="error-transport: test inputs")
+    settle_ms: float = Field(
+        400.0, gt=0, description="error-transport: settling time per input (≫ τ_w)"
+    )
+
+    @property
+    def top_down(self) -> str:
+        """The resolved top-down mode (``topdown`` or the stage's default)."""
+        if self.topdown is not None:
+            return self.topdown
+        return "tied" if self.stage == "error-transport" else "fixed"
 
     @model_validator(mode="after")
     def _grid(self) -> FeedbackCancellationConfig:
@@ -150,6 +166,8 @@ class FeedbackCancellationConfig(StrictModel):
                 raise ValueError(f"{name} must be a whole number of time steps dt_ms")
         if self.learning_lag_ms >= self.pattern_ms:
             raise ValueError("learning_lag_ms must be shorter than pattern_ms")
+        if not self.transport_nudges or any(v <= 0 for v in self.transport_nudges):
+            raise ValueError("transport_nudges must hold positive nudging strengths")
         for name in ("eta_forward", "w_scale"):
             vals = getattr(self, name)
             if vals is not None and any(not (math.isfinite(v) and v >= 0) for v in vals):
@@ -258,7 +276,7 @@ def initial_weights(task: Task, rng: np.random.Generator, lateral: str) -> dict[
         a = scales[k - 1]
         w[f"W{k}"] = rng.uniform(-a, a, (sizes[k], sizes[k - 1]))
     for k in range(1, task.n_layers):
-        if cfg.topdown != "tied":
+        if cfg.top_down != "tied":
             b = cfg.b_scale or task.defaults.get("b_scale") or scales[k]
             w[f"B{k}"] = rng.uniform(-b, b, (sizes[k], sizes[k + 1]))
     closed = mc.self_predicting_weights(w, task.params, sizes)
@@ -288,14 +306,24 @@ class FeedbackCancellation(Protocol):
         assert isinstance(circuit, MicrocircuitConfig)
         if run.readout == "rate" and protocol.p_fail > 0:
             raise ConfigError("protocol.p_fail > 0 needs the spiking read-out (--readout spiking).")
-        if protocol.topdown == "learned" and protocol.eta_topdown == 0:
-            pass  # allowed: learned top-down rule present but switched off
+        if protocol.stage == "error-transport":
+            if protocol.top_down != "tied":
+                raise ConfigError(
+                    "stage error-transport compares apical potentials with the backprop error, "
+                    "which needs protocol.topdown = 'tied' (B = Wᵀ)."
+                )
+            if run.readout == "spiking":
+                raise ConfigError(
+                    "stage error-transport compares settled potentials; it needs --readout rate."
+                )
         Task(run, protocol, circuit)  # sizes against the data set, per-layer lists
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, FeedbackCancellationConfig)
         if protocol.stage == "self-predicting":
             return 1
+        if protocol.stage == "error-transport":
+            return len(protocol.transport_nudges)
         epochs = int(run.epochs or self.default_epochs)
         return epochs * (2 if protocol.shallow else 1) + 1
 
@@ -322,7 +350,7 @@ class FeedbackCancellation(Protocol):
                 dt_ms=cfg.dt_ms,
                 readout=readout,
                 p_fail=cfg.p_fail,
-                topdown=cfg.topdown,
+                topdown=cfg.top_down,
                 record=record,
                 record_dt_ms=cfg.pattern_ms,
                 timed_dt_ms=timed_dt,
@@ -337,7 +365,7 @@ class FeedbackCancellation(Protocol):
             label=f"{mc.NAME}-{readout}",
             cuda_seed=run_seed(run.seed, 0),
         )
-        keys = mc.state_keys(sizes, topdown=cfg.topdown, readout=readout)
+        keys = mc.state_keys(sizes, topdown=cfg.top_down, readout=readout)
         return sim, {"keys": keys, "readout": readout}
 
     def _chunk_timed(
@@ -414,7 +442,7 @@ class FeedbackCancellation(Protocol):
                 outs[f"uI{k}"].append(self._ends(result, f"inter{k}", "uI", n))
                 outs[f"u{k + 1}"].append(self._ends(result, f"layer{k + 1}", "u", n))
             if trace is not None:
-                w = mc.weights_from_state(result.state, task.sizes, task.cfg.topdown)
+                w = mc.weights_from_state(result.state, task.sizes, task.cfg.top_down)
                 for name, fn in trace.get("_fns", {}).items():
                     trace.setdefault(name, []).append(fn(w))
         return values, {k: np.concatenate(v) for k, v in outs.items()}, wall
@@ -434,8 +462,14 @@ class FeedbackCancellation(Protocol):
         task = Task(run, protocol, circuit)
         self._runs_done = 0
         progress(0, "building")
-        sim, info = self._simulation(run, task)
-        if protocol.stage == "self-predicting":
+        if protocol.stage == "error-transport":
+            sim, out = self._error_transport(run, task, rng, progress)
+            info = {"readout": "rate"}
+        else:
+            sim, info = self._simulation(run, task)
+        if protocol.stage == "error-transport":
+            pass  # ran above: its build is not the training build
+        elif protocol.stage == "self-predicting":
             out = self._self_predicting(run, task, sim, info, rng, progress)
         else:
             out = self._supervised(run, task, sim, info, rng, progress)
@@ -446,8 +480,10 @@ class FeedbackCancellation(Protocol):
                 "sizes": task.sizes,
                 "phi": task.phi,
                 "readout": info["readout"],
-                "patterns_per_run": task.P,
-                "pattern_ms": protocol.pattern_ms,
+                "patterns_per_run": 1 if protocol.stage == "error-transport" else task.P,
+                "pattern_ms": sim.duration_ms
+                if protocol.stage == "error-transport"
+                else protocol.pattern_ms,
                 "learning_lag_ms": protocol.learning_lag_ms,
                 "compile_seconds": sim.compile_seconds,
                 "compilations": sim.compilations,
@@ -457,10 +493,10 @@ class FeedbackCancellation(Protocol):
         return out
 
     def _etas(self, task: Task, *, forward: list[float], ip: float, pi: float) -> dict[str, float]:
-        out = mc.eta_values(task.sizes, topdown=task.cfg.topdown, IP=ip, PI=pi, B=0.0)
+        out = mc.eta_values(task.sizes, topdown=task.cfg.top_down, IP=ip, PI=pi, B=0.0)
         for k in range(1, task.n_layers + 1):
             out[f"W{k}.eta"] = forward[k - 1]
-        if task.cfg.topdown == "learned":
+        if task.cfg.top_down == "learned":
             for k in range(1, task.n_layers):
                 out[f"B{k}.eta"] = task.cfg.eta_topdown
         return out
@@ -469,7 +505,7 @@ class FeedbackCancellation(Protocol):
         # state not given starts at the compiled defaults (0: rest, empty low-pass filters)
         values: dict[str, Any] = dict(mc.weight_values(w))
         if readout == "spiking":
-            for name in mc.weight_shapes(task.sizes, task.cfg.topdown):
+            for name in mc.weight_shapes(task.sizes, task.cfg.top_down):
                 values[f"{name}.p_fail"] = task.cfg.p_fail
         if task.params.sigma > 0:
             for k in range(1, task.n_layers):
@@ -512,7 +548,7 @@ class FeedbackCancellation(Protocol):
         )  # fmt: skip
         after = probe(values, run_seed(run.seed, 3))
         progress(1, "self-predicting")
-        w_end = mc.weights_from_state(values, sizes, cfg.topdown)
+        w_end = mc.weights_from_state(values, sizes, cfg.top_down)
         m = min(cfg.window, max(1, n // 4))
         rms_series = np.stack(
             [np.sqrt(np.mean(ends[f"vA{k}"] ** 2, axis=1)) for k in range(1, N)], axis=1
@@ -583,6 +619,122 @@ class FeedbackCancellation(Protocol):
         weights.update(w_end)
         return ProtocolResult(metrics=metrics, segments=segments, weights=weights, data=data)
 
+    # ------------------------------------------------------------------ error-transport stage
+    def _twin_params(self, task: Task) -> dm.MicrocircuitParameters:
+        p = task.params
+        return dm.MicrocircuitParameters(
+            g_lk=p.g_lk, g_B=p.g_B, g_A=p.g_A, g_D=p.g_D, g_som=p.g_som, phi=p.phi,
+            gamma=p.gamma, beta=p.beta, theta=p.theta,
+        )  # fmt: skip
+
+    def _error_transport(self, run, task, rng, progress) -> tuple[Simulation, ProtocolResult]:
+        """B = Wᵀ, closed-form lateral weights (the self-predicting state), plasticity off: for
+        each input and nudging strength the circuit settles for ``settle_ms``; its apical
+        potentials are compared with the backprop error −∂L/∂r_k and its own low-pass filtered
+        forward-weight induction terms (``W{k}.Delta``, what dw/dt would follow) with −∂L/∂W_k of
+        the same weights (torch twin, ``loss="circuit"``: the loss the circuit follows exactly as
+        nudging → 0; DESIGN.md §4.2)."""
+        import torch
+
+        cfg, sizes, N = task.cfg, task.sizes, task.n_layers
+        data = task.data
+        n = min(cfg.transport_patterns, len(data.x_test))
+        x, u_t = data.x_test[:n], data.u_test[:n]
+        w = initial_weights(task, rng, "closed-form")
+        names = {"layer0.r0": "r0"}
+        for k in range(1, N + 1):
+            names[f"layer{k}.u"] = f"u{k}"
+        for k in range(1, N):
+            names[f"layer{k}.vA_td"] = f"vA_td{k}"
+            names[f"layer{k}.vA_int"] = f"vA_int{k}"
+        delta_keys = tuple(f"W{k}.Delta" for k in range(1, N + 1))
+        init = mc.timed_values(np.zeros((1, sizes[0])), sizes[-1], plastic=0.0)
+
+        def builder(tv: Any) -> Any:
+            return mc.build(
+                task.params, sizes, tv, dt_ms=cfg.dt_ms, topdown="tied", record={},
+                timed_dt_ms=cfg.settle_ms,
+            )  # fmt: skip
+
+        sim = Simulation(
+            builder,
+            device=run.device,
+            duration_ms=cfg.settle_ms,
+            dt_ms=cfg.dt_ms,
+            initial_timed=init,
+            label=f"{mc.NAME}-transport",
+            cuda_seed=run_seed(run.seed, 0),
+        )
+        values = {**mc.weight_values(w), **self._etas(task, forward=[0.0] * N, ip=0.0, pi=0.0)}
+        tparams = self._twin_params(task)
+        tw = {name: torch.tensor(m) for name, m in w.items()}
+        refs = [dm.backprop_reference(tparams, tw, x[i], u_t[i], loss="circuit") for i in range(n)]
+        table: dict[str, dict[str, Any]] = {}
+        wall = 0.0
+        for step, nudge in enumerate(cfg.transport_nudges, start=1):
+            apical = {k: [] for k in range(1, N)}
+            dw = {k: [] for k in range(1, N + 1)}
+            dw_sum = {k: 0.0 for k in range(1, N + 1)}
+            grad_sum = {k: 0.0 for k in range(1, N + 1)}
+            vA_norm = []
+            for i in range(n):
+                tv = mc.timed_values(
+                    x[i : i + 1], sizes[-1], targets=u_t[i : i + 1], nudge=nudge, plastic=0.0
+                )
+                result = sim.run(
+                    values=values, timed=tv, seed=run_seed(run.seed, step, i),
+                    read=(*names, *delta_keys),
+                )  # fmt: skip
+                self._runs_done += 1
+                wall += result.wall_seconds
+                st, ref = result.state, refs[i]
+                for k in range(1, N):
+                    vA = st[f"layer{k}.vA_td"] + st[f"layer{k}.vA_int"]
+                    apical[k].append(cosine(vA, ref.errors[f"e{k}"].numpy()))
+                    vA_norm.append(float(np.linalg.norm(vA)))
+                for k in range(1, N + 1):
+                    d = mc.w_to_matrix(st[f"W{k}.Delta"], sizes[k], sizes[k - 1])
+                    g = -ref.grads[f"W{k}"].numpy()
+                    dw[k].append(cosine(d, g))
+                    dw_sum[k] = dw_sum[k] + d
+                    grad_sum[k] = grad_sum[k] + g
+            row: dict[str, Any] = {"nudge": nudge, "apical_rms": float(np.mean(vA_norm))}
+            for k in range(1, N):
+                row[f"apical_cosine_{k}_mean"] = float(np.mean(apical[k]))
+                row[f"apical_cosine_{k}_min"] = float(np.min(apical[k]))
+            for k in range(1, N + 1):
+                row[f"dW_cosine_{k}_mean"] = float(np.mean(dw[k]))
+                row[f"dW_cosine_{k}_min"] = float(np.min(dw[k]))
+                row[f"dW_cosine_{k}_batch"] = cosine(dw_sum[k], grad_sum[k])
+            row["apical_cosine_min"] = min(row[f"apical_cosine_{k}_min"] for k in range(1, N))
+            row["dW_cosine_min"] = min(row[f"dW_cosine_{k}_min"] for k in range(1, N + 1))
+            table[f"{nudge:g}"] = row
+            progress(
+                1, f"nudge {nudge:g}: apical cos ≥ {row['apical_cosine_min']:.4f}, "
+                f"dW cos ≥ {row['dW_cosine_min']:.4f}"
+            )  # fmt: skip
+        weakest = table[f"{min(cfg.transport_nudges):g}"]
+        metrics: dict[str, Any] = {
+            "error_transport": table,
+            "nudges": list(cfg.transport_nudges),
+            "transport_patterns": n,
+            "apical_cosine_min_weakest": weakest["apical_cosine_min"],
+            "dW_cosine_min_weakest": weakest["dW_cosine_min"],
+            "topdown": "tied",
+            "loss": "circuit",
+            "settle_ms": cfg.settle_ms,
+            "wall_seconds_simulation": wall,
+            "samples_per_second": n * len(cfg.transport_nudges) / wall if wall > 0 else None,
+        }
+        curves = {
+            key: np.array([table[f"{v:g}"][key] for v in cfg.transport_nudges])
+            for key in table[f"{cfg.transport_nudges[0]:g}"]
+            if key.endswith("_mean")
+        }
+        dat = {"stage": "error-transport", "nudges": np.asarray(cfg.transport_nudges), **curves}
+        result = ProtocolResult(metrics=metrics, segments=[], weights=w, data=dat)
+        return sim, result
+
     # ------------------------------------------------------------------ supervised stage
     def _evaluate(self, task: Task, u_out: np.ndarray, y: np.ndarray, labels) -> dict[str, float]:
         r = task.params.phi_numpy(u_out)
@@ -621,7 +773,7 @@ class FeedbackCancellation(Protocol):
             return self._evaluate(task, ends["out"], data.y_test, data.labels_test), ends, wall
 
         def angle_fn(w: dict[str, np.ndarray]) -> list[float]:
-            if cfg.topdown == "tied":
+            if cfg.top_down == "tied":
                 return [0.0] * (N - 1)
             return [angle_deg(w[f"W{k + 1}"].T, w[f"B{k}"]) for k in range(1, N)]
 
@@ -689,7 +841,7 @@ class FeedbackCancellation(Protocol):
         )
         if cfg.shallow and data.task == "regression":
             metrics["mse_ratio_circuit_to_shallow"] = last_eval["mse"] / history["shallow"][-1]
-        w_end = mc.weights_from_state(learners["circuit"], sizes, cfg.topdown)
+        w_end = mc.weights_from_state(learners["circuit"], sizes, cfg.top_down)
         weights = {f"initial_{k}": v for k, v in w0.items()}
         weights.update(w_end)
         out_rates = task.params.phi_numpy(last_ends["out"])
@@ -723,11 +875,7 @@ class FeedbackCancellation(Protocol):
         cfg, data = task.cfg, task.data
         if cfg.backprop_epochs == 0:
             return {}
-        p = task.params
-        params = dm.MicrocircuitParameters(
-            g_lk=p.g_lk, g_B=p.g_B, g_A=p.g_A, g_D=p.g_D, g_som=p.g_som, phi=p.phi,
-            gamma=p.gamma, beta=p.beta, theta=p.theta,
-        )  # fmt: skip
+        params = self._twin_params(task)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         sizes = task.sizes

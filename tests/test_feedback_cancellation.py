@@ -49,6 +49,13 @@ def test_config_defaults_and_validation() -> None:
         _resolve(dataset="mnist")
     with pytest.raises(ConfigError, match="n_train"):
         _resolve("protocol.n_train=100000")
+    assert _resolve().protocol.top_down == "fixed"
+    assert _resolve("protocol.stage=error-transport").protocol.top_down == "tied"
+    assert _resolve("protocol.topdown=learned").protocol.top_down == "learned"
+    with pytest.raises(ConfigError, match="transport_nudges"):
+        _resolve("protocol.transport_nudges=[0.01, 0.0]")
+    with pytest.raises(ConfigError, match="tied"):
+        _resolve("protocol.stage=error-transport", "protocol.topdown=fixed")
 
 
 def test_learning_lag_gate() -> None:
@@ -130,6 +137,31 @@ def test_supervised_teacher_learns(tmp_path: Path) -> None:
     assert m["test_mse"] < 0.9 * hist[0]
     assert (tmp_path / "sup" / "figures" / "learning_curves.png").is_file()
     assert (tmp_path / "sup" / "figures" / "topdown_angle.png").is_file()
+
+
+def test_error_transport_on_the_circuit(tmp_path: Path) -> None:
+    """Issue 3, must show: with B = Wᵀ, the closed-form lateral weights and weak nudging, the Brian2
+    circuit's settled apical potentials point along the backprop error (cosine ≥ 0.99) and its own
+    forward-weight induction terms along minus the gradient (≥ 0.95), two hidden layers; the
+    alignment degrades as the nudging grows (the circuit then no longer follows the small-nudging
+    limit). Measured on 64-50-30-10 digits: min cosines 0.99997 at 0.01, 0.997 at 0.1, 0.88 at 1."""
+    m = _run(
+        tmp_path, "et", "--dataset", "digits",
+        "--set", "circuit.sizes=[64, 20, 15, 10]",
+        "--set", "protocol.stage=error-transport",
+        "--set", "protocol.transport_patterns=4",
+        "--set", "protocol.transport_nudges=[0.01, 1.0]",
+        "--set", "protocol.settle_ms=300.0",
+    )  # fmt: skip
+    assert m["compilations"] <= 1 and m["topdown"] == "tied"
+    weak, strong = m["error_transport"]["0.01"], m["error_transport"]["1"]
+    for k in (1, 2):
+        assert weak[f"apical_cosine_{k}_min"] >= 0.99
+    for k in (1, 2, 3):
+        assert weak[f"dW_cosine_{k}_min"] >= 0.95
+    assert strong["apical_cosine_min"] < weak["apical_cosine_min"]
+    assert m["apical_cosine_min_weakest"] == weak["apical_cosine_min"]
+    assert (tmp_path / "et" / "figures" / "error_transport.png").is_file()
 
 
 @pytest.mark.slow

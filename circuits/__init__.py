@@ -1,3 +1,3 @@
 """Circuit builders: each returns the Brian2 groups, synapses and monitors of one circuit."""
 
-from circuits import microcircuit, urbanczik_senn  # noqa: F401  (registers the circuits)
+from circuits import hopfield, microcircuit, urbanczik_senn  # noqa: F401  (registers the circuits)

@@ -157,6 +157,11 @@ def _describe(net: Network, build: CircuitBuild, extra: dict[str, Any]) -> dict[
     }
 
 
+#: the Simulation whose objects Brian2's one global standalone device holds (the device is
+#: process-wide: preparing a second Simulation re-initialises it under the first)
+_device_owner: list[Any] = [None]
+
+
 def _split_key(key: str) -> tuple[str, str]:
     """``'group.variable'`` -> ``('group', 'variable')``."""
     group_name, _, var = key.partition(".")
@@ -221,6 +226,12 @@ class Simulation:
         brian2.prefs.devices.cpp_standalone.openmp_threads = 0
         brian2.defaultclock.dt = self.dt_ms * ms
         build = self.builder(self._initial_timed)
+        for name, ta in build.timed_arrays.items():
+            if ta.name.startswith("_timedarray"):
+                raise NeurosimError(
+                    f"TimedArray input {name!r} needs an explicit name: compiled runs receive "
+                    "its values by name, and an automatic one changes when the circuit is rebuilt."
+                )
         objects = list(build.objects)
         extra: dict[str, Any] = {
             "device": self.device,
@@ -277,6 +288,7 @@ class Simulation:
                 dev.project_dir = str(build_dir)
         self.build_dir = build_dir
         self._build = build
+        _device_owner[0] = self
 
     def _check_timed(self, timed: Mapping[str, np.ndarray]) -> None:
         for name, shape in self.timed_shapes.items():
@@ -357,6 +369,10 @@ class Simulation:
     def _run_standalone(
         self, values: dict[str, Any], timed: dict[str, np.ndarray], seed: int, read: tuple[str, ...]
     ) -> RunResult:
+        if _device_owner[0] is not self:
+            # another Simulation took the global device since: rebuild this one's objects on it
+            # (the compiled project is found in the cache, nothing is compiled again)
+            self._prepare_standalone()
         build = self._build
         assert build is not None and self.build_dir is not None
         if self.device == "cuda_standalone":
@@ -400,6 +416,7 @@ class Simulation:
         self, values: dict[str, Any], timed: dict[str, np.ndarray], seed: int, read: tuple[str, ...]
     ) -> RunResult:
         brian2.set_device("runtime")
+        _device_owner[0] = None
         brian2.defaultclock.dt = self.dt_ms * ms
         brian2.seed(seed)
         np.random.seed(seed)  # brian2.seed does this too; explicit for the reader

@@ -77,3 +77,43 @@ def test_one_seed_fixes_numpy_and_torch() -> None:
     np.testing.assert_array_equal(rng_a, rng_b)
     assert run_seed(4, 1) == run_seed(4, 1) != run_seed(4, 2)
     assert 0 <= run_seed(4, 1) < 2**31
+
+
+def _leaky_builder(n: int):
+    """A tiny circuit of ``n`` leaky units driven by a TimedArray (one structure per ``n``)."""
+    from brian2 import NeuronGroup, TimedArray, ms
+
+    from neurosim.engine import CircuitBuild
+
+    def builder(timed):
+        drive = TimedArray(np.asarray(timed["drive"], dtype=float), dt=1 * ms, name="drive")
+        g = NeuronGroup(
+            n, "dv/dt = (drive(t, i) - v)/(2*ms) : 1", method="euler", name="cells",
+            namespace={"drive": drive},
+        )  # fmt: skip
+        return CircuitBuild(objects=[g], timed_arrays={"drive": drive})
+
+    return builder
+
+
+def test_two_simulations_in_one_process_both_keep_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Brian2's standalone device is one per process: preparing a second Simulation resets it.
+    The first must still run, correctly, without compiling again."""
+    from neurosim.engine import Simulation
+
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    sims, expected = {}, {}
+    for n in (3, 5):
+        drive = np.tile(np.arange(1.0, n + 1.0), (4, 1))
+        sims[n] = Simulation(
+            _leaky_builder(n), device="cpp_standalone", duration_ms=4.0, dt_ms=0.1,
+            initial_timed={"drive": drive}, label=f"leaky{n}",
+        )  # fmt: skip
+        # exact Euler solution of dv/dt = (d − v)/2ms from v = 1 after 40 steps of 0.1 ms
+        expected[n] = drive[0] + (1.0 - drive[0]) * (1 - 0.05) ** 40
+    for n in (3, 5, 3, 5):
+        r = sims[n].run(values={"cells.v": np.ones(n)}, read=("cells.v",))
+        np.testing.assert_allclose(r.state["cells.v"], expected[n], rtol=1e-12)
+    assert sims[3].compilations == 1 and sims[5].compilations == 1

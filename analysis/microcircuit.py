@@ -23,8 +23,21 @@ def plot_apical_rms(rms: np.ndarray, pattern_ms: float, path: str | Path) -> Pat
     t = np.arange(1, rms.shape[0] + 1) * pattern_ms / 1000.0
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     ax = fig.add_subplot()
+    window = max(1, min(100, rms.shape[0] // 20))
     for k in range(rms.shape[1]):
-        ax.semilogy(t, np.maximum(rms[:, k], 1e-12), lw=1, label=f"hidden layer {k + 1}")
+        raw = np.maximum(rms[:, k], 1e-12)
+        (line,) = ax.semilogy(t, raw, lw=0.5, alpha=0.3)
+        if window > 1:  # the per-pattern RMS scatters: a running mean shows the trend
+            smooth = np.convolve(raw, np.ones(window) / window, mode="valid")
+            ax.semilogy(
+                t[window - 1 :],
+                smooth,
+                lw=1.8,
+                color=line.get_color(),
+                label=f"hidden layer {k + 1} (mean of {window} patterns)",
+            )
+        else:
+            line.set_label(f"hidden layer {k + 1}")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("apical potential RMS")
     ax.set_title("Interneurons learn to cancel the top-down input")

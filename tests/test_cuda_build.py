@@ -117,3 +117,58 @@ def test_cuda_standalone_compiles_the_microcircuit(tmp_path: Path) -> None:
     assert "compilations 1" in proc.stdout and "NOGPU" in proc.stdout, proc.stdout
     builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
     assert len(builds) == 1 and os.access(builds[0] / "main", os.X_OK)
+
+
+HOPFIELD_SCRIPT = """
+import sys
+import numpy as np
+from circuits import hopfield as hp
+from neurosim.engine import Simulation
+from neurosim.errors import NoGPUError
+
+sizes, dt = [64, 100, 10], 0.5
+rules = ("two-phase", "continual")
+x, d = np.zeros((20, sizes[0])), np.zeros((20, sizes[-1]))
+timed, timed_dt, example_ms = hp.example_timed(
+    x, d, 0.5, free_ms=10.0, nudged_ms=2.0, dt_ms=dt, names=hp.timed_names(rules, 12.0)
+)
+sim = Simulation(
+    lambda tv: hp.build(
+        hp.HopfieldParams(), sizes, tv, dt_ms=dt, plasticity=rules, example_ms=example_ms,
+        timed_dt_ms=timed_dt,
+    ),
+    device="cuda_standalone", duration_ms=hp.duration_ms(20, example_ms, dt), dt_ms=dt,
+    initial_timed=timed, label="hopfield",
+)
+print("compilations", sim.compilations, sim.build_dir)
+try:
+    sim.run(timed=timed)
+except NoGPUError as exc:
+    print("NOGPU", exc)
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.cuda_build
+def test_cuda_standalone_compiles_the_hopfield_circuit(tmp_path: Path) -> None:
+    """The 64-100-10 Hopfield circuit of Equilibrium Propagation (issue 4) with both learning rules
+    compiles for brian2cuda without a GPU."""
+    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
+    if gpu_present():
+        pytest.skip("a GPU is present: this test checks the no-GPU path")
+    env = {**os.environ, "NEUROSIM_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", HOPFIELD_SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "compilations 1" in proc.stdout and "NOGPU" in proc.stdout, proc.stdout
+    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
+    assert len(builds) == 1 and os.access(builds[0] / "main", os.X_OK)

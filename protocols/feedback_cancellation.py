@@ -1,9 +1,9 @@
 """Feedback cancellation in dendritic cortical microcircuits (Sacramento et al. 2018; DESIGN.md
 §4.2).
 
-Two stages of one protocol, both with always-on plasticity (induction terms low-pass filtered with
-τ_w) and an optional learning lag after every pattern change (the ``plastic`` gate is 0 for the
-first ``learning_lag_ms`` of each pattern):
+Three stages of one protocol; the first two with always-on plasticity (induction terms low-pass
+filtered with τ_w) and an optional learning lag after every pattern change (the ``plastic`` gate
+is 0 for the first ``learning_lag_ms`` of each pattern):
 
 * ``self-predicting``: from random weights and without a target (nudging 0), only the two lateral
   rules learn (W^IP, W^PI) until the interneurons cancel the top-down input and the apical
@@ -15,12 +15,18 @@ first ``learning_lag_ms`` of each pattern):
   nudging and plasticity off; accuracy (argmax of the output rates at the end of each pattern) or
   MSE (‖φ(u_N) − r_target‖² per pattern). A shallow learner (the same compiled circuit with the
   hidden forward weights frozen) and a backprop baseline (torch, same architecture) run on the
-  same split.
+  same split. Optionally the forward learning rates decay by ``eta_decay`` per epoch.
+* ``error-transport``: a check, not training. Top-down weights tied to the forward weights
+  (B = Wᵀ), lateral weights in the closed form, plasticity off; each test input settles for
+  ``settle_ms`` at each nudging strength of ``transport_nudges``, and the settled apical
+  potentials and the circuit's own low-pass filtered forward-weight induction terms (``W.Delta``)
+  are compared with the backprop error and minus the gradient of the torch twin
+  (:func:`models.dendritic_microcircuit.backprop_reference`, ``loss="circuit"``).
 
-Every run (training chunk, test pass, shallow learner, self-predicting chunk) is one run of ONE
-compiled build of ``patterns_per_run`` patterns: weights and state flow between runs through the
-circuit's ``state_keys``; a last, shorter chunk is padded with patterns that have nudging and
-plasticity off.
+Every run of the first two stages (training chunk, test pass, shallow learner, self-predicting
+chunk) is one run of ONE compiled build of ``patterns_per_run`` patterns: weights and state flow
+between runs through the circuit's ``state_keys``; a last, shorter chunk is padded with patterns
+that have nudging and plasticity off.
 """
 
 from __future__ import annotations

@@ -181,3 +181,36 @@ def test_teacher_circuit_beats_shallow_learner(tmp_path: Path, seed: int) -> Non
     assert m["compilations"] <= 1
     assert m["test_mse"] < m["shallow_baseline"]
     assert m["mse_ratio_circuit_to_shallow"] < 1.0
+
+
+TINY = [
+    "--dataset", "teacher", "--epochs", "1",
+    "--set", "circuit.sizes=[30, 6, 10]",
+    "--set", "protocol.n_train=6",
+    "--set", "protocol.n_test=4",
+    "--set", "protocol.patterns_per_run=4",
+    "--set", "protocol.pattern_ms=20.0",
+    "--set", "protocol.learning_lag_ms=5.0",
+    "--set", "protocol.backprop_epochs=0",
+    "--set", "protocol.shallow=false",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_runtime_device_matches_cpp(tmp_path: Path) -> None:
+    """The same tiny supervised run on cpp_standalone and on Brian2's runtime device gives the same
+    test errors (rate read-out: deterministic). Slow: the runtime device compiles its Cython code
+    objects on first use (about 2-4 minutes on 2 cores)."""
+    cpp = _run(tmp_path, "cpp", *TINY, "--device", "cpp_standalone")
+    rt = _run(tmp_path, "rt", *TINY, "--device", "runtime")
+    assert rt["device"] == "runtime" and cpp["device"] == "cpp_standalone"
+    np.testing.assert_allclose(rt["history"]["circuit"], cpp["history"]["circuit"], rtol=1e-9)
+    assert rt["history"]["circuit"][1] != rt["history"]["circuit"][0]  # it learned something
+
+
+def test_spiking_readout_with_release_failures_runs(tmp_path: Path) -> None:
+    """The spiking read-out with release failures (spiking dropout) runs through the protocol."""
+    spk = _run(tmp_path, "spk", *TINY, "--readout", "spiking", "--set", "protocol.p_fail=0.3")
+    assert spk["readout"] == "spiking" and spk["compilations"] <= 1
+    assert all(np.isfinite(spk["history"]["circuit"]))
+    assert spk["history"]["circuit"][1] != spk["history"]["circuit"][0]

@@ -7,6 +7,12 @@ train/test split, and whether the task is a classification (argmax read-out) or 
 * ``digits``: scikit-learn's ``load_digits`` (1797 8×8 images), pixels /16 into [0, 1], split
   stratified 1437 train / 360 test with ``random_state=0``; one-hot targets mapped to rates
   {0.1, 0.8} and, through the logit, to potentials of the logistic φ.
+* ``mnist1d``: MNIST-1D (Greydanus 2020), generated locally with
+  ``mnist1d.data.make_dataset(get_dataset_args())`` (never downloaded): 4000 train / 1000 test
+  length-40 signals, 10 classes, standardised by the generator to mean 0 and standard deviation 1
+  over the whole set; mapped into [0, 1] by x ↦ clip(0.5 + x/8, 0, 1) (±4 standard deviations
+  onto the unit interval: about 0.02 % of the values are clipped, the signal keeps its shape and the
+  mean rate is 0.5); targets as for ``digits``.
 * ``teacher``: the teacher–student regression of Sacramento et al. 2018 (DESIGN.md §4.2): a
   teacher 30-20-10 with weights and inputs U(−1, 1), r_target = φ(k2 W2 φ(k1 W1 r0)), k1 = 2,
   k2 = 10, soft-ReLU φ (γ = 0.1, β = 1, θ = 3); the target potential is k2 W2 φ(k1 W1 r0).
@@ -123,6 +129,48 @@ def digits(seed: int = 0) -> Dataset:
     )  # fmt: skip
 
 
+#: MNIST-1D's inputs in [0, 1]: x ↦ clip(MNIST1D_OFFSET + x·MNIST1D_GAIN, 0, 1)
+MNIST1D_OFFSET = 0.5
+MNIST1D_GAIN = 1.0 / 8.0
+
+
+def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
+    y = np.full((len(lab), 10), DIGITS_OFF)
+    y[np.arange(len(lab)), lab] = DIGITS_ON
+    return y
+
+
+def mnist1d(seed: int = 0) -> Dataset:
+    """MNIST-1D, generated locally (``make_dataset(get_dataset_args())``, the generator's own seed
+    42; the published 4000/1000 split), inputs mapped into [0, 1] (module docstring).
+
+    ``seed`` is ignored: the data set is the published one. The generator seeds numpy's and
+    Python's global random generators; their states are restored afterwards.
+    """
+    del seed
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        raw = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return np.clip(MNIST1D_OFFSET + MNIST1D_GAIN * np.asarray(x, dtype=float), 0.0, 1.0)
+
+    x_tr, x_te = scale(raw["x"]), scale(raw["x_test"])
+    l_tr, l_te = np.asarray(raw["y"], dtype=int), np.asarray(raw["y_test"], dtype=int)
+    y_tr, y_te = _one_hot_rates(l_tr), _one_hot_rates(l_te)
+    return Dataset(
+        "mnist1d", x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification",
+        "logistic", l_tr, l_te,
+    )  # fmt: skip
+
+
 #: the teacher network of DESIGN.md §4.2
 TEACHER_SIZES = (30, 20, 10)
 TEACHER_K1 = 2.0
@@ -158,6 +206,9 @@ def teacher(seed: int = 0, n_train: int = TEACHER_N_TRAIN, n_test: int = TEACHER
 
 
 register_dataset("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
+register_dataset(
+    "mnist1d", "MNIST-1D, length-40 signals, 4000 train / 1000 test, generated locally", mnist1d
+)
 register_dataset("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
 
 

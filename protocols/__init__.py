@@ -2,5 +2,6 @@
 
 from protocols import (
     dendritic_prediction,  # noqa: F401  (registers the protocol)
+    equilibrium_propagation,  # noqa: F401  (registers the protocol)
     feedback_cancellation,  # noqa: F401  (registers the protocol)
 )

@@ -256,7 +256,7 @@ def test_console_script_exit_code_on_bad_input(tmp_path: Path) -> None:
     errors = [line for line in lines if line.startswith("neurosim: error:")]
     assert errors == [
         "neurosim: error: Unknown protocol 'nope'; known protocols: "
-        "dendritic-prediction, feedback-cancellation."
+        "dendritic-prediction, equilibrium-propagation, feedback-cancellation."
     ]
     assert lines[-1] == errors[0]
     assert not out.exists()

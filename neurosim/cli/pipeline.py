@@ -16,6 +16,7 @@ from typing import Any
 import circuits  # noqa: F401  (registers the circuits)
 import protocols  # noqa: F401  (registers the protocols)
 from analysis import dendritic_prediction as adp
+from analysis import equilibrium_propagation as aep
 from analysis import microcircuit as amc
 from neurosim import recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
@@ -95,6 +96,7 @@ def build_raw(
 #: each protocol's statistics and figures, computed by ``analysis/`` from the protocol's arrays
 ANALYSES: dict[str, Callable[[ProtocolResult, Path], dict[str, Any]]] = {
     "dendritic-prediction": lambda result, figures: adp.analyse(result.data, figures),
+    "equilibrium-propagation": lambda result, figures: aep.analyse(result.data, figures),
     "feedback-cancellation": lambda result, figures: amc.analyse(
         result.data, float(result.metrics["pattern_ms"]), figures
     ),

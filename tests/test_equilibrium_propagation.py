@@ -1,0 +1,324 @@
+"""The equilibrium-propagation protocol end to end through the command line (issue 4): configuration
+checks, the stochastic variant's time-averaging gate, the mnist1d data set, tiny training runs of
+each variant family on a digits subset (metrics, one compilation per structure, accuracy above its
+start), the gradient-check stage on a small circuit, and (slow) the issue's digits accuracy.
+
+Builds compiled in the default tier (64-30-10 unless said): two-phase training, gradient check
+(3 phases), one-example trace, stochastic training, spiking two-phase training (64-100-10),
+continual-vs-dt check (2 phases, dt 0.05). The slow tier adds plain continual and symmetric runs
+and the digits accuracy claim.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from circuits import hopfield as hp
+from neurosim.cli import main, pipeline
+from neurosim.config import parse_overrides
+from neurosim.errors import ConfigError
+from protocols.equilibrium_propagation import averaged_timed
+
+SMALL = [
+    "--set", "circuit.sizes=[64, 30, 10]",
+    "--set", "protocol.n_train=150",
+    "--set", "protocol.n_test=60",
+    "--set", "protocol.examples_per_run=60",
+    "--set", "protocol.backprop_epochs=1",
+]  # fmt: skip
+#: the gradient check of the training test and of the stage test share one build
+GRAD = [
+    "--set", "protocol.grad_examples=4",
+    "--set", "protocol.grad_free_ms=40.0",
+    "--set", "protocol.grad_nudged_ms=20.0",
+]  # fmt: skip
+
+
+def _resolve(*sets: str, dataset: str | None = "digits", readout: str | None = None):
+    raw = pipeline.build_raw(
+        None,
+        {
+            "protocol": "equilibrium-propagation",
+            "circuit": "hopfield",
+            "dataset": dataset,
+            "readout": readout,
+        },
+        parse_overrides(sets),
+    )
+    return pipeline.resolve(raw)
+
+
+def _run(tmp_path: Path, name: str, *args: str) -> dict:
+    out = tmp_path / name
+    code = main(
+        [
+            "run", "equilibrium-propagation", "--circuit", "hopfield", "--no-progress",
+            "--out", str(out), *args,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    for f in ("metrics.json", "config.toml", "weights.npz", "recording.nix"):
+        assert (out / f).is_file(), f
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _one_compilation_per_build(m: dict) -> None:
+    assert m["builds"], m
+    for label, build in m["builds"].items():
+        assert build["compilations"] <= 1, label
+    assert m["compilations"] <= len(m["builds"])
+
+
+# ------------------------------------------------------------------------------ configuration
+def test_config_defaults_and_validation() -> None:
+    resolved = _resolve()
+    cfg = resolved.protocol
+    assert (cfg.stage, cfg.variant, cfg.beta, cfg.dt_ms) == ("train", "two-phase", 0.5, 0.5)
+    assert resolved.run.epochs == 10 and resolved.run.readout == "rate"
+    with pytest.raises(ConfigError, match="Unknown configuration key 'protocol.betta'"):
+        _resolve("protocol.betta=0.5")
+    with pytest.raises(ConfigError, match="protocol.variant"):
+        _resolve("protocol.variant=hebbian")
+    with pytest.raises(ConfigError, match="protocol.beta"):
+        _resolve("protocol.beta=0.0")
+    with pytest.raises(ConfigError, match="protocol.beta"):
+        _resolve("protocol.beta=-0.5")
+    with pytest.raises(ConfigError, match="grad_betas"):
+        _resolve("protocol.grad_betas=[0.1, 0.0]")
+    with pytest.raises(ConfigError, match="do not fit"):
+        _resolve("circuit.sizes=[10, 5, 10]")
+    with pytest.raises(ConfigError, match="one rate per layer"):
+        _resolve("protocol.lr=[0.1]")
+    with pytest.raises(ConfigError, match="stochastic"):
+        _resolve("protocol.sigma=0.1")
+    with pytest.raises(ConfigError, match="lr_continual"):
+        _resolve("protocol.lr_continual=[0.01, 0.01]")
+    with pytest.raises(ConfigError, match="average_steps"):
+        _resolve(
+            "protocol.variant=stochastic", "protocol.nudged_steps=4", "protocol.average_steps=5"
+        )
+    with pytest.raises(ConfigError, match="spiking"):
+        _resolve("protocol.p_fail=0.2")
+    with pytest.raises(ConfigError, match="rate"):
+        _resolve("protocol.stage=gradient-check", readout="spiking")
+    with pytest.raises(ConfigError, match="at most once per step"):
+        _resolve("circuit.rate_scale_hz=4000.0", readout="spiking")
+    with pytest.raises(ConfigError, match="whole number"):
+        _resolve("protocol.grad_free_ms=40.1")
+    with pytest.raises(ConfigError, match="data set"):
+        _resolve(dataset="teacher")
+    stochastic = _resolve("protocol.variant=stochastic").protocol
+    assert stochastic.variant == "stochastic"
+
+
+def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None:
+    from protocols.equilibrium_propagation import CONTINUAL_GAIN, Task
+
+    resolved = _resolve("protocol.variant=continual")
+    task = Task(resolved.run, resolved.protocol, resolved.circuit)
+    assert task.lr_continual[0] / 0.5 * task.x2 == pytest.approx(CONTINUAL_GAIN)
+    assert task.lr_continual[1] / task.lr_continual[0] == pytest.approx(0.5)  # as lr 0.1, 0.05
+    deep = _resolve("circuit.sizes=[64, 20, 20, 10]")
+    task = Task(deep.run, deep.protocol, deep.circuit)
+    assert (task.free_steps, task.nudged_steps, task.w_scale) == (60, 8, 0.5)
+
+
+# ------------------------------------------------------------------------------ layouts, data
+def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
+    """Σ_t g_t (a_{t+1} − a_t) with the stochastic layout's gain g_t = plastic_t/β_t equals
+    (mean of the last m states of +β − mean of the last m states of −β)/2β for any sequence;
+    with m = 1 the layout is the circuit's own symmetric one."""
+    f, n, m, beta = 3, 5, 3, 0.4
+    x, d = np.zeros((2, 4)), np.zeros((2, 2))
+    names = hp.timed_names(("continual",), 1.0)
+    timed, timed_dt, example_ms = averaged_timed(
+        x, d, np.array([beta, 0.0]), free_steps=f, nudged_steps=n, average_steps=m, dt_ms=0.5,
+        names=names,
+    )  # fmt: skip
+    e = f + 2 * n
+    assert example_ms == e * 0.5 and timed_dt["plastic"] == 0.5
+    assert len(timed["beta"]) == 2 * e + 1 and timed["plastic"][e:].tolist() == [0.0] * (e + 1)
+    b, p = timed["beta"][:e], timed["plastic"][:e]
+    g = np.where(b != 0, p / np.where(b != 0, b, 1.0), 0.0)
+    a = np.random.default_rng(0).normal(size=e + 1)  # states a_0 .. a_e
+    total = float(np.sum(g * np.diff(a)))
+    expected = (a[f + 2 * n - m + 1 :].mean() - a[f + n - m + 1 : f + n + 1].mean()) / (2 * beta)
+    assert total == pytest.approx(expected, abs=1e-12)
+    one, _, _ = averaged_timed(
+        x[:1], d[:1], np.array([beta]), free_steps=2, nudged_steps=2, average_steps=1,
+        dt_ms=1.0, names=names,
+    )  # fmt: skip
+    ref, ref_dt, _ = hp.example_timed(
+        x[:1], d[:1], beta, free_ms=2.0, nudged_ms=2.0, dt_ms=1.0, symmetric=True, names=names
+    )
+    steps = round(ref_dt["plastic"] / 1.0)
+    np.testing.assert_allclose(one["plastic"][:-1], np.repeat(ref["plastic"][:-1], steps))
+    np.testing.assert_allclose(one["beta"][:-1], np.repeat(ref["beta"][:-1], steps))
+
+
+def test_mnist1d_is_generated_locally_in_the_unit_interval() -> None:
+    from neurosim import datasets as ds
+
+    np.random.seed(123)
+    random.seed(123)
+    before = (np.random.random(), random.random())
+    np.random.seed(123)
+    random.seed(123)
+    d = ds.load("mnist1d")
+    assert (np.random.random(), random.random()) == before  # global generators untouched
+    assert d.x_train.shape == (4000, 40) and d.x_test.shape == (1000, 40)
+    assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
+    assert abs(d.x_train.mean() - 0.5) < 0.01
+    assert np.mean((d.x_train == 0) | (d.x_train == 1)) < 1e-3
+    assert set(np.unique(d.labels_train)) == set(range(10)) and d.y_train.shape == (4000, 10)
+    np.testing.assert_array_equal(ds.load("mnist1d").x_test, d.x_test)
+
+
+def test_trace_figure_from_arrays(tmp_path: Path) -> None:
+    from analysis import equilibrium_propagation as aep
+
+    steps, free = 12, 8
+    t = np.linspace(0, 1, steps + 1)[:, None]
+    trace = {
+        "dt_ms": 0.5, "free_steps": free, "nudged_steps": 4, "label": 3, "x": np.ones(4),
+        "beta": np.r_[np.zeros(free), np.full(4, 0.5)],
+        "s1": t * np.arange(1, 6) / 5, "s2": t * np.arange(1, 4) / 3,
+        "rdot1": np.gradient(t * np.ones(5), axis=0), "rdot2": np.gradient(t * np.ones(3), axis=0),
+    }  # fmt: skip
+    products = aep.trace_products(trace, pairs=2)
+    assert len(products) == 2 and all(v.shape == (steps + 1,) for v in products.values())
+    first = next(iter(products))
+    assert first == "ρ2,2·ρ1,4"  # the largest change in the nudged phase: the largest rates
+    assert aep.plot_traces(trace, tmp_path / "traces.png").is_file()
+
+
+# ------------------------------------------------------------------------------ training runs
+def test_two_phase_learns_with_gradient_check(tmp_path: Path) -> None:
+    m = _run(
+        tmp_path, "tp", "--dataset", "digits", "--epochs", "2", *SMALL, *GRAD,
+        "--set", "protocol.grad_betas=[0.5, 0.0001]", "--set", "protocol.traces=false",
+    )  # fmt: skip
+    for key in (
+        "variant", "test_accuracy", "train_accuracy", "history", "backprop_baseline",
+        "grad_cosine", "grad_relative_error", "grad_sign_agreement", "samples_per_second",
+        "compilations", "compile_seconds", "grad_check",
+    ):  # fmt: skip
+        assert key in m, key
+    assert m["variant"] == "two-phase" and set(m["grad_cosine"]) == {"W1", "W2", "b1", "b2"}
+    _one_compilation_per_build(m)
+    assert len(m["builds"]) == 2  # training, gradient check (the trace build: slow tier)
+    hist = m["history"]["test_accuracy"]
+    assert len(hist) == 3 and m["test_accuracy"] == hist[-1]
+    assert m["test_accuracy"] > hist[0] + 0.2, hist
+    assert m["backprop_baseline"]["epochs"] == 1
+    # the accumulators equal the sum of the end-point updates from the recorded states
+    assert m["grad_check"]["one-sided"]["0.5"]["accumulator_vs_states"] < 1e-9
+    assert m["grad_check"]["free_fixed_point_error"] < 1e-4
+    assert 0 < len(m["grad_test_examples"]) <= 4
+    for fig in ("learning_curves.png", "gradient_check.png"):
+        assert (tmp_path / "tp" / "figures" / fig).is_file(), fig
+
+
+@pytest.mark.parametrize(
+    "variant, extra",
+    [
+        pytest.param("continual", [], marks=pytest.mark.slow),
+        pytest.param("symmetric", [], marks=pytest.mark.slow),
+        ("stochastic", ["--set", "protocol.nudged_steps=8", "--set", "protocol.average_steps=4"]),
+    ],
+)
+def test_other_variants_learn(tmp_path: Path, variant: str, extra: list[str]) -> None:
+    """The continual rule's family in the default tier through the stochastic variant (Langevin
+    noise, the ramped gate of time averages, centred continual rule); plain continual and the
+    symmetric latch in the slow tier (one compilation each)."""
+    m = _run(
+        tmp_path, variant, "--dataset", "digits", "--epochs", "2", *SMALL,
+        "--set", f"protocol.variant={variant}", "--set", "protocol.grad_check=false",
+        "--set", "protocol.traces=false", *extra,
+    )  # fmt: skip
+    assert m["variant"] == variant and len(m["builds"]) == 1
+    _one_compilation_per_build(m)
+    if variant != "symmetric":
+        assert m["continual_gain"] == pytest.approx(0.15)
+    hist = m["history"]["test_accuracy"]
+    assert m["test_accuracy"] > hist[0] + 0.2, hist
+    if variant == "stochastic":
+        assert m["sigma"] == 0.05 and m["centred"] is True and m["average_steps"] == 4
+
+
+def test_spiking_readout_learns(tmp_path: Path) -> None:
+    """Poisson spikes and filtered traces drive the dynamics (the spiking defaults: 40 free / 20
+    nudged steps, rates × 0.2); 300 digits, two epochs, 64-100-10. Measured: 0.12, 0.27, 0.23 on 60
+    test digits (the full set reaches 0.85 in 10 epochs)."""
+    m = _run(
+        tmp_path, "spk", "--dataset", "digits", "--readout", "spiking", "--epochs", "2",
+        "--set", "protocol.n_train=300", "--set", "protocol.n_test=60",
+        "--set", "protocol.examples_per_run=60", "--set", "protocol.backprop_epochs=1",
+        "--set", "protocol.grad_check=false", "--set", "protocol.traces=false",
+    )  # fmt: skip
+    assert m["readout"] == "spiking" and len(m["builds"]) == 1
+    assert (m["free_steps"], m["nudged_steps"]) == (40, 20)
+    _one_compilation_per_build(m)
+    hist = m["history"]["test_accuracy"]
+    assert m["test_accuracy"] > hist[0] + 0.1, hist
+
+
+# ------------------------------------------------------------------------------ gradient check
+def test_gradient_check_stage(tmp_path: Path) -> None:
+    """Issue 4, must show: on the same weights and examples the circuit's symmetric EP update has
+    a per-parameter cosine ≥ 0.99 with minus the twin's loss gradient at small β; the Brian2
+    free fixed point equals the twin's within 1e-4; the continual rule integrated by the circuit
+    is checked against the two-phase update at dt = 0.05."""
+    m = _run(
+        tmp_path, "gc", "--dataset", "digits", *SMALL, *GRAD,
+        "--set", "protocol.stage=gradient-check",
+        "--set", "protocol.grad_betas=[0.5, 0.0001]",
+        "--set", "protocol.continual_dts=[0.05]",
+        "--set", "protocol.continual_examples=2",
+    )  # fmt: skip
+    _one_compilation_per_build(m)
+    table = m["grad_check"]
+    small = table["symmetric"]["0.0001"]
+    assert min(small["cosine"].values()) >= 0.99, small["cosine"]
+    assert min(small["sign_agreement"].values()) > 0.9
+    assert m["free_fixed_point_error"] < 1e-4
+    row = m["continual_vs_dt"]["0.05"]
+    assert row["continual_vs_two_phase"]["W1"] < 1e-9  # the input is clamped: exact
+    assert row["two_phase_vs_exact"]["W2"] < 1e-3  # settled phases: end points = fixed points
+    assert (tmp_path / "gc" / "figures" / "gradient_check.png").is_file()
+    assert (tmp_path / "gc" / "figures" / "continual_vs_dt.png").is_file()
+
+
+# ------------------------------------------------------------------------------ slow: the claim
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant, extra",
+    [
+        ("two-phase", []),
+        # the continual rule at its default online feedback (η/β)·‖x‖² = 0.15 reaches 0.914
+        # (β = 0.5) and 0.944 (β = 2, 20 epochs); 0.95 needs twice that feedback: β = 1 with
+        # rates 0.02, 0.01 (0.3) gives 0.961
+        (
+            "continual",
+            ["--set", "protocol.beta=1.0", "--set", "protocol.lr_continual=[0.02, 0.01]"],
+        ),
+    ],
+)
+def test_digits_one_hidden_layer_reaches_95_percent(
+    tmp_path: Path, variant: str, extra: list[str]
+) -> None:
+    """Issue 4, must show: digits, rate read-out, cpp_standalone, 64-100-10, 10 epochs, batch 1:
+    test accuracy ≥ 95 % for the two-phase and the continual variants (measured 0.969 and
+    0.961; about a minute each)."""
+    m = _run(
+        tmp_path, variant, "--dataset", "digits", "--set", f"protocol.variant={variant}",
+        "--set", "protocol.grad_check=false", "--set", "protocol.backprop_epochs=0", *extra,
+    )  # fmt: skip
+    _one_compilation_per_build(m)
+    assert m["test_accuracy"] >= 0.95, m["history"]["test_accuracy"]
+    assert (tmp_path / variant / "figures" / "traces.png").is_file()  # one example, every step

@@ -64,11 +64,17 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "eta_forward": 1.25e-3,
         "eta_hidden_factor": 3.0,
         # fixed random top-down weights U(−2, 2): the apical error scales with B.
-        # Measured (seed 1, rate, 10 epochs): test accuracy 0.75, 0.81, 0.93, ... 0.93 (epoch 10,
-        # still rising ≈ 0.3 pp/epoch); the old defaults (gain 4, 1e-3 everywhere) gave 0.44 at 2.
         "b_scale": 2.0,
+        # W^IP tracks c·W_2 as W_2 learns. W^PI stays put: with B fixed its closed form −B does not
+        # move, and learning it during supervised training cancels the systematic part of the
+        # apical error too. Measured (seed 1, rate): with η_PI = 5e-3 and a constant rate the test
+        # accuracy hovered at 0.89-0.93 over 6 epochs, with eta_decay 0.85 it reached 0.933 at
+        # epoch 12; with η_PI = 0 and eta_decay 0.9 over 15 epochs: 0.82, 0.85, 0.91, 0.91, 0.93,
+        # 0.93, 0.93, 0.94, 0.94, 0.950, 0.958, 0.950, 0.947, 0.942, 0.942. A steady-state numpy
+        # model of the same rules (two-pass states, per-pattern updates) predicted both curves.
         "eta_ip": 2e-3,
-        "eta_pi": 5e-3,
+        "eta_pi": 0.0,
+        "eta_decay": 0.9,
         # self-predicting stage from random lateral weights. Measured, seed 1: (η 2e-3/5e-3, 2000
         # patterns) apical RMS drop 25×, W^PI/W^IP cosine with the closed form 0.83/0.43;
         # (η 1e-2, 6000) 51×, 0.91/0.64. W^IP cannot get much closer: the hidden rates of digits

@@ -109,6 +109,8 @@ from brian2 import Hz, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedA
 from circuits.microcircuit import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
 from neurosim.registry import register_circuit
+from neurosim.schedule import set_slot as _set_slot
+from neurosim.schedule import slot_rank as _slot_rank
 
 NAME = "hopfield"
 READOUTS = ("rate", "spiking")
@@ -464,22 +466,10 @@ def _timed_arrays(
     return arrays
 
 
-def _set_slot(obj: Any, slot: tuple[str, int]) -> None:
-    obj.when, obj.order = slot
-
-
 def _safe_inverse(numerator: str, denominator: str) -> str:
     """numerator/denominator as Brian2 text, 0 where the denominator is 0."""
     d = f"({denominator})"
     return f"({numerator})*int({d} != 0)/({d} + int({d} == 0))"
-
-
-def _slot_rank(when: str) -> float:
-    base = ["start", "groups", "thresholds", "synapses", "resets", "end"]
-    for prefix, shift in (("before_", -1 / 3), ("after_", 1 / 3)):
-        if when.startswith(prefix):
-            return base.index(when[len(prefix) :]) + shift
-    return float(base.index(when))
 
 
 _RUNNER_KINDS = ("apply", "restart", "rate", "dynamics", "update")

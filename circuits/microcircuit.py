@@ -84,6 +84,8 @@ from brian2 import (
 from neurosim.engine import CircuitBuild
 from neurosim.neurons import logistic, logistic_expr, soft_relu, soft_relu_expr
 from neurosim.registry import register_circuit
+from neurosim.schedule import set_slot as _set_slot
+from neurosim.schedule import slot_rank as _slot_rank
 
 NAME = "microcircuit"
 TIMED_INPUTS = ("inputs", "targets", "nudge", "plastic")
@@ -378,19 +380,6 @@ def _timed_arrays(
     if unknown:
         raise ValueError(f"unknown TimedArray input(s): {', '.join(sorted(unknown))}")
     return arrays
-
-
-def _set_slot(obj: Any, slot: tuple[str, int]) -> None:
-    obj.when, obj.order = slot
-
-
-def _slot_rank(when: str) -> float:
-    """Position of a schedule slot in Brian2's default schedule (``before_``/``after_`` ±⅓)."""
-    base = ["start", "groups", "thresholds", "synapses", "resets", "end"]
-    for prefix, shift in (("before_", -1 / 3), ("after_", 1 / 3)):
-        if when.startswith(prefix):
-            return base.index(when[len(prefix) :]) + shift
-    return float(base.index(when))
 
 
 def schedule(build: CircuitBuild) -> list[tuple[str, str, str, int]]:

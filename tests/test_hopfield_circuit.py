@@ -430,6 +430,56 @@ def test_in_run_two_phase_latch_makes_the_twins_ep_updates(sim) -> None:
         assert np.linalg.norm(sequence[k + 1]["W2"] - sequence[k]["W2"]) > 1e-3
 
 
+def test_input_drive_summed_once_per_example_changes_nothing() -> None:
+    """A two-phase-only rate build with the input sampled once per example sums W1 ρ(x) once per
+    example (its own clock); the same build with the input sampled every step sums it every step.
+    Both give the same weights, biases and states after three examples of in-run learning
+    (1e-12), so the saving (most of a step's synaptic work) changes no number."""
+    x, d = _examples(7)
+    timed, timed_dt, example_ms = _layout(x, d, [0.5, 0.5, -0.4])
+    names = hp.timed_names(("two-phase",), example_ms)
+    timed = {name: timed[name] for name in names}
+    timed_dt = {name: timed_dt[name] for name in names}
+    per_step = {**timed, "inputs": np.repeat(timed["inputs"], STEPS, axis=0)}
+    values = {
+        **hp.weight_values(_np(_weights()), SIZES),
+        **hp.eta_values(SIZES, two_phase=[0.2, 0.1]),
+    }
+    out = {}
+    for label, tv, inputs_dt in (
+        ("per-example", timed, example_ms),
+        ("per-step", per_step, DT),
+    ):
+        captured: dict[str, CircuitBuild] = {}
+
+        def builder(
+            tvs: Mapping[str, np.ndarray], inputs_dt: float = inputs_dt, captured: dict = captured
+        ) -> CircuitBuild:
+            captured["build"] = hp.build(
+                hp.HopfieldParams(), SIZES, tvs, dt_ms=DT, plasticity=("two-phase",),
+                example_ms=example_ms, record={"layer1": ("s",), "layer2": ("s",)},
+                timed_dt_ms={**timed_dt, "inputs": inputs_dt},
+            )  # fmt: skip
+            return captured["build"]
+
+        simulation = Simulation(
+            builder, device="cpp_standalone", duration_ms=hp.duration_ms(P, example_ms, DT),
+            dt_ms=DT, initial_timed=tv, label=f"test-hopfield-drive-{label}",
+        )  # fmt: skip
+        result = simulation.run(values=values, timed=tv, read=hp.state_keys(SIZES))
+        w1 = next(o for o in captured["build"].objects if getattr(o, "name", "") == "W1")
+        clock_dt = float(next(iter(w1.summed_updaters.values())).clock.dt / 1e-3)  # ms
+        out[label] = (result, clock_dt)
+    (a, dt_a), (b, dt_b) = out["per-example"], out["per-step"]
+    assert dt_a == pytest.approx(example_ms) and dt_b == pytest.approx(DT)
+    for key in hp.state_keys(SIZES):
+        np.testing.assert_allclose(a.state[key], b.state[key], rtol=0, atol=1e-12, err_msg=key)
+    for group in ("layer1", "layer2"):
+        np.testing.assert_allclose(a.monitors[group]["s"], b.monitors[group]["s"], atol=1e-12)
+    w0 = hp.weight_values(_np(_weights()), SIZES)["W1.w"]
+    assert np.linalg.norm(a.state["W1.w"] - w0) > 1e-3  # it learned
+
+
 # ------------------------------------------------------------------------------ size checks
 def test_wrong_sizes_are_refused_before_running(sim) -> None:
     simulation, _ = sim

@@ -15,8 +15,10 @@ from typing import Any
 
 import circuits  # noqa: F401  (registers the circuits)
 import protocols  # noqa: F401  (registers the protocols)
+from analysis import consciousness_prior as acp
 from analysis import dendritic_prediction as adp
 from analysis import equilibrium_propagation as aep
+from analysis import icf as aicf
 from analysis import microcircuit as amc
 from neurosim import recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
@@ -24,6 +26,10 @@ from neurosim.devices import resolve_device
 from neurosim.errors import ConfigError
 from neurosim.protocol import Protocol, ProtocolResult
 from neurosim.registry import CIRCUITS, PROTOCOLS, lookup
+
+
+class NoCircuit(StrictModel):
+    """The (empty) circuit table of a protocol that runs no circuit: any key is an error."""
 
 
 @dataclass
@@ -51,6 +57,18 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
     assert isinstance(run, RunConfig)
     proto_cls = lookup(PROTOCOLS, "protocol", run.protocol).target
     proto: Protocol = proto_cls()
+    if not proto.circuits:  # a PyTorch model trained on its own (no Brian2 circuit)
+        if run.circuit is not None:
+            raise ConfigError(
+                f"Protocol {proto.name!r} trains a PyTorch model and runs no circuit; "
+                f"drop --circuit {run.circuit}."
+            )
+        if run.device is not None:
+            raise ConfigError(
+                f"Protocol {proto.name!r} trains a PyTorch model on the CPU; it takes no Brian2 "
+                f"device (drop --device {run.device})."
+            )
+        return _resolve_rest(proto, run, raw, None)
     circuit_name = run.circuit or proto.circuits[0]
     lookup(CIRCUITS, "circuit", circuit_name)
     if circuit_name not in proto.circuits:
@@ -58,6 +76,14 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
             f"Protocol {proto.name!r} does not run circuit {circuit_name!r}; it runs: "
             f"{', '.join(proto.circuits)}."
         )
+    return _resolve_rest(proto, run, raw, circuit_name)
+
+
+def _resolve_rest(
+    proto: Protocol, run: RunConfig, raw: Mapping[str, Any], circuit_name: str | None
+) -> ResolvedConfig:
+    """Data set, read-out, device and the protocol's and circuit's tables (``circuit_name`` None:
+    the protocol runs no circuit and its ``[circuit]`` table must stay empty)."""
     if run.dataset not in proto.datasets:
         allowed = ", ".join(d for d in proto.datasets if d) or "no data set (it makes its inputs)"
         raise ConfigError(
@@ -74,13 +100,12 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
             "circuit": circuit_name,
             "readout": readout,
             "epochs": run.epochs or proto.default_epochs,
-            "device": resolve_device(run.device),
+            "device": resolve_device(run.device) if circuit_name else None,
         }
     )
     protocol_cfg = validate_table(proto.protocol_config, raw.get("protocol", {}), "protocol")
-    circuit_cfg = validate_table(
-        proto.circuit_configs[circuit_name], raw.get("circuit", {}), "circuit"
-    )
+    circuit_cls = proto.circuit_configs[circuit_name] if circuit_name else NoCircuit
+    circuit_cfg = validate_table(circuit_cls, raw.get("circuit", {}), "circuit")
     proto.check(run, protocol_cfg, circuit_cfg)
     return ResolvedConfig(proto, run, protocol_cfg, circuit_cfg)
 
@@ -95,11 +120,13 @@ def build_raw(
 
 #: each protocol's statistics and figures, computed by ``analysis/`` from the protocol's arrays
 ANALYSES: dict[str, Callable[[ProtocolResult, Path], dict[str, Any]]] = {
+    "consciousness-prior": lambda result, figures: acp.analyse(result.data, figures),
     "dendritic-prediction": lambda result, figures: adp.analyse(result.data, figures),
     "equilibrium-propagation": lambda result, figures: aep.analyse(result.data, figures),
     "feedback-cancellation": lambda result, figures: amc.analyse(
         result.data, float(result.metrics["pattern_ms"]), figures
     ),
+    "icf": lambda result, figures: aicf.analyse(result.data, figures),
 }
 
 

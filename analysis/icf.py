@@ -1,0 +1,120 @@
+"""Figures of the Independently Controllable Features protocol (DESIGN.md §4.4), drawn from plain
+arrays: the selectivity matrix S[k, a], the policy matrix P[k, a] with its matched assignment,
+each feature as a heat map over all 11×11 positions of the square, and the learning curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.figures import save_figure
+
+ACTIONS = ("up", "down", "left", "right")
+
+
+def plot_matrix(
+    matrix: np.ndarray,
+    path: str | Path,
+    title: str,
+    actions: Sequence[str] = ACTIONS,
+    matching: Sequence[int] | None = None,
+    signed: bool = True,
+) -> Path:
+    """A feature × action matrix with its values written in the cells; ``matching`` outlines the
+    action matched to each feature."""
+    m = np.asarray(matrix, dtype=float)
+    fig = Figure(figsize=(1.1 * m.shape[1] + 1.8, 0.8 * m.shape[0] + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    lim = max(float(np.abs(m).max()), 1e-9)
+    im = ax.imshow(m, cmap="RdBu_r" if signed else "viridis",
+                   vmin=-lim if signed else 0.0, vmax=lim)  # fmt: skip
+    for k in range(m.shape[0]):
+        for a in range(m.shape[1]):
+            ax.text(a, k, f"{m[k, a]:.2f}", ha="center", va="center", fontsize=8)
+        if matching is not None and 0 <= matching[k] < m.shape[1]:
+            ax.add_patch(_box(matching[k], k))
+    ax.set_xticks(range(m.shape[1]), list(actions)[: m.shape[1]])
+    ax.set_yticks(range(m.shape[0]), [f"f{k}" for k in range(m.shape[0])])
+    ax.set_xlabel("action")
+    ax.set_ylabel("feature")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return save_figure(fig, path)
+
+
+def _box(x: int, y: int):  # noqa: ANN202  (a matplotlib Rectangle)
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, lw=2, ec="k")
+
+
+def feature_maps(features: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Features laid out on the grid of positions: (n, 11, 11), ``[k, y, x]``."""
+    f = np.asarray(features, dtype=float)
+    p = np.asarray(positions, dtype=int)
+    size = int(p.max()) + 1
+    maps = np.full((f.shape[1], size, size), np.nan)
+    maps[:, p[:, 1], p[:, 0]] = f.T
+    return maps
+
+
+def plot_feature_maps(
+    features: np.ndarray,
+    positions: np.ndarray,
+    path: str | Path,
+    r2: Sequence[float] | None = None,
+) -> Path:
+    """Each feature f_k as a heat map over the positions (x, y) of the square's corner."""
+    maps = feature_maps(features, positions)
+    n = maps.shape[0]
+    fig = Figure(figsize=(2.6 * n + 0.6, 2.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    for k, ax in enumerate(axes):
+        im = ax.imshow(maps[k], cmap="RdBu_r", vmin=-1, vmax=1, origin="upper")
+        label = f"f{k}" + (f"  R²={r2[k]:.3f}" if r2 is not None else "")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y" if k == 0 else "")
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    return save_figure(fig, path)
+
+
+def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Reconstruction, selectivity term and the heads' losses against the training step."""
+    steps = np.asarray(history["step"], dtype=float)
+    names = [k for k in ("reconstruction", "selectivity", "transition", "inverse") if k in history]
+    fig = Figure(figsize=(3.0 * len(names), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(names)))
+    for ax, name in zip(axes, names, strict=True):
+        ax.plot(steps, np.asarray(history[name], dtype=float), lw=1.2)
+        ax.set_xlabel("step")
+        ax.set_title(name, fontsize=9)
+        if name in ("reconstruction", "transition", "inverse"):
+            ax.set_yscale("log")
+    return save_figure(fig, path)
+
+
+def analyse(data: Mapping, figures_dir: str | Path) -> dict:
+    """All figures of one run's ``data``; returns the figure paths for the metrics."""
+    out = Path(figures_dir)
+    actions = data.get("actions", ACTIONS)
+    paths = {
+        "selectivity": plot_matrix(
+            data["selectivity_matrix"], out / "selectivity_matrix.png",
+            "selectivity S[k, a] (mean over states)", actions,
+        ),
+        "policy": plot_matrix(
+            data["policy_matrix"], out / "policy_matrix.png",
+            "policy P[k, a] = E_s π_k(a|s) (boxes: matched)", actions,
+            matching=data.get("matching"), signed=False,
+        ),
+        "features": plot_feature_maps(
+            data["features"], data["positions"], out / "feature_maps.png",
+            data.get("feature_r2_best"),
+        ),
+        "learning_curves": plot_learning_curves(data["history"], out / "learning_curves.png"),
+    }  # fmt: skip
+    return {"figures": {k: str(v) for k, v in paths.items()}}

@@ -1,6 +1,8 @@
 """Figures of the Independently Controllable Features protocol (DESIGN.md §4.4), drawn from plain
 arrays: the selectivity matrix S[k, a], the policy matrix P[k, a] with its matched assignment,
-each feature as a heat map over all 11×11 positions of the square, and the learning curves."""
+each feature as a heat map over all 11×11 positions of the square, the learning curves, and for
+the continuous variant the alignment of each action's cluster of factors φ with the actions'
+effects."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ def plot_matrix(
     actions: Sequence[str] = ACTIONS,
     matching: Sequence[int] | None = None,
     signed: bool = True,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
     """A feature × action matrix with its values written in the cells; ``matching`` outlines the
-    action matched to each feature."""
+    action matched to each feature; ``row_labels`` replaces the feature names f0, f1, …"""
     m = np.asarray(matrix, dtype=float)
     fig = Figure(figsize=(1.1 * m.shape[1] + 1.8, 0.8 * m.shape[0] + 1.2), layout="constrained")
     ax = fig.add_subplot()
@@ -37,9 +40,10 @@ def plot_matrix(
         if matching is not None and 0 <= matching[k] < m.shape[1]:
             ax.add_patch(_box(matching[k], k))
     ax.set_xticks(range(m.shape[1]), list(actions)[: m.shape[1]])
-    ax.set_yticks(range(m.shape[0]), [f"f{k}" for k in range(m.shape[0])])
+    rows = list(row_labels) if row_labels is not None else [f"f{k}" for k in range(m.shape[0])]
+    ax.set_yticks(range(m.shape[0]), rows)
     ax.set_xlabel("action")
-    ax.set_ylabel("feature")
+    ax.set_ylabel("feature" if row_labels is None else "φ cluster")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return save_figure(fig, path)
@@ -117,4 +121,12 @@ def analyse(data: Mapping, figures_dir: str | Path) -> dict:
         ),
         "learning_curves": plot_learning_curves(data["history"], out / "learning_curves.png"),
     }  # fmt: skip
+    if "phi_cluster_alignment" in data:  # continuous variant
+        share = ", ".join(f"{a} {v:.2f}" for a, v in zip(actions, data["phi_action_share"],
+                                                        strict=True))  # fmt: skip
+        paths["factor_alignment"] = plot_matrix(
+            data["phi_cluster_alignment"], out / "factor_alignment.png",
+            f"cos(mean φ preferring row action, effect of column action)\nshare of φ: {share}",
+            actions, row_labels=list(actions),
+        )  # fmt: skip
     return {"figures": {k: str(v) for k, v in paths.items()}}

@@ -26,11 +26,36 @@ feature pairs with an axis) or ``relu`` (max(Δ, 0)). With ``log`` the term is l
 action hits the border and nothing changes.
 
 **Continuous model** (:class:`ContinuousICF`; Thomas et al. 2018). A factor is an embedding φ
-(a unit vector in feature space, sampled uniformly on the sphere); one policy π(a|s, φ) reads (z,
-φ). The selectivity of an action along φ is the normalised change A(φ, Δ) = φ·Δ / (‖Δ‖₁ + ε)
-relative to the average over the other sampled φ': A(φ, Δ) − mean_φ' A(φ', Δ) (plain), or
+(a unit vector in feature space, sampled uniformly on the sphere, ``n_phi`` fresh ones per step).
+The selectivity of an action along φ is the normalised change A(φ, Δ) = φ·Δ / (‖Δ‖₁ + ε_φ)
+relative to the average over the sampled φ': A(φ, Δ) − mean_φ' A(φ', Δ) (plain), or
 A/T − log mean_φ' exp(A(φ', Δ)/T) (``log``: the contrastive, softmax form). The loss is the
-reconstruction minus λ E_{s,φ}[Σ_a π(a|s, φ) sel(s, a, φ)].
+reconstruction minus λ E_{s,φ}[Σ_a π(a|s, φ) sel(s, a, φ)]. Two choices make it train (with the
+first version, an MLP policy on (z, φ) and ε_φ = 1e-6, seed 1 collapsed to constant features and
+blank reconstructions):
+
+- The policy is bilinear: π(a|s, φ) = softmax_a(φ · e_a(s)), where e_a(s) ∈ R^n, an *action
+  embedding* read linearly from z. A factor picks the action whose embedding it points along, so
+  the policy depends on φ from the first step on. With the MLP policy it learned that dependence
+  slowly, and while π does not depend on φ the log form's baseline log mean_φ' exp(A/T) makes
+  every change a loss (Jensen: mean_φ A/T ≤ log mean_φ exp(A/T), with equality only for Δ = 0):
+  the encoder made the features constant before the policy could pick anything (selectivity
+  term exactly 0 from step ~300; features and reconstruction never recovered).
+- ε_φ = ``factor_eps`` (default 0.02, on the scale of a one-cell change of a tanh feature that
+  spans its range over the grid, ≈ 0.2) instead of 1e-6. A with ε = 1e-6 is scale-free: a change
+  of 1e-4 earns the same selectivity as one of 0.2. With the bilinear policy alone, seed 1 learned
+  perfect directions (one feature ∝ x, one ∝ y, R² 0.996, 0.998) with a range of 1e-4 over the
+  whole grid, too small for the decoder (still blank after 3000 steps) or the inverse head (0.24).
+  With ε_φ, changes much smaller than ε_φ earn proportionally less, so selective changes grow to
+  a size the decoder can use. (ε_φ = 0.02 with the MLP policy: one feature learned, recon 1.56.)
+
+What it learns: the best A along uniformly drawn φ comes from changes along single coordinates
+(‖Δ‖₂/‖Δ‖₁ is 1 only there), and left/right, up/down undo each other, so the optimum uses *two*
+features, one per axis, and leaves the others constant: n = 4 features hold two controllable
+factors. The per-feature regression therefore scores two features near 1 and the two constant
+ones near nothing; :func:`evaluate` also reports each feature's spread, which features are
+active, how well (x, y) can be read linearly from all features, and how the factor space splits
+among the actions (:func:`factor_action_analysis`).
 
 **Heads** (both models, :class:`Heads`): a transition head predicts h' = h + T(h, c) — the effect
 of an action in feature space — from h and the condition c (one-hot action for the discrete model;
@@ -45,7 +70,8 @@ Measures (:func:`evaluate`): per-feature linear regression on the true (x, y) (R
 y alone, the best of the two, joint slopes and R²), the selectivity matrix S[k, a], the policy
 matrix P[k, a] = E_s π_k(a|s) and its matched diagonal mass (best assignment of features to
 actions, brute force), reconstruction error, inverse accuracy and transition R² on held-out
-positions.
+positions; each feature's spread and the active ones, the R² of x and y read linearly from all
+features; for the continuous model, how the factor space splits among the actions.
 """
 
 from __future__ import annotations
@@ -88,6 +114,7 @@ class ICFSettings:
     lr: float = 2e-3
     n_phi: int = 16
     temperature: float = 0.25
+    factor_eps: float = 0.02
     heads_lr: float = 3e-3
     holdout: float = 0.2
     seed: int = 1
@@ -105,8 +132,8 @@ class ICFSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must lie strictly between 0 and 1, got {self.holdout}.")
-        if self.lr <= 0 or self.heads_lr <= 0 or self.temperature <= 0:
-            raise ValueError("lr, heads_lr and temperature must be positive.")
+        if self.lr <= 0 or self.heads_lr <= 0 or self.temperature <= 0 or self.factor_eps <= 0:
+            raise ValueError("lr, heads_lr, temperature and factor_eps must be positive.")
 
 
 # ---------------------------------------------------------------------------------- networks
@@ -179,7 +206,9 @@ class DiscreteICF(nn.Module):
 
 
 class ContinuousICF(nn.Module):
-    """Encoder, decoder, one policy π(a|s, φ) over factor embeddings φ, and the heads."""
+    """Encoder, decoder, one bilinear policy π(a|s, φ) = softmax_a(φ · e_a(s)) over factor
+    embeddings φ, with action embeddings e_a(s) read linearly from z, and the heads (module
+    docstring: why bilinear)."""
 
     def __init__(self, n_features: int = 4) -> None:
         super().__init__()
@@ -190,7 +219,7 @@ class ContinuousICF(nn.Module):
         self.heads = Heads(n_features, n_features)
 
     def action_embeddings(self, z: Tensor) -> Tensor:
-        """e_a(s), shape (B, 4, n)."""
+        """e_a(s), shape (B, 4, n): the direction in factor space that selects action a."""
         return self.policy(z).view(-1, gw.N_ACTIONS, self.n_features)
 
     def policies(self, z: Tensor, phi: Tensor) -> Tensor:
@@ -229,13 +258,19 @@ def selectivity(
 
 
 def factor_selectivity(
-    h: Tensor, h_next: Tensor, phi: Tensor, log: bool = False, temperature: float = 0.25
+    h: Tensor,
+    h_next: Tensor,
+    phi: Tensor,
+    log: bool = False,
+    temperature: float = 0.25,
+    eps: float = SEL_EPS,
 ) -> Tensor:
     """Continuous selectivity sel(s, a, φ), shape (B, M, A), for h (B, n), h_next (B, A, n) and
-    factors φ (M, n): the normalised change along φ, A = φ·Δ/(‖Δ‖₁ + ε), relative to the average
-    over the M sampled φ (plain: minus the mean of A; log: A/T minus log-mean-exp of A/T)."""
+    factors φ (M, n): the normalised change along φ, A = φ·Δ/(‖Δ‖₁ + eps), relative to the average
+    over the M sampled φ (plain: minus the mean of A; log: A/T minus log-mean-exp of A/T). Training
+    passes ``eps = settings.factor_eps`` (module docstring: why not 1e-6)."""
     d = h_next - h[:, None, :]  # (B, A, n)
-    along = torch.einsum("ban,mn->bma", d, phi) / (d.abs().sum(-1)[:, None, :] + SEL_EPS)
+    along = torch.einsum("ban,mn->bma", d, phi) / (d.abs().sum(-1)[:, None, :] + eps)
     if log:
         scaled = along / temperature
         return scaled - (torch.logsumexp(scaled, dim=1, keepdim=True) - math.log(phi.shape[0]))
@@ -305,7 +340,9 @@ def icf_loss(
     else:
         assert phi is not None
         pi = model.policies(z, phi)  # (B, M, A)
-        sel = factor_selectivity(h, h_next, phi, settings.log, settings.temperature)
+        sel = factor_selectivity(
+            h, h_next, phi, settings.log, settings.temperature, settings.factor_eps
+        )
         sel_term = (pi * sel).sum(dim=2).mean()
     loss = recon - lam * sel_term
     return loss, {"reconstruction": recon, "selectivity": sel_term, "h": h, "h_next": h_next,
@@ -470,6 +507,72 @@ def r2_score(target: np.ndarray, prediction: np.ndarray) -> float:
     return 1.0 - float(np.sum((t - p) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
 
 
+#: a feature whose standard deviation over the 121 states is below this is "inactive" (constant
+#: up to noise; tanh features that code a coordinate spread over ~0.5)
+ACTIVE_STD = 0.01
+
+
+def decode_positions(features: np.ndarray, positions: np.ndarray) -> list[float]:
+    """R² of x and of y, each fitted linearly (with intercept) from all features: how much of the
+    position the representation holds, whichever features hold it."""
+    f = np.asarray(features, dtype=np.float64)
+    X = np.column_stack([np.ones(len(f)), f])
+    out = []
+    for c in range(2):
+        y = np.asarray(positions, dtype=np.float64)[:, c]
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        out.append(1.0 - float(np.sum((y - X @ coef) ** 2)) / float(np.sum((y - y.mean()) ** 2)))
+    return out
+
+
+@torch.no_grad()
+def factor_action_analysis(
+    model: ContinuousICF, z: Tensor, h: Tensor, h_next: Tensor, moved: Tensor, phi: Tensor
+) -> dict[str, Any]:
+    """How the factor space splits among the actions, for a continuous model on all states.
+
+    For each φ of ``phi`` (M, n): its preferred action, argmax_a E_s π(a|s, φ); ``phi_action_share``
+    [a] is the share of the φ preferring a. ``effect_directions`` [a] is the action's mean unit
+    change of the features, mean over states where it moves of Δ_a/‖Δ_a‖₂, renormalised.
+    ``phi_cluster_alignment`` [a, b] is the cosine between the mean φ preferring a and the effect
+    direction of b (a diagonal near 1: each φ cluster lies along the change its action causes);
+    ``embedding_alignment`` [a, b] the same for the mean action embedding E_s e_a(s).
+    ``policy_confidence`` is E_{s,φ} max_a π(a|s, φ) (0.25 for a uniform policy) and
+    ``policy_picks_best`` the share of (s, φ) where π's most likely action is the moving action
+    with the largest A(φ, Δ_a(s)) (the selectivity's choice; ties count as picked)."""
+    pol = model.policies(z, phi)  # (N, M, A)
+    mean_pol = pol.mean(0)  # (M, A)
+    pref = mean_pol.argmax(-1)
+    A = gw.N_ACTIONS
+    d = h_next - h[:, None, :]  # (N, A, n)
+    unit = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w = moved.to(d.dtype)[..., None]
+    effect = (unit * w).sum(0) / w.sum(0).clamp_min(1.0)
+    effect = effect / effect.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    clusters = torch.full((A, phi.shape[1]), float("nan"))
+    for a in range(A):
+        if (pref == a).any():
+            c = phi[pref == a].mean(0)
+            clusters[a] = c / c.norm().clamp_min(1e-12)
+    emb = model.action_embeddings(z).mean(0)
+    emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    along = torch.einsum("ban,mn->bma", d, phi) / (d.abs().sum(-1)[:, None, :] + SEL_EPS)
+    along = along.masked_fill(~moved[:, None, :], float("-inf"))
+    best = along.max(-1, keepdim=True).values
+    picked = pol.argmax(-1, keepdim=True)
+    picks_best = torch.gather(along, -1, picked) >= best - 1e-6
+    return {
+        "phi_preferred_action": pref.numpy(),
+        "phi_action_share": np.bincount(pref.numpy(), minlength=A) / len(pref),
+        "effect_directions": effect.numpy(),
+        "phi_cluster_mean": clusters.numpy(),
+        "phi_cluster_alignment": (clusters @ effect.T).numpy(),
+        "embedding_alignment": (emb @ effect.T).numpy(),
+        "policy_confidence": float(pol.max(-1).values.mean()),
+        "policy_picks_best": float(picks_best.float().mean()),
+    }
+
+
 @torch.no_grad()
 def evaluate(
     model: DiscreteICF | ContinuousICF, settings: ICFSettings, n_phi_eval: int = 64
@@ -490,6 +593,10 @@ def evaluate(
     }
     reg = linear_regression(h.numpy(), world.positions)
     out["regression"] = reg
+    std = h.numpy().std(0)
+    out["feature_std"] = std
+    out["active_features"] = [int(k) for k in np.flatnonzero(std >= ACTIVE_STD)]
+    out["position_r2"] = decode_positions(h.numpy(), world.positions)
     sel = selectivity(h, h_next, settings.numerator, log=False)  # (N, A, n)
     out["selectivity_matrix"] = sel.mean(0).T.numpy()  # (n, A)
     out["selectivity_signed_matrix"] = selectivity(h, h_next, "signed").mean(0).T.numpy()
@@ -497,6 +604,9 @@ def evaluate(
         pi = model.policies(z)  # (N, n, A)
     else:  # the basis directions as factors: π(a|s, e_k)
         pi = model.policies(z, torch.eye(model.n_features))
+        gen = torch.Generator().manual_seed(settings.seed + 15485863)
+        phi_eval = sample_factors(model.n_features, 256, gen)
+        out["factors"] = factor_action_analysis(model, z, h, h_next, world.moved, phi_eval)
     out["policy_matrix"] = pi.mean(0).numpy()
     out["policies"] = pi.numpy()
     mass, matching = matched_diagonal_mass(out["policy_matrix"])

@@ -14,8 +14,15 @@ of the true (x, y)), ``feature_r2_min``, ``feature_best_coordinate``, ``feature_
 (training numerator, plain), ``selectivity_signed_matrix``, ``policy_matrix`` P[k, a],
 ``matched_diagonal_mass`` and ``matching`` (action matched to each feature),
 ``reconstruction_mse`` (per pixel, all 121 positions), ``reconstruction_loss`` (½ sum over
-pixels), ``inverse_accuracy`` and ``transition_r2`` (held-out positions), ``history`` and
-``samples_per_second``.
+pixels), ``inverse_accuracy`` and ``transition_r2`` (held-out positions), ``feature_std``,
+``active_features`` (std ≥ 0.01 over the states), ``position_r2`` (x and y read linearly from all
+features), ``history`` and ``samples_per_second``. The continuous variant adds, over 256 sampled
+factors φ (:func:`models.icf.factor_action_analysis`): ``phi_action_share`` (share of φ preferring
+each action), ``phi_cluster_alignment`` and ``embedding_alignment`` (cosine of the mean φ of each
+action's cluster, and of the mean action embedding, with each action's mean feature change),
+``effect_directions``, ``policy_confidence`` and ``policy_picks_best``. It learns two active
+features (one per axis) out of n = 4; the other two stay constant, so ``feature_r2_min`` is low
+for it by construction (module docstring of :mod:`models.icf`).
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class ICFConfig(StrictModel):
     n_features: int = Field(4, ge=1, le=16, description="number of tanh features n")
     n_phi: int = Field(16, ge=2, le=1024, description="continuous: factors φ sampled per step")
     temperature: float = Field(0.25, gt=0, description="continuous, log: softmax temperature")
+    factor_eps: float = Field(
+        0.02, gt=0, description="continuous: ε_φ in A = φ·Δ/(‖Δ‖₁ + ε_φ); rewards sizeable changes"
+    )
     holdout: float = Field(0.2, gt=0, lt=1, description="share of positions the heads never see")
     log_every: int = Field(100, ge=1, description="steps per history record and progress tick")
     threads: int = Field(1, ge=1, le=256, description="torch CPU threads")
@@ -138,6 +148,9 @@ class IndependentlyControllableFeatures(Protocol):
             "feature_r2_y": reg["r2_y"],
             "feature_r2_joint": reg["r2_joint"],
             "feature_slopes": reg["slopes"],
+            "feature_std": m["feature_std"].tolist(),
+            "active_features": m["active_features"],
+            "position_r2": m["position_r2"],
             "selectivity_matrix": m["selectivity_matrix"].tolist(),
             "selectivity_signed_matrix": m["selectivity_signed_matrix"].tolist(),
             "policy_matrix": m["policy_matrix"].tolist(),
@@ -155,6 +168,16 @@ class IndependentlyControllableFeatures(Protocol):
             "samples_per_second": history["samples_per_second"],
             "history": {k: v for k, v in history.items() if k != "settings"},
         }
+        if "factors" in m:
+            fa = m["factors"]
+            metrics.update({
+                "phi_action_share": fa["phi_action_share"].tolist(),
+                "phi_cluster_alignment": fa["phi_cluster_alignment"].tolist(),
+                "embedding_alignment": fa["embedding_alignment"].tolist(),
+                "effect_directions": fa["effect_directions"].tolist(),
+                "policy_confidence": fa["policy_confidence"],
+                "policy_picks_best": fa["policy_picks_best"],
+            })  # fmt: skip
         data = {
             "variant": settings.variant,
             "features": m["features"],
@@ -166,6 +189,9 @@ class IndependentlyControllableFeatures(Protocol):
             "history": history,
             "actions": list(gw.ACTIONS),
         }
+        if "factors" in m:
+            data["phi_cluster_alignment"] = m["factors"]["phi_cluster_alignment"]
+            data["phi_action_share"] = m["factors"]["phi_action_share"]
         weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
         return ProtocolResult(metrics=metrics, weights=weights, data=data)
 

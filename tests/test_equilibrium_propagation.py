@@ -120,8 +120,15 @@ def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None
     from protocols.equilibrium_propagation import CONTINUAL_GAIN, Task
 
     resolved = _resolve("protocol.variant=continual")
+    # the continual variant's own defaults: β = 1, constant rates; the others keep 0.5 and 0.85
+    assert (resolved.protocol.beta, resolved.protocol.lr_decay) == (1.0, 1.0)
+    assert (_resolve("protocol.variant=two-phase").protocol.beta, resolved.protocol.lr) == (
+        0.5,
+        None,
+    )
+    assert _resolve("protocol.variant=continual", "protocol.beta=0.3").protocol.beta == 0.3
     task = Task(resolved.run, resolved.protocol, resolved.circuit)
-    assert task.lr_continual[0] / 0.5 * task.x2 == pytest.approx(CONTINUAL_GAIN)
+    assert task.lr_continual[0] / resolved.protocol.beta * task.x2 == pytest.approx(CONTINUAL_GAIN)
     assert task.lr_continual[1] / task.lr_continual[0] == pytest.approx(0.5)  # as lr 0.1, 0.05
     deep = _resolve("circuit.sizes=[64, 20, 20, 10]")
     task = Task(deep.run, deep.protocol, deep.circuit)

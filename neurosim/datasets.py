@@ -17,6 +17,13 @@ train/test split, and whether the task is a classification (argmax read-out) or 
   teacher 30-20-10 with weights and inputs U(−1, 1), r_target = φ(k2 W2 φ(k1 W1 r0)), k1 = 2,
   k2 = 10, soft-ReLU φ (γ = 0.1, β = 1, θ = 3); the target potential is k2 W2 φ(k1 W1 r0).
   Generated from a seed.
+* ``gridworld``: the ICF grid world of DESIGN.md §4.4 (:mod:`neurosim.grid_world`): a 2×2 square
+  on a 12×12 canvas, flattened to 144 pixels in [0, 1]; the targets are the square's position
+  (x, y), 0..10, as two rates 0.1 + 0.7·p/10 of the logistic φ (potentials: their logit); a
+  regression. Test: the 121 clean images in :func:`neurosim.grid_world.all_positions` order.
+  Train: ``GRIDWORLD_COPIES`` copies of all 121 positions with Gaussian pixel noise of standard
+  deviation ``GRIDWORLD_NOISE``, clipped to [0, 1], drawn from ``seed`` (copy-major order, so the
+  train set holds every position equally often; the protocols shuffle it).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurosim import grid_world as gw
 from neurosim.errors import ConfigError
 from neurosim.neurons import soft_relu
 from neurosim.registry import DATASETS, lookup, register_dataset
@@ -209,7 +217,50 @@ register_dataset("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 t
 register_dataset(
     "mnist1d", "MNIST-1D, length-40 signals, 4000 train / 1000 test, generated locally", mnist1d
 )
+#: the grid world's position targets: rate = GRID_OFF + GRID_SPAN · p / MAX_POS (logistic φ)
+GRID_OFF = 0.1
+GRID_SPAN = 0.7
+#: noisy training copies of the 121 positions and their pixel noise (standard deviation)
+GRIDWORLD_COPIES = 4
+GRIDWORLD_NOISE = 0.05
+
+
+def gridworld_rates(positions: np.ndarray) -> np.ndarray:
+    """Target rates of positions (n, 2) of (x, y): 0.1 + 0.7·p/10, in [0.1, 0.8]."""
+    return GRID_OFF + GRID_SPAN * gw.check_positions(positions) / gw.MAX_POS
+
+
+def gridworld_positions(rates: np.ndarray) -> np.ndarray:
+    """Positions (x, y) as floats from target or output rates (the inverse of gridworld_rates)."""
+    return (np.asarray(rates, dtype=float) - GRID_OFF) * gw.MAX_POS / GRID_SPAN
+
+
+def gridworld(
+    seed: int = 0, copies: int = GRIDWORLD_COPIES, noise: float = GRIDWORLD_NOISE
+) -> Dataset:
+    """The ICF grid world as a regression onto the square's position (module docstring): train on
+    ``copies`` noisy copies of all 121 images, test on the 121 clean ones."""
+    positions = gw.all_positions()
+    clean = gw.render(positions).reshape(len(positions), -1).astype(float)
+    rng = np.random.default_rng([int(seed), 12_12])
+    x_tr = np.clip(
+        np.tile(clean, (copies, 1)) + rng.normal(0.0, noise, (copies * len(clean), clean.shape[1])),
+        0,
+        1,
+    )
+    y_te = gridworld_rates(positions)
+    y_tr = np.tile(y_te, (copies, 1))
+    return Dataset(
+        "gridworld", x_tr, y_tr, logit(y_tr), clean, y_te, logit(y_te), "regression", "logistic",
+    )  # fmt: skip
+
+
 register_dataset("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
+register_dataset(
+    "gridworld",
+    "ICF grid world 12×12 → square's (x, y), 484 noisy train / 121 clean test, generated",
+    gridworld,
+)
 
 
 def load(name: str | None, seed: int = 0) -> Dataset:

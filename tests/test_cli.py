@@ -255,7 +255,7 @@ def test_console_script_exit_code_on_bad_input(tmp_path: Path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("neurosim: error:")]
     assert errors == [
-        "neurosim: error: Unknown protocol 'nope'; known protocols: consciousness-prior, "
+        "neurosim: error: Unknown protocol 'nope'; known protocols: compare, consciousness-prior, "
         "dendritic-prediction, equilibrium-propagation, feedback-cancellation, icf."
     ]
     assert lines[-1] == errors[0]

@@ -327,8 +327,8 @@ def test_resolve_unknown_protocol() -> None:
     with pytest.raises(NeurosimError) as info:
         pipeline.resolve({"run": {"protocol": "nope"}})
     assert str(info.value) == (
-        "Unknown protocol 'nope'; known protocols: consciousness-prior, dendritic-prediction, "
-        "equilibrium-propagation, feedback-cancellation, icf."
+        "Unknown protocol 'nope'; known protocols: compare, consciousness-prior, "
+        "dendritic-prediction, equilibrium-propagation, feedback-cancellation, icf."
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``neurosim`` command: ``list``, ``run`` and ``analyze``.
+"""The ``neurosim`` command: ``list``, ``run``, ``compare`` and ``analyze``.
 
 Every error a user can fix is printed as one sentence (``neurosim: error: ...``) with a non-zero
 exit status; no traceback, no half-written results.
@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from neurosim.errors import NeurosimError
 
@@ -44,6 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: results/PROTOCOL-TIMESTAMP)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    compare = sub.add_parser(
+        "compare", help="a PyTorch model and a circuit on the same inputs: probes, CKA, RSA"
+    )
+    compare.add_argument(
+        "--pairing", choices=("icf-microcircuit",), help="which pair (default icf-microcircuit)"
+    )
+    compare.add_argument("--readout", choices=("rate", "spiking"), help="the circuit's read-out")
+    compare.add_argument("--epochs", type=int, help="the circuit's training epochs")
+    compare.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
+    compare.add_argument("--seed", type=int, help="one seed for numpy, Brian2 and torch")
+    compare.add_argument("--config", help="TOML configuration file")
+    compare.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration value, e.g. protocol.icf.steps=500 (repeatable)",
+    )
+    compare.add_argument("--out", help="results folder (default: results/compare-TIMESTAMP)")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     analyze = sub.add_parser("analyze", help="spike-train statistics of a neo NIX file")
     analyze.add_argument("file", help="a .nix file written by neo (neurosim's or anyone's)")
     analyze.add_argument("--out", help="output folder (default: FILE's folder/analysis)")
@@ -69,11 +92,29 @@ def _cmd_list() -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
+def _run_resolved(resolved: Any, out_arg: str | None, no_progress: bool) -> tuple[dict, str]:
+    """Run a resolved configuration (``pipeline.ResolvedConfig``) under a progress bar into
+    ``out_arg`` (default ``results/PROTOCOL-TIMESTAMP``); returns the metrics and the folder."""
     from tqdm import tqdm
 
     from neurosim import results
+    from neurosim.cli import pipeline
+
+    out = out_arg or f"results/{resolved.run.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    results.prepare_output_dir(out)  # fail before the progress bar, not after
+    total = resolved.protocol_obj.total_steps(resolved.run, resolved.protocol)
+    with tqdm(total=total, desc=resolved.run.protocol, disable=no_progress, unit="run") as bar:
+
+        def progress(n: int, message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(n)
+
+        return pipeline.run_experiment(resolved, out, progress), out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from neurosim.cli import pipeline
     from neurosim.config import load_toml, parse_overrides
 
@@ -90,21 +131,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     raw = pipeline.build_raw(file_config, cli_run, parse_overrides(args.overrides))
-    resolved = pipeline.resolve(raw)
-    out = args.out or f"results/{resolved.run.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
-    results.prepare_output_dir(out)  # fail before the progress bar, not after
-    total = resolved.protocol_obj.total_steps(resolved.run, resolved.protocol)
-    with tqdm(total=total, desc=resolved.run.protocol, disable=args.no_progress, unit="run") as bar:
-
-        def progress(n: int, message: str) -> None:
-            bar.set_postfix_str(message)
-            bar.update(n)
-
-        metrics = pipeline.run_experiment(resolved, out, progress)
+    metrics, out = _run_resolved(pipeline.resolve(raw), args.out, args.no_progress)
     shown = {  # scalars only: series and paths are in metrics.json
         k: v for k, v in metrics.items() if np.ndim(v) == 0 and k != "build_dir"
     }
     print(json.dumps(shown, indent=2, default=lambda v: getattr(v, "item", lambda: str(v))()))
+    print(f"results written to {Path(out).resolve()}")
+    return 0
+
+
+#: the headline numbers ``neurosim compare`` prints under its table
+COMPARE_SHOWN = (
+    "circuit_test_mse",
+    "circuit_position_rmse_cells",
+    "icf_reconstruction_mse",
+    "wall_seconds",
+)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from neurosim.cli import pipeline
+    from neurosim.config import load_toml, merge, parse_overrides
+
+    if args.epochs is not None and args.epochs < 1:
+        raise NeurosimError(f"--epochs must be at least 1, got {args.epochs}.")
+    file_config = load_toml(args.config) if args.config else None
+    cli_run = {
+        "protocol": "compare",
+        "device": args.device,
+        "readout": args.readout,
+        "epochs": args.epochs,
+        "seed": args.seed,
+    }
+    pairing = {"protocol": {"pairing": args.pairing}} if args.pairing else {}
+    raw = pipeline.build_raw(file_config, cli_run, merge(pairing, parse_overrides(args.overrides)))
+    metrics, out = _run_resolved(pipeline.resolve(raw), args.out, args.no_progress)
+    print(metrics["comparison_table"], end="")
+    for key in COMPARE_SHOWN:
+        if metrics.get(key) is not None:
+            print(f"{key}: {metrics[key]:.4g}")
     print(f"results written to {Path(out).resolve()}")
     return 0
 
@@ -129,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "analyze":
             return _cmd_analyze(args)
     except NeurosimError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 import circuits  # noqa: F401  (registers the circuits)
 import protocols  # noqa: F401  (registers the protocols)
+from analysis import compare as acmp
 from analysis import consciousness_prior as acp
 from analysis import dendritic_prediction as adp
 from analysis import equilibrium_propagation as aep
@@ -120,6 +121,7 @@ def build_raw(
 
 #: each protocol's statistics and figures, computed by ``analysis/`` from the protocol's arrays
 ANALYSES: dict[str, Callable[[ProtocolResult, Path], dict[str, Any]]] = {
+    "compare": lambda result, figures: acmp.analyse(result.data, figures),
     "consciousness-prior": lambda result, figures: acp.analyse(result.data, figures),
     "dendritic-prediction": lambda result, figures: adp.analyse(result.data, figures),
     "equilibrium-propagation": lambda result, figures: aep.analyse(result.data, figures),

@@ -1,0 +1,318 @@
+"""Side by side: one PyTorch model and one circuit on the same inputs (DESIGN.md §4.6, issue 5).
+
+The one pairing so far, ``icf-microcircuit``:
+
+(a) the Independently Controllable Features model (:mod:`models.icf`) trains on the grid world
+    (the ``[protocol.icf]`` table, the same settings as ``neurosim run icf``), seeded by the run's
+    seed;
+(b) the dendritic microcircuit learns to report the square's position on the ``gridworld`` data
+    set (noisy copies of the 121 images; targets: (x, y) as two output rates) through the
+    supervised stage of :class:`protocols.feedback_cancellation.FeedbackCancellation`, called as
+    it is (the ``[protocol.training]`` table is that protocol's table; ``run.epochs`` its epochs);
+(c) the trained circuit sees the 121 clean images, one per ``pattern_ms``, with plasticity and
+    nudging off, in a build of the same structure (so the compiled binary of (b) is reused). The
+    rate read-out keeps the hidden rates φ(u) at each pattern's end; the spiking read-out also
+    keeps the hidden layer's spike trains, which :mod:`analysis.compare` turns into rates per
+    pattern window with elephant. The same pass with the circuit's initial weights gives an
+    untrained control;
+(d) the ICF encoder's 32-unit layer and its n features on the same 121 images.
+
+``data`` holds the positions and every representation as (121, units) arrays in
+:func:`neurosim.grid_world.all_positions` order; ``metrics`` the two training summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from models import icf
+from neurosim import datasets as ds
+from neurosim import grid_world as gw
+from neurosim.config import RunConfig, StrictModel
+from neurosim.errors import ConfigError
+from neurosim.protocol import Protocol, ProtocolResult
+from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
+from neurosim.registry import register_protocol
+from neurosim.seeding import run_seed, seed_everything
+from protocols.feedback_cancellation import (
+    FeedbackCancellation,
+    FeedbackCancellationConfig,
+    MicrocircuitConfig,
+    Task,
+)
+from protocols.icf import ICFConfig, IndependentlyControllableFeatures
+
+PAIRINGS = ("icf-microcircuit",)
+#: the data set the circuit of the ``icf-microcircuit`` pairing learns
+CIRCUIT_DATASET = "gridworld"
+
+
+#: the circuit's supervised training for a comparison, where ``[protocol.training]`` does not
+#: say otherwise: no shallow learner, no backprop baseline, no extra pass over the training set
+TRAINING_DEFAULTS: dict[str, Any] = {"shallow": False, "backprop_epochs": 0, "train_eval": False}
+
+
+def _training_defaults() -> FeedbackCancellationConfig:
+    return FeedbackCancellationConfig(**TRAINING_DEFAULTS)
+
+
+class CompareConfig(StrictModel):
+    """The ``[protocol]`` table, with the two models' tables nested: ``[protocol.icf]`` (as in
+    ``neurosim run icf``) and ``[protocol.training]`` (as in ``neurosim run
+    feedback-cancellation``, supervised stage)."""
+
+    pairing: Literal["icf-microcircuit"] = Field(
+        "icf-microcircuit", description="which PyTorch model and which circuit"
+    )
+    icf: ICFConfig = Field(default_factory=ICFConfig, description="the ICF model's training")
+    training: FeedbackCancellationConfig = Field(
+        default_factory=_training_defaults, description="the circuit's supervised training"
+    )
+    hidden_layer: int = Field(1, ge=1, description="the circuit's hidden layer compared (1..N−1)")
+    window_start_ms: float = Field(
+        20.0, ge=0, description="spiking: rates count spikes from this long after a pattern starts"
+    )
+    probe_seed: int = Field(0, ge=0, description="fold split of the ridge probes (analysis)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _training_table(cls, data: Any) -> Any:
+        """A given ``[protocol.training]`` table starts from TRAINING_DEFAULTS, not from the
+        feedback-cancellation protocol's own defaults."""
+        if isinstance(data, dict) and isinstance(data.get("training"), dict):
+            data = {**data, "training": {**TRAINING_DEFAULTS, **data["training"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _stage(self) -> CompareConfig:
+        if self.training.stage != "supervised":
+            raise ValueError("training.stage must be 'supervised' (the circuit learns positions)")
+        if self.window_start_ms >= self.training.pattern_ms:
+            raise ValueError("window_start_ms must be shorter than training.pattern_ms")
+        return self
+
+
+class Compare(Protocol):
+    """A PyTorch model and a circuit trained on the same inputs, their representations side by
+    side (probes, CKA, RSA in :mod:`analysis.compare`)."""
+
+    name = "compare"
+    summary = "ICF encoder vs a microcircuit trained on the same grid-world images (CKA, RSA, R²)"
+    circuits = ("microcircuit",)
+    datasets = (None,)
+    readouts = ("rate", "spiking")
+    default_epochs = FeedbackCancellation.default_epochs
+    protocol_config = CompareConfig
+    circuit_configs = {"microcircuit": MicrocircuitConfig}
+
+    def _circuit_run(self, run: RunConfig) -> RunConfig:
+        """The run table of the circuit's training: the feedback-cancellation protocol on the
+        pairing's data set, same seed, device, read-out and epochs."""
+        return run.model_copy(
+            update={"protocol": FeedbackCancellation.name, "dataset": CIRCUIT_DATASET}
+        )
+
+    def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
+        assert isinstance(protocol, CompareConfig)
+        assert isinstance(circuit, MicrocircuitConfig)
+        IndependentlyControllableFeatures().check(
+            run.model_copy(update={"epochs": None}), protocol.icf, circuit
+        )
+        fc_run = self._circuit_run(run)
+        FeedbackCancellation().check(fc_run, protocol.training, circuit)
+        task = Task(fc_run, protocol.training, circuit)
+        n_pos = len(gw.all_positions())
+        if len(task.data.x_test) != n_pos or task.P < n_pos:
+            raise ConfigError(
+                "protocol.training.n_test must stay unset and patterns_per_run, if set, at least "
+                f"{n_pos}: the comparison runs the circuit on all {n_pos} positions in one run."
+            )
+        n_layers = task.n_layers
+        if protocol.hidden_layer >= n_layers:
+            raise ConfigError(
+                f"protocol.hidden_layer = {protocol.hidden_layer}, but the circuit's hidden layers "
+                f"are 1..{n_layers - 1}."
+            )
+
+    def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
+        assert isinstance(protocol, CompareConfig)
+        icf_steps = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
+        fc_steps = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
+        return icf_steps + fc_steps + 1
+
+    def run(
+        self,
+        run: RunConfig,
+        protocol: StrictModel,
+        circuit: StrictModel,
+        progress: Callable[[int, str], None] | None = None,
+    ) -> ProtocolResult:
+        assert isinstance(protocol, CompareConfig)
+        assert isinstance(circuit, MicrocircuitConfig)
+        progress = progress or (lambda n, msg: None)
+        seed_everything(run.seed)
+        model_metrics, model_data, model_weights = self._icf(run, protocol.icf, progress)
+        circ_metrics, circ_data, circ_weights, segments = self._circuit(
+            run, protocol, circuit, progress
+        )
+        data: dict[str, Any] = {
+            "pairing": protocol.pairing,
+            "readout": run.readout,
+            "seed": run.seed,
+            "probe_seed": protocol.probe_seed,
+            "positions": gw.all_positions(),
+            **model_data,
+            **circ_data,
+        }
+        metrics: dict[str, Any] = {"pairing": protocol.pairing, **model_metrics, **circ_metrics}
+        weights = {**model_weights, **circ_weights}
+        return ProtocolResult(metrics=metrics, segments=segments, weights=weights, data=data)
+
+    # ------------------------------------------------------------------ (a), (d): the ICF model
+    def _icf(
+        self, run: RunConfig, cfg: ICFConfig, progress: Callable[[int, str], None]
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+        """Train the ICF model and encode the 121 clean images: its features and 32-unit layer."""
+        settings = IndependentlyControllableFeatures.settings(run, cfg)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+
+            def tick(step: int, record: dict[str, float]) -> None:
+                progress(
+                    1, f"ICF step {step}/{settings.steps}: recon {record['reconstruction']:.3f}"
+                )
+
+            progress(0, "training the ICF model")
+            model, history = icf.train(settings, tick)
+            measures = icf.evaluate(model, settings)
+            images = torch.from_numpy(gw.render(gw.all_positions()))[:, None]
+            with torch.no_grad():
+                features, hidden = model.encoder(images)
+        finally:
+            torch.set_num_threads(threads)
+        reg = measures["regression"]
+        metrics = {
+            "icf_steps": settings.steps,
+            "icf_variant": settings.variant,
+            "icf_feature_r2_best": reg["r2_best"],
+            "icf_feature_best_coordinate": reg["best_coordinate"],
+            "icf_reconstruction_mse": measures["reconstruction_mse"],
+            "icf_matched_diagonal_mass": measures["matched_diagonal_mass"],
+            "icf_train_seconds": history["wall_seconds"],
+        }
+        data = {
+            "icf_features": features.numpy().astype(np.float64),
+            "icf_hidden": hidden.numpy().astype(np.float64),
+        }
+        weights = {f"icf_{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        return metrics, data, weights
+
+    # ------------------------------------------------------------------ (b), (c): the circuit
+    def _circuit(
+        self,
+        run: RunConfig,
+        cfg: CompareConfig,
+        circuit: MicrocircuitConfig,
+        progress: Callable[[int, str], None],
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray], list[SegmentRecord]]:
+        """Train the microcircuit on the grid world's positions, then run it on the clean images
+        with its trained and with its initial weights (plasticity and nudging off)."""
+        fc = FeedbackCancellation()
+        fc_run = self._circuit_run(run)
+        progress(0, "training the circuit")
+        trained = fc.run(fc_run, cfg.training, circuit, progress)
+        progress(0, "the circuit on the clean images")
+        task = Task(fc_run, cfg.training, circuit)
+        sim, info = fc._simulation(fc_run, task)
+        end = {k: v for k, v in trained.weights.items() if not k.startswith("initial_")}
+        start = {k.removeprefix("initial_"): v for k, v in trained.weights.items()
+                 if k.startswith("initial_")}  # fmt: skip
+        n_layers, k = task.n_layers, cfg.hidden_layer
+        phi = task.params.phi_numpy
+        passes = {}
+        for label, w, part in (("trained", end, 1), ("untrained", start, 2)):
+            frozen = dict.fromkeys(fc._etas(task, forward=[0.0] * n_layers, ip=0.0, pi=0.0), 0.0)
+            values = {**fc._start_values(task, w, info["readout"]), **frozen}
+            timed, n = fc._chunk_timed(
+                task, task.data.x_test, task.data.u_test, nudge=0.0, learn=False
+            )
+            result = sim.run(
+                values=values, timed=timed, seed=run_seed(run.seed, 77, part), read=info["keys"]
+            )
+            passes[label] = (result, n)
+        result, n = passes["trained"]
+        hidden = phi(fc._ends(result, f"layer{k}", "u", n))
+        out = phi(fc._ends(result, f"layer{n_layers}", "u", n))
+        untrained = phi(fc._ends(passes["untrained"][0], f"layer{k}", "u", n))
+        decoded = ds.gridworld_positions(out)
+        truth = gw.all_positions()
+        pattern_s = cfg.training.pattern_ms / 1000.0
+        data: dict[str, Any] = {
+            "circuit_hidden": hidden,
+            "circuit_hidden_untrained": untrained,
+            "circuit_output": out,
+            "circuit_decoded_positions": decoded,
+            "pixels": task.data.x_test,
+            "pattern_ms": cfg.training.pattern_ms,
+        }
+        signals = [
+            SignalRecord(
+                name, values, pattern_s, pattern_s, "dimensionless",
+                {"description": f"{text} at the end of each of the 121 clean images"},
+            )
+            for name, values, text in (
+                (f"hidden_rates_layer{k}", hidden, f"φ(u) of hidden layer {k}"),
+                ("output_rates", out, "φ(u) of the output layer (x, y)"),
+            )
+        ]  # fmt: skip
+        spikes: list[SpikeRecord] = []
+        if info["readout"] == "spiking":
+            mon = result.monitors[f"spikes_layer{k}"]
+            t_stop = sim.duration_ms / 1000.0
+            times = [np.sort(mon["t"][mon["i"] == i]) for i in range(task.sizes[k])]
+            spikes = [
+                SpikeRecord(f"layer{k}_{i}", t, 0.0, t_stop, {"layer": k, "neuron": i})
+                for i, t in enumerate(times)
+            ]
+            data["hidden_spikes"] = {
+                "times_s": times,
+                "n_patterns": n,
+                "pattern_ms": cfg.training.pattern_ms,
+                "window_start_ms": cfg.window_start_ms,
+                "t_stop_s": t_stop,
+            }
+        segments = [
+            SegmentRecord(
+                "clean-images", spikes, signals,
+                {"pairing": cfg.pairing, "readout": info["readout"], "hidden_layer": k,
+                 "plasticity": "off", "nudging": "off"},
+            )
+        ]  # fmt: skip
+        tm = trained.metrics
+        metrics = {
+            "circuit_dataset": CIRCUIT_DATASET,
+            "circuit_sizes": task.sizes,
+            "circuit_readout": info["readout"],
+            "circuit_epochs": tm["epochs"],
+            "circuit_test_mse": tm["test_mse"],
+            "circuit_mse_history": tm["history"]["circuit"],
+            "circuit_position_rmse_cells": float(np.sqrt(np.mean((decoded - truth) ** 2))),
+            "circuit_eta_forward": tm["eta_forward"],
+            "circuit_wall_seconds_training": tm["wall_seconds_training"],
+            "circuit_compile_seconds": tm["compile_seconds"] + sim.compile_seconds,
+            "circuit_compilations": tm["compilations"] + sim.compilations,
+            "pattern_ms": cfg.training.pattern_ms,
+        }
+        weights = {f"circuit_{name}": m for name, m in trained.weights.items()}
+        progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
+        return metrics, data, weights, segments
+
+
+register_protocol(Compare.name, Compare.summary, Compare)

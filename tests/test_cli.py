@@ -50,6 +50,8 @@ def _run(out: Path, seed: int, epochs: int) -> dict:
     rc, stdout, stderr = _main([*argv, "--no-progress", "--out", str(out)])
     assert rc == 0, stderr
     assert f"results written to {out.resolve()}" in stdout
+    summary = json.loads(stdout[: stdout.rindex("results written")])  # scalars only
+    assert summary and not any(isinstance(v, dict | list) for v in summary.values()), summary
     return json.loads((out / "metrics.json").read_text())
 
 

@@ -220,6 +220,10 @@ def test_cli_end_to_end_and_reproducible(tmp_path: Path) -> None:
         )
         assert rc == 0, stderr
         assert f"results written to {out.resolve()}" in stdout
+        # the printed summary holds scalars only (history and tables stay in metrics.json)
+        summary = json.loads(stdout[: stdout.rindex("results written")])
+        assert "parent_precision" in summary and "history" not in summary
+        assert not any(isinstance(v, dict | list) for v in summary.values())
         metrics.append(json.loads((out / "metrics.json").read_text()))
         for fig in ("attention.png", "learning_curves.png", "shift_errors.png"):
             assert (out / "figures" / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

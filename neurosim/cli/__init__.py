@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +132,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     raw = pipeline.build_raw(file_config, cli_run, parse_overrides(args.overrides))
     metrics, out = _run_resolved(pipeline.resolve(raw), args.out, args.no_progress)
-    shown = {  # scalars only: series and paths are in metrics.json
-        k: v for k, v in metrics.items() if np.ndim(v) == 0 and k != "build_dir"
+    shown = {  # scalars only: series, tables and paths are in metrics.json
+        k: v
+        for k, v in metrics.items()
+        if not isinstance(v, Mapping) and np.ndim(v) == 0 and k != "build_dir"
     }
     print(json.dumps(shown, indent=2, default=lambda v: getattr(v, "item", lambda: str(v))()))
     print(f"results written to {Path(out).resolve()}")

@@ -109,7 +109,7 @@ from typing import Any
 import numpy as np
 from brian2 import Clock, Hz, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
-from circuits.microcircuit import dense_connectivity, matrix_to_w, w_to_matrix
+from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
 from neurosim.registry import register_circuit
 from neurosim.schedule import set_slot as _set_slot

@@ -81,6 +81,7 @@ from brian2 import (
     ms,
 )
 
+from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
 from neurosim.neurons import logistic, logistic_expr, soft_relu, soft_relu_expr
 from neurosim.registry import register_circuit
@@ -159,30 +160,6 @@ class MicrocircuitParams:
         """c in W^IP_k = c W_{k+1} of the self-predicting state (DESIGN.md §4.2)."""
         gain = self.output_basal_gain if next_is_output else self.hidden_basal_gain
         return gain / self.inter_dendrite_gain
-
-
-# ------------------------------------------------------------------------------ weight layout
-def dense_connectivity(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) of an all-to-all projection in row-major (post, pre) order: s = post*n_pre + pre."""
-    i = np.tile(np.arange(n_pre, dtype=np.int32), n_post)
-    j = np.repeat(np.arange(n_post, dtype=np.int32), n_pre)
-    return i, j
-
-
-def matrix_to_w(matrix: np.ndarray) -> np.ndarray:
-    """A (post, pre) weight matrix as the synaptic array ``w`` of :func:`dense_connectivity`."""
-    m = np.asarray(matrix, dtype=float)
-    if m.ndim != 2:
-        raise ValueError(f"a weight matrix must be 2-D, got shape {m.shape}")
-    return m.reshape(-1).copy()
-
-
-def w_to_matrix(w: np.ndarray, n_post: int, n_pre: int) -> np.ndarray:
-    """The inverse of :func:`matrix_to_w`: ``w.reshape(n_post, n_pre)``."""
-    arr = np.asarray(w, dtype=float)
-    if arr.size != n_post * n_pre:
-        raise ValueError(f"{arr.size} weights cannot form a {n_post}×{n_pre} matrix")
-    return arr.reshape(n_post, n_pre)
 
 
 def _check_sizes(sizes: Sequence[int]) -> list[int]:

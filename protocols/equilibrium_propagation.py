@@ -36,8 +36,9 @@ step ε of the paper):
   free phase. A feed-forward network of the same sizes (the twin's :class:`BackpropNetwork`)
   trained by backprop (online SGD, the same learning rates and epochs, the same initial weights)
   on the same split is the baseline. At the end, on the trained weights and the first
-  ``grad_examples`` test digits whose loss is not 0 (a trained hard-sigmoid circuit puts most
-  outputs exactly on their 0/1 targets, where loss, gradient and EP update all vanish):
+  ``grad_examples`` test digits whose loss gradient is not 0 (a trained hard-sigmoid circuit puts
+  most outputs exactly on their 0/1 targets, where loss, gradient and EP update all vanish; where
+  every gradient vanishes, on the initial weights, ``grad_check_weights``):
   ``grad_cosine`` (also ``grad_relative_error``, ``grad_sign_agreement``) compares the update
   training makes — the training build, its own phases, the protocol's β, learning rates 0 — with
   −∇L of the twin, and ``grad_check`` is the settled curve against β of the stage below; one test
@@ -49,8 +50,8 @@ step ε of the paper):
   with its own defaults (β = 1, constant rates at the online-feedback limit 0.15), 40 epochs:
   0.967 (0.947 or more from epoch 16 on; 0.914 after 10 epochs at β = 0.5 and rates × 0.85 per
   epoch). On the trained continual weights every test example's loss gradient vanishes (outputs
-  on their targets or clipped on the wrong side), so the training-stage gradient check is
-  skipped there and says why.
+  on their targets or clipped on the wrong side), so its training-stage gradient check runs on
+  the initial weights.
 
 * ``gradient-check``: no learning. With the weights held fixed (learning rates 0) the circuit's own
   continual-rule accumulators (``measure`` mode, centred: exactly the end-point EP update) over
@@ -699,17 +700,22 @@ class EquilibriumPropagation(Protocol):
         grad: dict[str, Any] = {}
         dat: dict[str, Any] = {"stage": "train", "variant": task.variant, "history": history}
         dat["backprop_history"] = bp.get("history")
+        w_check, checked_on = w_end, "trained"
         chosen, zero_share = (
             self._examples_with_loss(task, w_end, cfg.grad_examples)
             if cfg.grad_check
             else (np.array([], dtype=int), float("nan"))
         )
         if cfg.grad_check and len(chosen) == 0:
+            # every loss gradient vanishes at the trained weights (outputs on their targets or
+            # clipped): the update's direction is then compared on the initial weights
+            w_check, checked_on = w0, "initial"
+            chosen, _ = self._examples_with_loss(task, w0, cfg.grad_examples)
+        if cfg.grad_check and len(chosen) == 0:
             grad = {
                 "grad_zero_loss_share": zero_share,
                 "grad_check_skipped": "every test example's loss gradient vanishes at the trained "
-                "weights (outputs on their targets or clipped): no direction to compare; the "
-                "gradient-check stage compares updates and gradients where they do not vanish",
+                "and at the initial weights: no direction to compare",
             }
             progress(1, "gradient check skipped: every gradient vanishes")
         elif cfg.grad_check:
@@ -721,18 +727,19 @@ class EquilibriumPropagation(Protocol):
             modes = ["one-sided", "symmetric"]
             own = "symmetric" if task.variant in ("symmetric", "stochastic") else "one-sided"
             table = self._grad_curves(
-                run, task, grad_sim, layout, w_end, x, d, betas, modes, progress
+                run, task, grad_sim, layout, w_check, x, d, betas, modes, progress
             )
             at = table[own][f"{cfg.beta:g}"]
             grad = {
                 "grad_test_examples": [int(i) for i in chosen],
                 "grad_zero_loss_share": zero_share,
+                "grad_check_weights": checked_on,
                 "grad_nudging": own,
                 "grad_check": table,
                 "grad_cosine_settled": at["cosine"],
             }
             if task.variant != "stochastic":
-                layout_check = self._training_layout_check(run, task, sim, info, w_end, x, d)
+                layout_check = self._training_layout_check(run, task, sim, info, w_check, x, d)
                 grad.update(layout_check)
             else:  # time averages are not end points: the settled, noiseless check stands in
                 grad.update(

@@ -329,3 +329,29 @@ def test_digits_one_hidden_layer_reaches_95_percent(
     _one_compilation_per_build(m)
     assert m["test_accuracy"] >= 0.95, m["history"]["test_accuracy"]
     assert (tmp_path / variant / "figures" / "traces.png").is_file()  # one example, every step
+
+
+def test_gradient_check_examples_have_a_gradient() -> None:
+    """The training-stage gradient check uses examples whose loss gradient does not vanish. With
+    the output biases far below 0 every output is clipped at 0: each digit has a loss (½ for its
+    one-hot target) but no gradient, so none is chosen (the protocol then checks on the initial
+    weights); the initial weights give examples with a non-zero gradient."""
+    import torch
+
+    from models import equilibrium_propagation as ep
+    from protocols.equilibrium_propagation import EquilibriumPropagation, Task
+
+    resolved = _resolve("protocol.n_test=40")
+    task = Task(resolved.run, resolved.protocol, resolved.circuit)
+    proto = EquilibriumPropagation()
+    w0 = proto._initial_weights(task, seed=1)
+    chosen, _ = proto._examples_with_loss(task, w0, 5)
+    assert len(chosen) == 5
+    params = ep.EPParameters(tuple(task.sizes), dt=task.cfg.dt_ms)
+    tw = {k: torch.tensor(v) for k, v in w0.items()}
+    for i in chosen:
+        grads = ep.loss_gradient(params, tw, task.data.x_test[i : i + 1], task.d_test[i : i + 1])
+        assert max(float(g.abs().max()) for g in grads.grads.values()) > 1e-12
+    clipped = {**w0, "b2": np.full_like(w0["b2"], -50.0)}
+    chosen, zero_share = proto._examples_with_loss(task, clipped, 5)
+    assert len(chosen) == 0 and zero_share == 0.0

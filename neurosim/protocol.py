@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neurosim.config import RunConfig, StrictModel
+from neurosim.errors import ConfigError
 from neurosim.recording import SegmentRecord
 
 
@@ -58,3 +59,25 @@ class Protocol:
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         """How many progress steps :meth:`run` reports (for the progress bar)."""
         return int(run.epochs or self.default_epochs)
+
+
+class TorchModelProtocol(Protocol):
+    """Base for protocols that train a PyTorch model and run no circuit (``neurosim run icf``):
+    no circuit, no data set (they make their own worlds), no Brian2 device, and training measured
+    in optimiser steps, so ``--epochs`` other than 1 is refused with a hint."""
+
+    circuits: ClassVar[tuple[str, ...]] = ()
+    circuit_configs: ClassVar[dict[str, type[StrictModel]]] = {}
+    datasets: ClassVar[tuple[str | None, ...]] = (None,)
+    readouts: ClassVar[tuple[str, ...]] = ("rate",)
+    default_epochs: ClassVar[int] = 1
+
+    def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
+        """Refuse ``--epochs`` (the model trains for ``protocol.steps`` optimiser steps)."""
+        if run.epochs not in (None, 1):
+            steps = getattr(protocol, "steps", None)
+            hint = f" and set e.g. --set protocol.steps={steps * run.epochs}" if steps else ""
+            raise ConfigError(
+                f"Protocol {self.name!r} trains for protocol.steps optimiser steps, not epochs; "
+                f"drop --epochs {run.epochs}{hint}."
+            )

@@ -47,8 +47,7 @@ from pydantic import Field, model_validator
 from models import consciousness_prior as cp
 from neurosim import latent_world as lw
 from neurosim.config import RunConfig, StrictModel
-from neurosim.errors import ConfigError
-from neurosim.protocol import Protocol, ProtocolResult
+from neurosim.protocol import ProtocolResult, TorchModelProtocol
 from neurosim.registry import register_protocol
 from neurosim.seeding import run_seed, seed_everything
 
@@ -105,25 +104,12 @@ def _state_arrays(model: cp.ConsciousnessPriorModel, prefix: str) -> dict[str, n
     return {f"{prefix}/{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
 
-class ConsciousnessPrior(Protocol):
+class ConsciousnessPrior(TorchModelProtocol):
     """Attention bottleneck (top-k, straight-through Gumbel) against the same model without it."""
 
     name = "consciousness-prior"
     summary = "Consciousness Prior: top-k attention finds the parents of latent variables (torch)"
-    circuits = ()
-    circuit_configs: dict[str, type[StrictModel]] = {}
-    datasets = (None,)
-    readouts = ("rate",)
-    default_epochs = 1
     protocol_config = ConsciousnessPriorConfig
-
-    def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
-        assert isinstance(protocol, ConsciousnessPriorConfig)
-        if run.epochs != 1:
-            raise ConfigError(
-                "consciousness-prior trains for protocol.steps Adam steps; --epochs is not used "
-                "(leave it out or set it to 1)."
-            )
 
     def _records(self, protocol: ConsciousnessPriorConfig) -> int:
         return -(-protocol.steps // protocol.log_every)

@@ -38,7 +38,7 @@ from models import icf
 from neurosim import grid_world as gw
 from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
-from neurosim.protocol import Protocol, ProtocolResult
+from neurosim.protocol import ProtocolResult, TorchModelProtocol
 from neurosim.registry import register_protocol
 from neurosim.seeding import seed_everything
 
@@ -70,26 +70,17 @@ class ICFConfig(StrictModel):
     threads: int = Field(1, ge=1, le=256, description="torch CPU threads")
 
 
-class IndependentlyControllableFeatures(Protocol):
+class IndependentlyControllableFeatures(TorchModelProtocol):
     """E. Bengio et al. 2017 / Thomas et al. 2018: features paired with policies that control
     them, on the 2×2-square grid world, in PyTorch."""
 
     name = "icf"
     summary = "Independently Controllable Features on the grid world (PyTorch, no circuit)"
-    circuits = ()
-    circuit_configs: dict[str, type[StrictModel]] = {}
-    datasets = (None,)
-    readouts = ("rate",)
-    default_epochs = 1
     protocol_config = ICFConfig
 
     def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
         assert isinstance(protocol, ICFConfig)
-        if run.epochs not in (None, 1):
-            raise ConfigError(
-                f"Protocol 'icf' trains for protocol.steps Adam steps, not epochs; drop --epochs "
-                f"{run.epochs} and set e.g. --set protocol.steps={protocol.steps * run.epochs}."
-            )
+        super().check(run, protocol, circuit)
         self.settings(run, protocol)  # cross-field checks of the model's settings
 
     @staticmethod

@@ -253,7 +253,7 @@ def test_cli_end_to_end_and_reproducible(tmp_path: Path) -> None:
         (["--set", "protocol.entropy_wieght=1"], ("'protocol.entropy_wieght'", "entropy_weight")),
         (["--set", "protocol.tau=0"], ("'protocol.tau'", "greater than 0")),
         (["--set", "protocol.shift_offset=0"], ("no shift",)),
-        (["--epochs", "3"], ("--epochs is not used",)),
+        (["--epochs", "3"], ("not epochs", "drop --epochs 3")),
         (["--circuit", "hopfield"], ("runs no circuit",)),
         (["--set", "circuit.n=3"], ("'circuit.n'",)),
     ],

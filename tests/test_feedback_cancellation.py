@@ -13,7 +13,7 @@ import pytest
 from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError, NeurosimError
-from protocols.feedback_cancellation import gate_rows
+from protocols.feedback_cancellation import DATASET_DEFAULTS, gate_rows
 
 
 def _resolve(*sets: str, dataset: str | None = "teacher"):
@@ -23,6 +23,24 @@ def _resolve(*sets: str, dataset: str | None = "teacher"):
         parse_overrides(sets),
     )
     return pipeline.resolve(raw)
+
+
+def test_digits_defaults_depend_on_the_readout() -> None:
+    """Digits: the rate read-out's forward rates (2.5e-3, × 5 in the hidden layer, × 0.9 per
+    epoch, W^PI fixed); the spiking read-out's own (1.25e-3, × 3, constant, η_PI = 5e-3)."""
+    from protocols.feedback_cancellation import Task, default_eta_forward
+
+    rate = _resolve("run.readout=rate", dataset="digits")
+    task = Task(rate.run, rate.protocol, rate.circuit)
+    assert default_eta_forward(task) == pytest.approx([1.25e-2, 2.5e-3])
+    assert (task.defaults["eta_pi"], task.defaults["eta_decay"]) == (0.0, 0.9)
+    spiking = _resolve("run.readout=spiking", dataset="digits")
+    task = Task(spiking.run, spiking.protocol, spiking.circuit)
+    assert default_eta_forward(task) == pytest.approx([3.75e-3, 1.25e-3])
+    assert (task.defaults["eta_pi"], task.defaults["eta_decay"]) == (5e-3, 1.0)
+    teacher = _resolve("run.readout=spiking")
+    assert "spiking" not in DATASET_DEFAULTS["teacher"]
+    assert Task(teacher.run, teacher.protocol, teacher.circuit).defaults["eta_forward"] == 3e-2
 
 
 def test_config_defaults_and_validation() -> None:

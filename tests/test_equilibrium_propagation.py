@@ -355,3 +355,32 @@ def test_gradient_check_examples_have_a_gradient() -> None:
     clipped = {**w0, "b2": np.full_like(w0["b2"], -50.0)}
     chosen, zero_share = proto._examples_with_loss(task, clipped, 5)
     assert len(chosen) == 0 and zero_share == 0.0
+
+
+def test_gradient_check_falls_back_to_the_initial_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where every loss gradient vanishes at the trained weights (forced here), the training
+    stage's gradient check runs on the initial weights and says so."""
+    from protocols.equilibrium_propagation import EquilibriumPropagation
+
+    real = EquilibriumPropagation._examples_with_loss
+    seen: list[dict] = []
+
+    def no_gradient_when_trained(self, task, w, n):  # noqa: ANN001, ANN202
+        seen.append(w)
+        if len(seen) == 1:  # the trained weights
+            return np.array([], dtype=int), 0.9
+        return real(self, task, w, n)
+
+    monkeypatch.setattr(EquilibriumPropagation, "_examples_with_loss", no_gradient_when_trained)
+    m = _run(
+        tmp_path, "fb", "--dataset", "digits", "--epochs", "1", *SMALL, *GRAD,
+        "--set", "protocol.grad_betas=[0.5]", "--set", "protocol.traces=false",
+    )  # fmt: skip
+    assert len(seen) == 2 and m["grad_check_weights"] == "initial"
+    initial = np.load(tmp_path / "fb" / "weights.npz")["initial_W1"]
+    np.testing.assert_array_equal(seen[1]["W1"], initial)
+    assert not np.array_equal(seen[0]["W1"], initial)
+    assert set(m["grad_cosine"]) == {"W1", "W2", "b1", "b2"}
+    assert all(np.isfinite(v) and v > 0 for v in m["grad_cosine"].values())

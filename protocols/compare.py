@@ -230,27 +230,21 @@ class Compare(Protocol):
         trained = fc.run(fc_run, cfg.training, circuit, progress)
         progress(0, "the circuit on the clean images")
         task = Task(fc_run, cfg.training, circuit)
-        sim, info = fc._simulation(fc_run, task)
+        sim, info = fc.simulation(fc_run, task)
         end = {k: v for k, v in trained.weights.items() if not k.startswith("initial_")}
         start = {k.removeprefix("initial_"): v for k, v in trained.weights.items()
                  if k.startswith("initial_")}  # fmt: skip
         n_layers, k = task.n_layers, cfg.hidden_layer
         phi = task.params.phi_numpy
-        passes = {}
-        for label, w, part in (("trained", end, 1), ("untrained", start, 2)):
-            frozen = dict.fromkeys(fc._etas(task, forward=[0.0] * n_layers, ip=0.0, pi=0.0), 0.0)
-            values = {**fc._start_values(task, w, info["readout"]), **frozen}
-            timed, n = fc._chunk_timed(
-                task, task.data.x_test, task.data.u_test, nudge=0.0, learn=False
-            )
-            result = sim.run(
-                values=values, timed=timed, seed=run_seed(run.seed, 77, part), read=info["keys"]
-            )
-            passes[label] = (result, n)
+        x = task.data.x_test
+        passes = {
+            label: fc.frozen_pass(sim, info, task, w, x, run_seed(run.seed, 77, part))
+            for label, w, part in (("trained", end, 1), ("untrained", start, 2))
+        }
         result, n = passes["trained"]
-        hidden = phi(fc._ends(result, f"layer{k}", "u", n))
-        out = phi(fc._ends(result, f"layer{n_layers}", "u", n))
-        untrained = phi(fc._ends(passes["untrained"][0], f"layer{k}", "u", n))
+        hidden = phi(fc.pattern_ends(result, f"layer{k}", "u", n))
+        out = phi(fc.pattern_ends(result, f"layer{n_layers}", "u", n))
+        untrained = phi(fc.pattern_ends(passes["untrained"][0], f"layer{k}", "u", n))
         decoded = ds.gridworld_positions(out)
         truth = gw.all_positions()
         pattern_s = cfg.training.pattern_ms / 1000.0

@@ -438,6 +438,34 @@ class FeedbackCancellation(Protocol):
         keys = mc.state_keys(sizes, topdown=cfg.top_down, readout=readout)
         return sim, {"keys": keys, "readout": readout}
 
+    def simulation(self, run: RunConfig, task: Task) -> tuple[Simulation, dict[str, Any]]:
+        """The supervised stage's circuit for ``task``: one build of P patterns (compiled once,
+        re-run per chunk), and its read-out and carried state keys (``info``)."""
+        return self._simulation(run, task)
+
+    def frozen_pass(
+        self,
+        sim: Simulation,
+        info: dict[str, Any],
+        task: Task,
+        weights: dict[str, np.ndarray],
+        x: np.ndarray,
+        seed: int,
+    ) -> tuple[RunResult, int]:
+        """Present up to P inputs ``x`` to the circuit of :meth:`simulation` with ``weights``,
+        every learning rate 0 and no nudging: the raw run result (all its monitors, spike
+        monitors included; :meth:`pattern_ends` reads the state at each pattern's end) and the
+        number of inputs presented. For running a trained circuit on new inputs."""
+        if len(x) > task.P:
+            raise ConfigError(
+                f"{len(x)} inputs do not fit one run of {task.P} patterns (patterns_per_run)."
+            )
+        etas = self._etas(task, forward=[0.0] * task.n_layers, ip=0.0, pi=0.0)
+        frozen = dict.fromkeys(etas, 0.0)
+        values = {**self._start_values(task, weights, info["readout"]), **frozen}
+        timed, n = self._chunk_timed(task, x, None, nudge=0.0, learn=False)
+        return sim.run(values=values, timed=timed, seed=seed, read=info["keys"]), n
+
     def _chunk_timed(
         self, task: Task, x: np.ndarray, u: np.ndarray | None, nudge: float, learn: bool
     ) -> tuple[dict[str, np.ndarray], int]:
@@ -460,7 +488,7 @@ class FeedbackCancellation(Protocol):
         return tv, n
 
     @staticmethod
-    def _ends(result: RunResult, group: str, var: str, n: int) -> np.ndarray:
+    def pattern_ends(result: RunResult, group: str, var: str, n: int) -> np.ndarray:
         """``var`` of ``group`` at the end of each of the first ``n`` patterns (n, cells).
 
         The monitor samples at t = 0, T, 2T, ...: sample k+1 is the end of pattern k; the end of
@@ -505,12 +533,12 @@ class FeedbackCancellation(Protocol):
             wall += result.wall_seconds
             if learn:
                 values = {**values, **result.state}
-            outs["out"].append(self._ends(result, f"layer{N}", "u", n))
+            outs["out"].append(self.pattern_ends(result, f"layer{N}", "u", n))
             for k in range(1, N):
-                vA = self._ends(result, f"layer{k}", "vA", n)
+                vA = self.pattern_ends(result, f"layer{k}", "vA", n)
                 outs[f"vA{k}"].append(vA[: min(n, len(vA))])
-                outs[f"uI{k}"].append(self._ends(result, f"inter{k}", "uI", n))
-                outs[f"u{k}"].append(self._ends(result, f"layer{k}", "u", n))
+                outs[f"uI{k}"].append(self.pattern_ends(result, f"inter{k}", "uI", n))
+                outs[f"u{k}"].append(self.pattern_ends(result, f"layer{k}", "u", n))
             if trace is not None:
                 w = mc.weights_from_state(result.state, task.sizes, task.cfg.top_down)
                 for name, fn in trace.get("_fns", {}).items():

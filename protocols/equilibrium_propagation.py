@@ -837,7 +837,8 @@ class EquilibriumPropagation(Protocol):
         loss = ep.cost(params, state, d).numpy()
         chosen: list[int] = []
         for i in np.flatnonzero(loss > 1e-12):
-            g = ep.loss_gradient(params, tw, x[i : i + 1], d[i : i + 1]).grads
+            free = ep.HopfieldState(tuple(s[i : i + 1] for s in state.s))  # solved above
+            g = ep.loss_gradient(params, tw, x[i : i + 1], d[i : i + 1], free=free).grads
             if max(float(v.abs().max()) for v in g.values()) > 1e-12:
                 chosen.append(int(i))
                 if len(chosen) == n:

@@ -17,6 +17,23 @@ from typing import Any
 from neurosim.errors import NeurosimError
 
 
+def _add_run_options(parser: argparse.ArgumentParser, set_example: str, out_default: str) -> None:
+    """The options ``run`` and ``compare`` share: device, seed, configuration, results folder."""
+    parser.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
+    parser.add_argument("--seed", type=int, help="one seed for numpy, Brian2 and torch")
+    parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a configuration value, e.g. {set_example} (repeatable)",
+    )
+    parser.add_argument("--out", help=f"results folder (default: {out_default})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurosim",
@@ -29,21 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("protocol", help="protocol name (see `neurosim list`)")
     run.add_argument("--circuit", help="circuit name (default: the protocol's first)")
     run.add_argument("--dataset", help="data set name, for protocols that take one")
-    run.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
     run.add_argument("--readout", choices=("rate", "spiking"), help="rate or spiking read-out")
     run.add_argument("--epochs", type=int, help="number of epochs (one simulation run each)")
-    run.add_argument("--seed", type=int, help="one seed for numpy, Brian2 and torch")
-    run.add_argument("--config", help="TOML configuration file")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. protocol.eta=0.1 (repeatable)",
-    )
-    run.add_argument("--out", help="results folder (default: results/PROTOCOL-TIMESTAMP)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(run, "protocol.eta=0.1", "results/PROTOCOL-TIMESTAMP")
 
     compare = sub.add_parser(
         "compare", help="a PyTorch model and a circuit on the same inputs: probes, CKA, RSA"
@@ -53,19 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--readout", choices=("rate", "spiking"), help="the circuit's read-out")
     compare.add_argument("--epochs", type=int, help="the circuit's training epochs")
-    compare.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
-    compare.add_argument("--seed", type=int, help="one seed for numpy, Brian2 and torch")
-    compare.add_argument("--config", help="TOML configuration file")
-    compare.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. protocol.icf.steps=500 (repeatable)",
-    )
-    compare.add_argument("--out", help="results folder (default: results/compare-TIMESTAMP)")
-    compare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(compare, "protocol.icf.steps=500", "results/compare-TIMESTAMP")
 
     analyze = sub.add_parser("analyze", help="spike-train statistics of a neo NIX file")
     analyze.add_argument("file", help="a .nix file written by neo (neurosim's or anyone's)")

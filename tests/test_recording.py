@@ -301,8 +301,14 @@ def test_analyze_file_on_plain_neo_file(tmp_path: Path) -> None:
 
     written = json.loads((out / "analysis.json").read_text())
     assert written == json.loads(json.dumps(stats))
-    _assert_png(out / "figures" / "raster.png")
-    _assert_png(out / "figures" / "instantaneous_rate.png")
+    for name in ("raster.png", "instantaneous_rate.png", "rate_map.png", "cross_correlograms.png"):
+        _assert_png(out / "figures" / name)
+    assert stats["figures"] == [
+        "figures/raster.png",
+        "figures/instantaneous_rate.png",
+        "figures/rate_map.png",
+        "figures/cross_correlograms.png",
+    ]
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
     trains = {t["name"]: t for t in stats["spike_trains"]}
@@ -314,12 +320,14 @@ def test_analyze_file_on_plain_neo_file(tmp_path: Path) -> None:
     assert regular["duration_s"] == pytest.approx(20.0)
     assert regular["mean_rate_hz"] == pytest.approx(10.0, rel=1e-9)
     assert regular["cv_isi"] == pytest.approx(0.0, abs=1e-9)
+    assert regular["lv"] == pytest.approx(0.0, abs=1e-9)
     assert regular["annotations"]["channel"] == 3
     assert "nix_name" not in regular["annotations"]
 
     poisson = trains["poisson"]
     assert poisson["mean_rate_hz"] == pytest.approx(20.0, rel=0.1)
     assert poisson["cv_isi"] == pytest.approx(1.0, abs=0.15)
+    assert poisson["lv"] == pytest.approx(1.0, abs=0.1)
     assert poisson["fano_factor"] == pytest.approx(1.0, abs=0.3)
 
     silent = trains["silent"]
@@ -339,6 +347,15 @@ def test_analyze_file_on_plain_neo_file(tmp_path: Path) -> None:
     assert baseline["population"]["n_spikes"] == 200 + poisson["n_spikes"]
     assert baseline["analog_signals"][0]["shape"] == [1000, 3]
     assert stimulus["population"]["mean_rate_hz"] == pytest.approx(2.0)
+    # the one pair with spikes on both sides, on the 20 s the regular and Poisson trains share
+    (pair,) = baseline["pairs"]["pairs"]
+    assert (pair["name_i"], pair["name_j"]) == ("regular", "poisson")
+    assert pair["shared_window_s"] == [0.0, 20.0]
+    assert abs(pair["sttc"]) < 0.1  # independent trains
+    assert stimulus["pairs"]["pairs"] == []
+    rate = baseline["instantaneous_rate"]
+    assert rate["kernel_sigma_s"] == 0.05 and "Gaussian" in rate["method"]
+    assert rate["population_peak_hz"] >= baseline["population"]["mean_rate_hz"]
 
 
 def test_statistics_and_figures_of_block_without_spike_trains(tmp_path: Path) -> None:

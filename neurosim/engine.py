@@ -12,11 +12,19 @@ engine decides how it is executed (DESIGN.md §3):
 
 Every value that differs between runs must be handed to :meth:`Simulation.run`: values set inside
 the builder are the compiled defaults.
+
+The seed of a run is a run argument too (``neurosim_rng.run_seed``), so a new seed needs no new
+compilation. On ``cpp_standalone`` a ``run_regularly`` at the start of the run re-seeds Brian2's
+random generators from it. On ``cuda_standalone`` host code inserted just before the network runs
+reads it from the command line and calls ``random_number_buffer.set_seed``, which re-seeds the
+cuRAND generator (``rand()``, ``randn()``, ``xi``) and re-initialises the device-API states.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import gc
 import os
 import shutil
 import time
@@ -105,6 +113,37 @@ def _reseed_function() -> Function:
     return neurosim_reseed
 
 
+#: name of the group that holds the per-run seed (a ``(shared, constant)`` run argument)
+RNG_GROUP = "neurosim_rng"
+
+#: offset added to the run seed on cuda_standalone, so that seed 0 differs from brian2cuda's
+#: compiled default seed
+_CUDA_SEED_OFFSET = 7919
+
+
+def cuda_reseed_code(group: str = RNG_GROUP) -> str:
+    """Host code that re-seeds brian2cuda's random numbers from this run's seed argument.
+
+    brian2cuda inserts ``before_network_run`` lines into ``main()`` *before* its own
+    ``set_from_command_line(args)``, so the value cannot be read from the seed variable there:
+    the code reads the run argument ``<group>.run_seed=<n>`` from ``args`` (``main``'s
+    command-line arguments) itself. ``random_number_buffer.set_seed`` re-seeds the host-API
+    generator, resets its offset and re-initialises the device-API cuRAND states (rand.cu). Without
+    the argument the compiled seed stays.
+    """
+    key = f"{group}.run_seed="
+    return (
+        "// neurosim: per-run seed from the run argument " + key + "<n>\n"
+        "for (const auto& _neurosim_arg : args)\n"
+        "{\n"
+        f'    const std::string _neurosim_key = "{key}";\n'
+        "    if (_neurosim_arg.compare(0, _neurosim_key.size(), _neurosim_key) == 0)\n"
+        "        random_number_buffer.set_seed("
+        f"{_CUDA_SEED_OFFSET}ULL + std::stoull(_neurosim_arg.substr(_neurosim_key.size())));\n"
+        "}"
+    )
+
+
 def _describe_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Constants are compiled in, so their values are structure; TimedArray contents are not."""
     described: dict[str, Any] = {}
@@ -162,6 +201,24 @@ def _describe(net: Network, build: CircuitBuild, extra: dict[str, Any]) -> dict[
 _device_owner: list[Any] = [None]
 
 
+def _release_device_objects(simulation: Any) -> None:
+    """Drop the Brian2 objects of the device's owner and of ``simulation``, and collect them.
+
+    Brian2 numbers automatic names (``B1_stateupdater``, ``B1_stateupdater_1``, ...) after the
+    objects alive in the process, and the names are compiled into the code and so into the
+    structure key: without this, a second Simulation of the same structure in one process (a
+    trained circuit kept for the next seed) would get new names and compile again. The objects of
+    a Simulation that lost the device are useless anyway (the device was re-initialised); it
+    rebuilds them, finding its compiled project in the cache, when it runs next.
+    """
+    for sim in (_device_owner[0], simulation):
+        if sim is not None:
+            sim._build = None
+            sim._rng_group = None
+    _device_owner[0] = None
+    gc.collect()
+
+
 def _split_key(key: str) -> tuple[str, str]:
     """``'group.variable'`` -> ``('group', 'variable')``."""
     group_name, _, var = key.partition(".")
@@ -176,7 +233,8 @@ class Simulation:
     Parameters: ``builder`` creates the circuit from its TimedArray values; ``duration_ms`` is the
     length of every run (compiled into standalone builds); ``dt_ms`` the integration step;
     ``initial_timed`` the TimedArray values of the first build (their shapes are fixed from then
-    on); ``label`` names the build in the cache.
+    on); ``label`` names the build in the cache. ``cuda_seed`` is accepted for older callers and
+    has no effect: every run's ``seed`` now sets the random numbers on every device.
     """
 
     def __init__(
@@ -215,6 +273,7 @@ class Simulation:
     # ------------------------------------------------------------------ standalone
     def _prepare_standalone(self) -> None:
         """Build the Python objects, then find the compiled project in the cache or compile it."""
+        _release_device_objects(self)
         if self.device == "cuda_standalone":
             from neurosim import cuda
 
@@ -242,7 +301,7 @@ class Simulation:
             self._rng_group = NeuronGroup(
                 1,
                 "run_seed : integer (shared, constant)\nreseeded : integer",
-                name="neurosim_rng",
+                name=RNG_GROUP,
                 namespace={"neurosim_reseed": _reseed_function()},
             )
             self._rng_group.run_regularly(
@@ -252,13 +311,21 @@ class Simulation:
                 order=-1000,
                 name="neurosim_rng_reseed",
             )
-            objects.append(self._rng_group)
         else:
             import brian2cuda
 
+            # brian2cuda has no run-time seed: the seed variable only carries the run argument,
+            # which the inserted host code reads before the network runs (cuda_reseed_code)
+            self._rng_group = NeuronGroup(
+                1, "run_seed : integer (shared, constant)", name=RNG_GROUP
+            )
             extra["brian2cuda"] = brian2cuda.__version__
-            extra["cuda_seed"] = self.cuda_seed  # brian2cuda seeds curand in host code
-            brian2.seed(self.cuda_seed)
+            extra["cuda_reseed"] = cuda_reseed_code()
+            # a fixed compiled default (every run passes its own seed, so it is never used);
+            # not ``cuda_seed``, which would put the seed into the structure key
+            brian2.seed(0)
+            dev.insert_code("before_network_run", cuda_reseed_code())
+        objects.append(self._rng_group)
         net = Network(*objects)
         net.run(self.duration_ms * ms, namespace=build.namespace)
         extra["duration_ms"] = self.duration_ms
@@ -354,6 +421,8 @@ class Simulation:
         ``(shared, constant)`` parameters); ``timed`` gives every TimedArray input; ``seed`` fixes
         the random numbers of this run; ``read`` names the state variables to return at the end.
         """
+        if not 0 <= int(seed) < 2**31:
+            raise NeurosimError(f"The run seed must be in [0, 2**31), got {seed}.")
         values = dict(values or {})
         timed = dict(timed if timed is not None else self._initial_timed)
         self._check_timed(timed)
@@ -383,8 +452,6 @@ class Simulation:
                     "The CUDA code was generated and compiled in "
                     f"{self.build_dir}, but no GPU is present on this machine to run it."
                 )
-            # brian2cuda seeds curand in host code compiled into the build (``cuda_seed``, part
-            # of the structure key): the per-run seed cannot be applied there.
         args = {getattr(g, var): val for g, var, val in self._checked_values(build, values)}
         for name, arr in timed.items():
             args[build.timed_arrays[name]] = np.asarray(arr, dtype=float)
@@ -393,24 +460,43 @@ class Simulation:
         dev = brian2.get_device()
         self._run_counter += 1
         results_rel = f"results/{os.getpid()}-{self._run_counter}-{time.time_ns()}"
+        # Processes sharing this build (sweep workers) may run it at the same time, and Brian2
+        # writes a run argument once under a content-hash name, skipping a file that exists: so
+        # each run holds a shared lock while it runs and deletes its argument files only when no
+        # other run holds one (else another process's binary may be about to read them).
+        with open(Path(self.build_dir) / ".neurosim-runs.lock", "a+") as runs_lock:
+            fcntl.flock(runs_lock, fcntl.LOCK_SH)
+            try:
+                dev.run(
+                    directory=str(self.build_dir),
+                    results_directory=results_rel,
+                    with_output=False,
+                    run_args=args,
+                )
+            except RuntimeError as exc:
+                raise SimulationError(f"The compiled simulation failed to run ({exc}).") from exc
+            finally:
+                fcntl.flock(runs_lock, fcntl.LOCK_UN)
+            try:
+                result = self._collect(build, read)
+            finally:
+                shutil.rmtree(Path(self.build_dir) / results_rel, ignore_errors=True)
+                self._remove_run_args(runs_lock, dev.run_args_arrays)
+        return result
+
+    def _remove_run_args(self, runs_lock: Any, names: list[str]) -> None:
+        """Delete this run's input files (written by Brian2) unless another run is in progress."""
         try:
-            dev.run(
-                directory=str(self.build_dir),
-                results_directory=results_rel,
-                with_output=False,
-                run_args=args,
-            )
-        except RuntimeError as exc:
-            raise SimulationError(f"The compiled simulation failed to run ({exc}).") from exc
+            fcntl.flock(runs_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process runs this build now: it may need the same files
+            return
         try:
-            result = self._collect(build, read)
-        finally:
-            shutil.rmtree(Path(self.build_dir) / results_rel, ignore_errors=True)
-            for name in dev.run_args_arrays:  # this run's inputs, written by Brian2
+            for name in names:
                 for suffix in ("", ".lock"):
                     with contextlib.suppress(OSError):
                         os.remove(Path(self.build_dir) / "static_arrays" / (name + suffix))
-        return result
+        finally:
+            fcntl.flock(runs_lock, fcntl.LOCK_UN)
 
     def _run_runtime(
         self, values: dict[str, Any], timed: dict[str, np.ndarray], seed: int, read: tuple[str, ...]

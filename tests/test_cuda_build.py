@@ -1,5 +1,7 @@
-"""``--device cuda_standalone`` without a GPU: the CUDA code is generated and compiled, then the
-run stops with one clear sentence (DESIGN.md §3, "Without a GPU"). One compile: minutes on 2 cores.
+"""``--device cuda_standalone`` without a GPU: for each circuit family, the protocol's CUDA code is
+generated and compiled, then the run stops with one clear sentence (DESIGN.md §3, "Without a
+GPU"). The generated ``main.cu`` must apply each run's seed after the build (per-run seeds).
+One compile per family: minutes each on 2 cores.
 """
 
 from __future__ import annotations
@@ -14,9 +16,40 @@ from pathlib import Path
 import pytest
 
 from neurosim.cuda import gpu_present
+from neurosim.engine import RNG_GROUP, cuda_reseed_code
 from tests.conftest import SMALL_RUN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: (circuit family, protocol, options): small spiking runs (spiking: the build draws random numbers)
+FAMILIES = {
+    "urbanczik-senn": ("dendritic-prediction", ["--readout", "spiking", *SMALL_RUN]),
+    "microcircuit": (
+        "feedback-cancellation",
+        [
+            "--readout", "spiking", "--dataset", "teacher",
+            "--set", "circuit.sizes=[30, 6, 10]",
+            "--set", "protocol.n_train=6",
+            "--set", "protocol.n_test=4",
+            "--set", "protocol.patterns_per_run=4",
+            "--set", "protocol.pattern_ms=20.0",
+            "--set", "protocol.learning_lag_ms=5.0",
+            "--set", "protocol.backprop_epochs=0",
+            "--set", "protocol.shallow=false",
+        ],
+    ),
+    "hopfield": (
+        "equilibrium-propagation",
+        [
+            "--readout", "spiking", "--dataset", "digits",
+            "--set", "circuit.sizes=[64, 30, 10]",
+            "--set", "protocol.n_train=40",
+            "--set", "protocol.n_test=20",
+            "--set", "protocol.examples_per_run=20",
+            "--set", "protocol.backprop_epochs=0",
+        ],
+    ),
+}  # fmt: skip
 
 
 def test_gpu_detection_is_quick_and_boolean() -> None:
@@ -26,149 +59,81 @@ def test_gpu_detection_is_quick_and_boolean() -> None:
     assert time.perf_counter() - start < 15
 
 
-@pytest.mark.slow
-@pytest.mark.cuda_build
-def test_cuda_standalone_compiles_the_circuit_and_stops_without_gpu(tmp_path: Path) -> None:
+def test_reseed_code_reads_the_seed_argument() -> None:
+    """The inserted host code parses this engine's seed argument and re-seeds brian2cuda."""
+    code = cuda_reseed_code()
+    assert f'"{RNG_GROUP}.run_seed="' in code
+    assert "random_number_buffer.set_seed(" in code and "std::stoull" in code
+
+
+def check_per_run_seed_code(main_cu: str) -> None:
+    """The run seed is applied in ``main``, after the compiled seed, before the network runs."""
+    reseed = main_cu.find(f'"{RNG_GROUP}.run_seed="')
+    assert reseed >= 0, "the per-run seed code is missing from main.cu"
+    compiled_seed = main_cu.find("random_number_buffer.set_seed(0ULL)")
+    assert 0 <= compiled_seed < reseed, "the run seed must be applied after brian2.seed's seed"
+    command_line = main_cu.find("set_from_command_line(args);", reseed)
+    network_run = main_cu.find(".run(", reseed)
+    assert reseed < command_line < network_run, "the run seed must be applied before the run"
+    assert main_cu.count(f'"{RNG_GROUP}.run_seed="') == 1  # one network run per build
+
+
+#: generate (not compile) a small spiking build's CUDA code through the engine, print its folder
+GENERATE_SCRIPT = """
+import brian2cuda.device as bd
+from benchmarks import gpu_cases as gc
+
+build = bd.CUDAStandaloneDevice.build
+bd.CUDAStandaloneDevice.build = lambda self, **kw: build(self, **{**kw, "compile": False})
+case = gc.small_case("urbanczik-senn", device="cuda_standalone", readout="spiking")
+print(case.sim.build_dir)
+"""
+
+
+def test_generated_main_applies_the_run_seed(tmp_path: Path) -> None:
+    """The engine's CUDA code (generated only: seconds, no nvcc run) re-seeds from the run seed."""
     if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
-        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
-    if gpu_present():
-        pytest.skip("a GPU is present: this test checks the no-GPU path")
-    cache = tmp_path / "cache"
-    out = tmp_path / "out"
-    env = {**os.environ, "NEUROSIM_CACHE": str(cache)}
+        pytest.skip("nvcc is not installed: brian2cuda cannot be configured")
+    env = {**os.environ, "NEUROSIM_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "neurosim",
-            "run",
-            "dendritic-prediction",
-            "--device",
-            "cuda_standalone",
-            "--epochs",
-            "2",
-            "--no-progress",
-            "--out",
-            str(out),
-            *SMALL_RUN,
-        ],
+        [sys.executable, "-c", GENERATE_SCRIPT],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    build_dir = Path(proc.stdout.strip().splitlines()[-1])
+    check_per_run_seed_code((build_dir / "main.cu").read_text())
+    assert f'if (name == "{RNG_GROUP}.run_seed")' in (build_dir / "objects.cu").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.cuda_build
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_cuda_standalone_compiles_and_stops_without_gpu(tmp_path: Path, family: str) -> None:
+    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
+    if gpu_present():
+        pytest.skip("a GPU is present: this test checks the no-GPU path (tests/test_gpu.py runs)")
+    protocol, options = FAMILIES[family]
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    env = {**os.environ, "NEUROSIM_CACHE": str(cache)}
+    command = [sys.executable, "-m", "neurosim", "run", protocol, "--circuit", family]
+    command += ["--device", "cuda_standalone", "--epochs", "2", "--no-progress"]
+    command += ["--out", str(out), *options]
+    proc = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("neurosim: error:")]
     assert len(lines) == 1 and "no GPU is present" in lines[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    builds = [p for p in (cache / "builds").glob("urbanczik-senn-cuda_standalone-*") if p.is_dir()]
-    assert len(builds) == 1
+    builds = [p for p in (cache / "builds").glob(f"{family}*-cuda_standalone-*") if p.is_dir()]
+    assert len(builds) == 1, builds
     binary = builds[0] / "main"
     assert binary.is_file() and os.access(binary, os.X_OK)
     assert (builds[0] / ".neurosim-complete.json").is_file()
+    check_per_run_seed_code((builds[0] / "main.cu").read_text())
     assert not (out / "metrics.json").exists()  # nothing half-written
-
-
-MICROCIRCUIT_SCRIPT = """
-import sys
-import numpy as np
-from circuits import microcircuit as mc
-from neurosim.engine import Simulation
-from neurosim.errors import NoGPUError
-
-sizes = [64, 100, 10]
-params = mc.MicrocircuitParams(phi="logistic")
-steps = 1000  # one 100 ms pattern at dt 0.1 ms
-timed = mc.timed_values(np.zeros((steps, sizes[0])), sizes[-1])
-sim = Simulation(
-    lambda tv: mc.build(params, sizes, tv, dt_ms=0.1, record={}),
-    device="cuda_standalone", duration_ms=100.0, dt_ms=0.1, initial_timed=timed,
-    label="microcircuit",
-)
-print("compilations", sim.compilations, sim.build_dir)
-try:
-    sim.run(timed=timed)
-except NoGPUError as exc:
-    print("NOGPU", exc)
-    sys.exit(0)
-sys.exit(1)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.cuda_build
-def test_cuda_standalone_compiles_the_microcircuit(tmp_path: Path) -> None:
-    """The 64-100-10 dendritic microcircuit (issue 3) compiles for brian2cuda without a GPU."""
-    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
-        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
-    if gpu_present():
-        pytest.skip("a GPU is present: this test checks the no-GPU path")
-    env = {**os.environ, "NEUROSIM_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        [sys.executable, "-c", MICROCIRCUIT_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "compilations 1" in proc.stdout and "NOGPU" in proc.stdout, proc.stdout
-    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
-    assert len(builds) == 1 and os.access(builds[0] / "main", os.X_OK)
-
-
-HOPFIELD_SCRIPT = """
-import sys
-import numpy as np
-from circuits import hopfield as hp
-from neurosim.engine import Simulation
-from neurosim.errors import NoGPUError
-
-sizes, dt = [64, 100, 10], 0.5
-rules = ("two-phase", "continual")
-x, d = np.zeros((20, sizes[0])), np.zeros((20, sizes[-1]))
-timed, timed_dt, example_ms = hp.example_timed(
-    x, d, 0.5, free_ms=10.0, nudged_ms=2.0, dt_ms=dt, names=hp.timed_names(rules, 12.0)
-)
-sim = Simulation(
-    lambda tv: hp.build(
-        hp.HopfieldParams(), sizes, tv, dt_ms=dt, plasticity=rules, example_ms=example_ms,
-        timed_dt_ms=timed_dt,
-    ),
-    device="cuda_standalone", duration_ms=hp.duration_ms(20, example_ms, dt), dt_ms=dt,
-    initial_timed=timed, label="hopfield",
-)
-print("compilations", sim.compilations, sim.build_dir)
-try:
-    sim.run(timed=timed)
-except NoGPUError as exc:
-    print("NOGPU", exc)
-    sys.exit(0)
-sys.exit(1)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.cuda_build
-def test_cuda_standalone_compiles_the_hopfield_circuit(tmp_path: Path) -> None:
-    """The 64-100-10 Hopfield circuit of Equilibrium Propagation (issue 4) with both learning rules
-    compiles for brian2cuda without a GPU."""
-    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
-        pytest.skip("nvcc is not installed: brian2cuda cannot compile")
-    if gpu_present():
-        pytest.skip("a GPU is present: this test checks the no-GPU path")
-    env = {**os.environ, "NEUROSIM_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        [sys.executable, "-c", HOPFIELD_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "compilations 1" in proc.stdout and "NOGPU" in proc.stdout, proc.stdout
-    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
-    assert len(builds) == 1 and os.access(builds[0] / "main", os.X_OK)

@@ -204,7 +204,7 @@ _device_owner: list[Any] = [None]
 def _release_device_objects(simulation: Any) -> None:
     """Drop the Brian2 objects of the device's owner and of ``simulation``, and collect them.
 
-    Brian2 numbers automatic names (``B1_stateupdater``, ``B1_stateupdater_1``, ...) after the
+    Brian2 numbers automatic names (``inter1_subexpression_update``, ``..._1``, ...) after the
     objects alive in the process, and the names are compiled into the code and so into the
     structure key: without this, a second Simulation of the same structure in one process (a
     trained circuit kept for the next seed) would get new names and compile again. The objects of

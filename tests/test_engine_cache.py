@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,3 +118,63 @@ def test_two_simulations_in_one_process_both_keep_running(
         r = sims[n].run(values={"cells.v": np.ones(n)}, read=("cells.v",))
         np.testing.assert_allclose(r.state["cells.v"], expected[n], rtol=1e-12)
     assert sims[3].compilations == 1 and sims[5].compilations == 1
+
+
+def _leaky_pair(timed: dict[str, np.ndarray]) -> Any:
+    """Two leaky units driven by a TimedArray through one synapse, and a subexpression held
+    constant over a time step, whose updater Brian2 names automatically (as the microcircuit's
+    interneurons have one)."""
+    from brian2 import NeuronGroup, SpikeMonitor, Synapses, TimedArray, ms
+
+    from neurosim.engine import CircuitBuild
+
+    drive = TimedArray(timed["drive"], dt=1 * ms, name="drive")
+    pre = NeuronGroup(
+        2, "dv/dt = (drive(t, i) - v) / (5*ms) : 1", threshold="v > 0.5", reset="v = 0",
+        name="pre", namespace={"drive": drive}, method="euler",
+    )  # fmt: skip
+    # a '(constant over dt)' subexpression gets an updater named '<group>_subexpression_update*'
+    post = NeuronGroup(2, "x : 1\nI_syn : 1\ns = 2 * I_syn : 1 (constant over dt)", name="post")
+    post.run_regularly("x = s", dt=1 * ms, name="post_copy")
+    syn = Synapses(pre, post, "w : 1\nI_syn_post = w * v_pre : 1 (summed)", name="syn")
+    syn.connect(i=[0, 1], j=[0, 1])
+    spikes = SpikeMonitor(pre, name="pre_spikes")
+    return CircuitBuild(
+        [pre, post, syn, spikes],
+        namespace={"drive": drive},
+        timed_arrays={"drive": drive},
+        connectivity={"syn": (np.array([0, 1]), np.array([0, 1]))},
+        monitors={"pre_spikes": spikes},
+    )
+
+
+def test_a_second_simulation_of_one_structure_in_one_process_reuses_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Brian2 numbers automatic object names after the objects alive in the process, and the
+    names are compiled in: a first Simulation kept alive (a trained circuit kept for the next
+    seed) must not make the second one's names, key and build differ."""
+    from neurosim.engine import Simulation
+
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    timed = {"drive": np.full((20, 2), 1.2)}
+    first = Simulation(
+        _leaky_pair, device="cpp_standalone", duration_ms=20.0, dt_ms=0.1, initial_timed=timed
+    )
+    first_result = first.run(values={"syn.w": [1.0, 2.0]}, read=("post.x",))
+    second = Simulation(
+        _leaky_pair, device="cpp_standalone", duration_ms=20.0, dt_ms=0.1, initial_timed=timed
+    )
+    assert first.compilations == 1 and second.compilations == 0
+    assert second.build_dir == first.build_dir
+    second_result = second.run(values={"syn.w": [1.0, 2.0]}, read=("post.x",))
+    # the first one, which lost the device, rebuilds its objects and still runs from the cache
+    again = first.run(values={"syn.w": [1.0, 2.0]}, read=("post.x",))
+    assert first.compilations == 1
+    for result in (second_result, again):
+        np.testing.assert_array_equal(
+            result.monitors["pre_spikes"]["t"], first_result.monitors["pre_spikes"]["t"]
+        )
+        np.testing.assert_array_equal(result.state["post.x"], first_result.state["post.x"])
+    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
+    assert len(builds) == 1

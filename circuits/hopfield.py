@@ -38,6 +38,16 @@ transmitted with probability 1 − ``p_fail`` (``(shared, constant)`` per projec
 failure, spiking dropout), as in :mod:`circuits.microcircuit`. The learning rules read the rates
 ρ(s) each cell keeps, not the traces.
 
+**Reciprocal weights** (``reciprocal``): ``"tied"`` (default) is the one symmetric weight above.
+``"untied"`` gives every pair of cells in adjacent layers k−1, k (k ≥ 2) two synapses, the forward
+``w`` (k−1 → k, into ``up``) and the backward ``wb`` (k → k−1, into ``down``: ``down_pre = wb ρ_post
+(summed)``), separate state variables initialised independently (``W{k}_back`` in
+:func:`weight_values`, the transpose-free layout of ``W{k}``: entry [i, j] is the synapse from cell
+i of layer k to cell j of layer k−1). Each is changed by its own copy of the same local rule (the
+one ρ_iρ_j difference is available at both ends), with its own run-time learning rate
+(``W{k}.eta_back`` two-phase, ``W{k}.eta_c_back`` continual; 0 freezes the backward weights:
+feedback alignment). The dynamics are then no longer the gradient of an energy unless w = wb.
+
 **Plasticity** (``plasticity``: any of ``"two-phase"``, ``"continual"``; learning rates are
 ``(shared, constant)`` run-time parameters, 0 by default, one per projection and one per layer for
 the biases):
@@ -117,6 +127,7 @@ from neurosim.schedule import slot_rank as _slot_rank
 
 NAME = "hopfield"
 READOUTS = ("rate", "spiking")
+RECIPROCAL = ("tied", "untied")
 RULES = ("two-phase", "continual")
 BASE_INPUTS = ("inputs", "targets", "beta")
 
@@ -133,6 +144,7 @@ NEURON_UPDATE_SLOT = ("groups", 0)
 __all__ = [
     "NAME",
     "HopfieldParams",
+    "back_eta_values",
     "build",
     "dense_connectivity",
     "duration_ms",
@@ -179,24 +191,36 @@ def _n_layers(sizes: Sequence[int]) -> int:
     return len(_check_sizes(sizes)) - 1
 
 
-def weight_shapes(sizes: Sequence[int]) -> dict[str, tuple[int, ...]]:
+def _check_reciprocal(reciprocal: str) -> str:
+    if reciprocal not in RECIPROCAL:
+        raise ValueError(f"reciprocal must be one of {RECIPROCAL}, got {reciprocal!r}")
+    return reciprocal
+
+
+def weight_shapes(sizes: Sequence[int], reciprocal: str = "tied") -> dict[str, tuple[int, ...]]:
     """Every parameter and its shape, as the twin names them: ``W{k}`` (n_k, n_{k−1}) — the
-    symmetric weight between layers k−1 and k — and ``b{k}`` (n_k,)."""
+    symmetric weight between layers k−1 and k — and ``b{k}`` (n_k,); with ``reciprocal="untied"``
+    also ``W{k}_back`` (n_k, n_{k−1}), k ≥ 2, the backward weights (entry [i, j]: cell i of layer
+    k → cell j of layer k−1)."""
     sizes = _check_sizes(sizes)
     shapes: dict[str, tuple[int, ...]] = {}
     for k in range(1, len(sizes)):
         shapes[f"W{k}"] = (sizes[k], sizes[k - 1])
+    if _check_reciprocal(reciprocal) == "untied":
+        for k in range(2, len(sizes)):
+            shapes[f"W{k}_back"] = (sizes[k], sizes[k - 1])
     for k in range(1, len(sizes)):
         shapes[f"b{k}"] = (sizes[k],)
     return shapes
 
 
 def weight_values(
-    weights: Mapping[str, Any], sizes: Sequence[int] | None = None
+    weights: Mapping[str, Any], sizes: Sequence[int] | None = None, reciprocal: str = "tied"
 ) -> dict[str, np.ndarray]:
-    """Named parameters (``W{k}`` matrices, ``b{k}`` vectors; numpy or torch) → run values
-    ``{'W1.w': ..., 'layer1.b': ...}``. With ``sizes``, every shape is checked first."""
-    shapes = weight_shapes(sizes) if sizes is not None else None
+    """Named parameters (``W{k}`` matrices, ``b{k}`` vectors, ``W{k}_back`` of an untied circuit;
+    numpy or torch) → run values ``{'W1.w': ..., 'layer1.b': ..., 'W2.wb': ...}``. With
+    ``sizes``, every shape is checked first."""
+    shapes = weight_shapes(sizes, reciprocal) if sizes is not None else None
     out: dict[str, np.ndarray] = {}
     for name, value in weights.items():
         arr = np.array(value.detach().cpu() if hasattr(value, "detach") else value, dtype=float)
@@ -205,7 +229,9 @@ def weight_values(
                 raise ValueError(f"unknown parameter {name!r} for sizes {list(sizes)}")
             if arr.shape != shapes[name]:
                 raise ValueError(f"{name} has shape {arr.shape}, expected {shapes[name]}")
-        if name.startswith("W"):
+        if name.startswith("W") and name.endswith("_back"):
+            out[f"{name[: -len('_back')]}.wb"] = matrix_to_w(arr)
+        elif name.startswith("W"):
             out[f"{name}.w"] = matrix_to_w(arr)
         elif name.startswith("b"):
             if arr.ndim != 1:
@@ -217,12 +243,15 @@ def weight_values(
 
 
 def weights_from_state(
-    state: Mapping[str, np.ndarray], sizes: Sequence[int]
+    state: Mapping[str, np.ndarray], sizes: Sequence[int], reciprocal: str = "tied"
 ) -> dict[str, np.ndarray]:
-    """The parameters found in a run's ``state`` (``'W1.w'``, ``'layer1.b'``, ...)."""
+    """The parameters found in a run's ``state`` (``'W1.w'``, ``'layer1.b'``, ``'W2.wb'``...)."""
     out: dict[str, np.ndarray] = {}
-    for name, shape in weight_shapes(sizes).items():
-        key = f"{name}.w" if name.startswith("W") else f"layer{name[1:]}.b"
+    for name, shape in weight_shapes(sizes, reciprocal).items():
+        if name.endswith("_back"):
+            key = f"{name[: -len('_back')]}.wb"
+        else:
+            key = f"{name}.w" if name.startswith("W") else f"layer{name[1:]}.b"
         if key in state:
             if name.startswith("W"):
                 out[name] = w_to_matrix(state[key], *shape)
@@ -259,13 +288,37 @@ def eta_values(
     return out
 
 
+def back_eta_values(
+    sizes: Sequence[int],
+    *,
+    two_phase: float | Sequence[float] | None = None,
+    continual: float | Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Learning rates of the backward weights of an untied circuit (``reciprocal="untied"``): one
+    value, or one per layer k = 1..N (the value for k = 1 is unused: the input is clamped and has
+    no backward weights). ``two_phase`` → ``W{k}.eta_back``, ``continual`` → ``W{k}.eta_c_back``,
+    k ≥ 2; 0 freezes them."""
+    n = _n_layers(sizes)
+    out: dict[str, float] = {}
+    for rule, var in ((two_phase, "eta_back"), (continual, "eta_c_back")):
+        if rule is None:
+            continue
+        for k, value in enumerate(_per_layer(rule, n, var), start=1):
+            if k >= 2:
+                out[f"W{k}.{var}"] = value
+    return out
+
+
 def p_fail_values(sizes: Sequence[int], p_fail: float) -> dict[str, float]:
     """The release-failure probability of every projection (spiking read-out)."""
     return {f"W{k}.p_fail": float(p_fail) for k in range(1, _n_layers(sizes) + 1)}
 
 
-def state_keys(sizes: Sequence[int], *, readout: str = "rate") -> tuple[str, ...]:
-    """The state carried from one run into the next: states, weights, biases (and spike traces).
+def state_keys(
+    sizes: Sequence[int], *, readout: str = "rate", reciprocal: str = "tied"
+) -> tuple[str, ...]:
+    """The state carried from one run into the next: states, weights, biases (and spike traces;
+    the backward weights of an untied circuit).
 
     Rates, sums, latches and accumulators are recomputed or restart at 0 in every run.
     """
@@ -273,6 +326,8 @@ def state_keys(sizes: Sequence[int], *, readout: str = "rate") -> tuple[str, ...
     keys = [f"layer{k}.s" for k in range(1, n + 1)]
     keys += [f"W{k}.w" for k in range(1, n + 1)]
     keys += [f"layer{k}.b" for k in range(1, n + 1)]
+    if _check_reciprocal(reciprocal) == "untied":
+        keys += [f"W{k}.wb" for k in range(2, n + 1)]
     if readout == "spiking":
         keys += [f"W{k}.x" for k in range(1, n + 1)]
         keys += [f"W{k}.xb" for k in range(2, n + 1)]
@@ -519,6 +574,7 @@ def build(
     readout: str = "rate",
     p_fail: float = 0.0,
     plasticity: Sequence[str] = (),
+    reciprocal: str = "tied",
     example_ms: float | None = None,
     measure: bool = False,
     noise: bool | None = None,
@@ -538,7 +594,9 @@ def build(
     ``params.sigma > 0``; σ is then the run-time ``layer{k}.sigma``); ``record``: variables per
     group (default :func:`default_record`; ``{}`` none) every ``record_dt_ms`` (default dt);
     ``weight_record_dt_ms``: also record every ``w`` that often; ``timed_dt_ms``: sampling steps
-    of the TimedArray inputs (one value, or one per name; default dt).
+    of the TimedArray inputs (one value, or one per name; default dt); ``reciprocal``: ``"tied"``
+    (one symmetric weight per pair) or ``"untied"`` (separate forward ``w`` and backward ``wb``,
+    each with its own copy of the rules; module docstring).
 
     Weights, biases, learning rates and states default to 0 and are given per run as ``values``
     (:func:`weight_values`, :func:`eta_values`). Monitors are returned by group (``'layer1'``),
@@ -546,6 +604,7 @@ def build(
     """
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    untied = _check_reciprocal(reciprocal) == "untied"
     if not 0.0 <= p_fail <= 1.0:
         raise ValueError(f"p_fail must lie in [0, 1], got {p_fail}")
     if readout == "rate" and p_fail != 0.0:
@@ -681,8 +740,9 @@ def build(
         backward = k >= 2  # layer 0 is clamped: W1 carries nothing down
         pre_q, post_q = ("x", "xb") if spiking else ("r_pre", "r_post")
         eqs = [f"up_post = w*{pre_q} : 1 (summed)"]
+        back = backward and untied  # a separate backward weight wb
         if backward:
-            eqs.append(f"down_pre = w*{post_q} : 1 (summed)")
+            eqs.append(f"down_pre = {'wb' if back else 'w'}*{post_q} : 1 (summed)")
         on_pre = on_post = None
         if spiking:
             eqs += ["dx/dt = -x/tau_s : 1 (clock-driven)", "p_fail : 1 (shared, constant)"]
@@ -700,12 +760,21 @@ def build(
                 "eta_c : 1 (shared, constant)",
                 "centred : 1 (shared, constant)",
             ]
+            if back:
+                eqs += [
+                    "dwb/dt = eta_c_back*G/ms : 1 (clock-driven)",
+                    "eta_c_back : 1 (shared, constant)",
+                ]
             if measure:
                 eqs.append("ddW/dt = G/ms : 1 (clock-driven)")
         else:
             eqs.append("w : 1")
+            if back:
+                eqs.append("wb : 1")
         if two_phase:
             eqs.append("eta : 1 (shared, constant)")
+            if back:
+                eqs.append("eta_back : 1 (shared, constant)")
         syn = Synapses(
             layers[k - 1],
             layers[k],
@@ -733,10 +802,14 @@ def build(
             _set_slot(syn.state_updater, SYNAPSE_UPDATE_SLOT)
         if two_phase:
             gain = _safe_inverse("eta", "beta_h_post - beta_l_post")
+            apply = f"w = w + {gain}*(s_post*s_pre - rl_post*rl_pre)"
+            if back:  # the same ρ_iρ_j difference, at the backward synapse's own rate
+                gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")
+                apply += f"\nwb = wb + {gain_b}*(s_post*s_pre - rl_post*rl_pre)"
             runners.append(
                 (
                     syn.run_regularly(
-                        f"w = w + {gain}*(s_post*s_pre - rl_post*rl_pre)",
+                        apply,
                         dt=per_example,
                         name=f"W{k}_apply",
                     ),
@@ -763,8 +836,9 @@ def build(
             monitors[gname] = mon
     if weight_record_dt_ms is not None:
         for syn in synapses:
+            recorded: str | list[str] = ["w", "wb"] if "wb" in syn.variables else "w"
             mon = StateMonitor(
-                syn, "w", record=True, dt=weight_record_dt_ms * ms, name=f"mon_{syn.name}"
+                syn, recorded, record=True, dt=weight_record_dt_ms * ms, name=f"mon_{syn.name}"
             )
             _set_slot(mon, MONITOR_SLOT)
             monitors[syn.name] = mon

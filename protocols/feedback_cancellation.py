@@ -466,6 +466,47 @@ class FeedbackCancellation(Protocol):
         timed, n = self._chunk_timed(task, x, None, nudge=0.0, learn=False)
         return sim.run(values=values, timed=timed, seed=seed, read=info["keys"]), n
 
+    def learning_values(
+        self,
+        task: Task,
+        weights: dict[str, np.ndarray],
+        readout: str,
+        *,
+        forward: list[float],
+        ip: float,
+        pi: float,
+    ) -> dict[str, Any]:
+        """The run values that start learning from ``weights``: weights, release failure, noise
+        and the learning rates (``forward``: one per W_k; ``ip``/``pi``: the lateral rules), for
+        :meth:`learning_pass`. For training a circuit stage by stage from outside the protocol."""
+        return {
+            **self._start_values(task, weights, readout),
+            **self._etas(task, forward=list(forward), ip=ip, pi=pi),
+        }
+
+    def learning_pass(
+        self,
+        sim: Simulation,
+        info: dict[str, Any],
+        task: Task,
+        values: dict[str, Any],
+        x: np.ndarray,
+        targets: np.ndarray | None,
+        *,
+        nudge: float,
+        seed: int,
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Present ``x`` (any number of inputs, in runs of P patterns) to the circuit of
+        :meth:`simulation` with plasticity on, the output nudged by ``nudge`` toward the target
+        potentials ``targets`` (None: no target); the carried values (weights and state, the
+        start of the next pass) and the potentials at each pattern's end (:meth:`_pass`)."""
+        if not hasattr(self, "_runs_done"):
+            self._runs_done = 0
+        values, ends, _ = self._pass(
+            sim, task, values, x, targets, nudge=nudge, learn=True, seed=seed, keys=info["keys"]
+        )
+        return values, ends
+
     def _chunk_timed(
         self, task: Task, x: np.ndarray, u: np.ndarray | None, nudge: float, learn: bool
     ) -> tuple[dict[str, np.ndarray], int]:

@@ -1,4 +1,4 @@
-"""The ``neurosim`` command: ``list``, ``run``, ``compare`` and ``analyze``.
+"""The ``neurosim`` command: ``list``, ``run``, ``compare``, ``predict``, ``analyze`` and ``sweep``.
 
 Every error a user can fix is printed as one sentence (``neurosim: error: ...``) with a non-zero
 exit status; no traceback, no half-written results.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -60,9 +61,49 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--epochs", type=int, help="the circuit's training epochs")
     _add_run_options(compare, "protocol.icf.steps=500", "results/compare-TIMESTAMP")
 
-    analyze = sub.add_parser("analyze", help="spike-train statistics of a neo NIX file")
-    analyze.add_argument("file", help="a .nix file written by neo (neurosim's or anyone's)")
-    analyze.add_argument("--out", help="output folder (default: FILE's folder/analysis)")
+    predict = sub.add_parser(
+        "predict", help="virtual experiments on trained circuits: predictions for the lab"
+    )
+    predict.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this virtual experiment (repeatable; see `neurosim list`)",
+    )
+    predict.add_argument("--seeds", type=int, help="seeds per experiment (default 5)")
+    predict.add_argument("--quick", action="store_true", help="smallest runs (for tests)")
+    predict.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
+    predict.add_argument("--out", help="results folder (default: results/predict-TIMESTAMP)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from neurosim.cli.sweep import SWEEP_HELP
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="a grid of runs (seeds, parameters) on a Dask cluster",
+        description=SWEEP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("config", help="TOML file describing the sweep")
+    sweep.add_argument(
+        "--scheduler", help="address of a running Dask scheduler (default: a local cluster)"
+    )
+    sweep.add_argument("--workers", type=int, help="workers of the local cluster (default 2)")
+    sweep.add_argument("--out", help="results folder (default: results/sweep-NAME)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="spike-train statistics and figures of a NIX or NWB recording (simulated or real)",
+    )
+    analyze.add_argument(
+        "file", help="a .nix (neo) or .nwb (Neurodata Without Borders) file, neurosim's or anyone's"
+    )
+    analyze.add_argument(
+        "--out",
+        help="output folder (default: beside FILE, e.g. a.nwb -> a-nwb-analysis/)",
+    )
     analyze.add_argument("--bin-size", type=float, default=0.05, help="Fano-factor window (s)")
     return parser
 
@@ -79,6 +120,14 @@ def _cmd_list() -> int:
             print("  (none yet)")
         for name, entry in sorted(table.items()):
             print(f"  {name:24s} {entry.summary}")
+    import protocols.experiments  # noqa: F401  (registers the virtual experiments)
+    from neurosim.experiment import EXPERIMENTS
+
+    print("virtual experiments (neurosim predict):")
+    if not EXPERIMENTS:
+        print("  (none yet)")
+    for name, experiment in sorted(EXPERIMENTS.items()):
+        print(f"  {name:24s} {experiment.title}")
     print("devices:")
     for name, text in DEVICE_HELP.items():
         print(f"  {name:24s} {text}")
@@ -173,16 +222,27 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.spiketrains import analyze_file
 
     path = Path(args.file)
-    out = Path(args.out) if args.out else path.resolve().parent / "analysis"
+    # default: one folder per file, so control.nix and control.nwb do not overwrite each other
+    default = path.resolve().parent / f"{path.stem}-{path.suffix.lstrip('.').lower()}-analysis"
+    out = Path(args.out) if args.out else default
     stats = analyze_file(path, out, bin_size_s=args.bin_size)
+    segments = stats.get("segments", [])
     n_trains = len(stats.get("spike_trains", []))
-    print(f"analysed {n_trains} spike trains in {len(stats.get('segments', []))} segments")
+    n_pairs = sum(len(segment.get("pairs", {}).get("pairs", [])) for segment in segments)
+    print(f"analysed {n_trains} spike trains in {len(segments)} segments ({n_pairs} pairs)")
     print(f"results written to {out.resolve()}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurosim`` console script."""
+    # Brian2 2.8 calls pyparsing names that pyparsing 3.3 deprecates, and Brian2's logger prints
+    # captured warnings: one WARNING per equation parsed, nothing a user can act on. A filter on
+    # the logger, because elephant's import puts a 'once' filter for UserWarning (which these
+    # also are) in front of any warnings filter set here.
+    logging.getLogger("py.warnings").addFilter(
+        lambda record: "PyparsingDeprecationWarning" not in record.getMessage()
+    )
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
@@ -191,8 +251,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "predict":
+            from neurosim.cli.predict import cmd_predict
+
+            return cmd_predict(args)
         if args.command == "analyze":
             return _cmd_analyze(args)
+        if args.command == "sweep":
+            from neurosim.cli.sweep import cmd_sweep
+
+            return cmd_sweep(args)
     except NeurosimError as exc:
         print(f"neurosim: error: {exc}", file=sys.stderr)
         return 2

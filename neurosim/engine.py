@@ -283,6 +283,11 @@ class Simulation:
         dev.reinit()
         dev.activate(build_on_run=False)
         brian2.prefs.devices.cpp_standalone.openmp_threads = 0
+        # Brian2's default `make -j` starts one compiler per source file at once (dozens of g++
+        # processes on a 2-core machine, more with several workers); bound it to the cores
+        make_args = brian2.prefs.devices.cpp_standalone
+        if list(make_args.extra_make_args_unix) == ["-j"]:
+            make_args.extra_make_args_unix = ["-j", str(os.cpu_count() or 1)]
         brian2.defaultclock.dt = self.dt_ms * ms
         build = self.builder(self._initial_timed)
         for name, ta in build.timed_arrays.items():

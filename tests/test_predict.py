@@ -74,7 +74,7 @@ def test_predict_writes_predictions_recordings_and_report(fakes: None, tmp_path:
     data = json.loads((out / "predictions.json").read_text())
     assert data["run"]["seeds"] == [1, 2, 3] and data["run"]["quick"] is True
     assert data["run"]["wall_seconds"] > 0 and "neurosim" in data["run"]["versions"]
-    assert data["run"]["failed"] == []
+    assert data["run"]["failed"] == [] and data["run"]["complete"] is True
     assert list(data["experiments"]) == ["fake-silencing", "fake-null", "fake-dose"]
     for name, summary in data["experiments"].items():
         assert summary["status"] == "ok", name

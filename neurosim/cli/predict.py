@@ -229,6 +229,26 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _write_predictions(
+    out: Path,
+    run_info: dict[str, Any],
+    summaries: Sequence[dict[str, Any]],
+    started: float,
+    *,
+    complete: bool,
+) -> None:
+    """Write ``predictions.json`` (atomically) with the experiments finished so far."""
+    from neurosim import results
+
+    run_info["wall_seconds"] = time.time() - started
+    run_info["complete"] = complete
+    run_info["failed"] = [s["name"] for s in summaries if s["status"] != "ok"]
+    results.write_json(
+        out / "predictions.json",
+        {"run": run_info, "experiments": {s["name"]: s for s in summaries}},
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run ``neurosim predict``; returns the exit status (1 when an experiment failed)."""
     from tqdm import tqdm
@@ -275,12 +295,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             summaries.append(
                 _run_experiment(name, n_seeds, settings, out, run_annotations, advance)
             )
-    run_info["wall_seconds"] = time.time() - started
-    run_info["failed"] = [s["name"] for s in summaries if s["status"] != "ok"]
-    results.write_json(
-        out / "predictions.json",
-        {"run": run_info, "experiments": {s["name"]: s for s in summaries}},
-    )
+            # after every experiment, so an interrupted run keeps what it measured
+            _write_predictions(out, run_info, summaries, started, complete=False)
+    _write_predictions(out, run_info, summaries, started, complete=True)
     write_report(out / "report.html", run_info, summaries)
     print(_table(summaries))
     for summary in summaries:

@@ -80,14 +80,17 @@ class ReciprocalSymmetry(VirtualExperiment):
 
     name: ClassVar[str] = "reciprocal-symmetry"
     title: ClassVar[str] = (
-        "Reciprocal synapses become symmetric under EP, not under feedback alignment"
+        "Reciprocal synapses are more alike after learning under EP than under feedback alignment"
     )
     hypothesis: ClassVar[str] = (
         "If cortex learns by Equilibrium Propagation, the synapse from cell A to cell B and the "
         "one from B back to A are changed by the same local rule (the change of A's and B's "
         "joint activity between the teaching and the free state), so after learning their "
         "strengths are correlated across pairs. If feedback is fixed (feedback alignment), the "
-        "backward strength keeps its random value and the correlation stays low."
+        "backward strength keeps its random value and only the forward strength moves (it comes "
+        "to align with the fixed feedback in part), so the correlation is lower. Both arms start "
+        "from independent random strengths, so neither becomes fully symmetric without a decay "
+        "of the initial difference."
     )
     record: ClassVar[str] = (
         "Paired recordings (or multi-patch / optogenetic connectivity mapping) of reciprocally "

@@ -208,15 +208,16 @@ def _release_device_objects(simulation: Any) -> None:
     objects alive in the process, and the names are compiled into the code and so into the
     structure key: without this, a second Simulation of the same structure in one process (a
     trained circuit kept for the next seed) would get new names and compile again. The objects of
-    a Simulation that lost the device are useless anyway (the device was re-initialised); it
-    rebuilds them, finding its compiled project in the cache, when it runs next.
+    a Simulation that lost the device are useless anyway (the device is re-initialised next); it
+    rebuilds them, finding its compiled project in the cache, when it runs next. The caller
+    collects them after ``device.reinit()``, which drops the device's own references (the
+    generated code objects, also numbered by name).
     """
     for sim in (_device_owner[0], simulation):
         if sim is not None:
             sim._build = None
             sim._rng_group = None
     _device_owner[0] = None
-    gc.collect()
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -281,6 +282,7 @@ class Simulation:
         brian2.set_device(self.device, build_on_run=False)
         dev = brian2.get_device()
         dev.reinit()
+        gc.collect()  # the previous build's code objects, which the device held until reinit
         dev.activate(build_on_run=False)
         brian2.prefs.devices.cpp_standalone.openmp_threads = 0
         # Brian2's default `make -j` starts one compiler per source file at once (dozens of g++

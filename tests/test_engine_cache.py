@@ -178,3 +178,27 @@ def test_a_second_simulation_of_one_structure_in_one_process_reuses_the_build(
         np.testing.assert_array_equal(result.state["post.x"], first_result.state["post.x"])
     builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
     assert len(builds) == 1
+
+
+def test_alternating_simulations_of_two_structures_compile_each_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two structures taking turns on the one device (a training build and a frozen-pass build,
+    or a microcircuit and an EP experiment) compile once each, however often they alternate:
+    the generated code objects' names (numbered after those still alive) stay the same."""
+    from neurosim.engine import Simulation
+
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    timed = {"drive": np.full((30, 2), 1.2)}
+    sims = [
+        Simulation(
+            _leaky_pair, device="cpp_standalone", duration_ms=ms, dt_ms=0.1, initial_timed=timed
+        )
+        for ms in (20.0, 30.0)
+    ]
+    for _ in range(3):
+        for sim in sims:
+            sim.run(values={"syn.w": [1.0, 2.0]})
+    assert [sim.compilations for sim in sims] == [1, 1]
+    builds = [p for p in (tmp_path / "cache" / "builds").iterdir() if p.is_dir()]
+    assert len(builds) == 2

@@ -370,6 +370,8 @@ class FeedbackCancellation(Protocol):
     default_epochs = 3
     protocol_config = FeedbackCancellationConfig
     circuit_configs = {mc.NAME: MicrocircuitConfig}
+    #: compiled runs made (for ``simulated_seconds``); :meth:`run` resets it
+    _runs_done: int = 0
 
     def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
         assert isinstance(protocol, FeedbackCancellationConfig)
@@ -500,8 +502,6 @@ class FeedbackCancellation(Protocol):
         :meth:`simulation` with plasticity on, the output nudged by ``nudge`` toward the target
         potentials ``targets`` (None: no target); the carried values (weights and state, the
         start of the next pass) and the potentials at each pattern's end (:meth:`_pass`)."""
-        if not hasattr(self, "_runs_done"):
-            self._runs_done = 0
         values, ends, _ = self._pass(
             sim, task, values, x, targets, nudge=nudge, learn=True, seed=seed, keys=info["keys"]
         )

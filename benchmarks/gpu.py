@@ -131,27 +131,18 @@ def gpu_name() -> str | None:
     return "; ".join(lines) if proc.returncode == 0 and lines else None
 
 
-def cpu_model() -> str:
-    """The CPU model from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def _host() -> str:
+    """The machine and CPU model (as the build cache records them)."""
+    from neurosim.build_cache import host_signature
+
+    return host_signature()
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    """Python's version and those of the packages a result depends on."""
+    from neurosim.results import versions
 
-    out = {"python": platform.python_version()}
-    for name in ("brian2", "brian2cuda", "numpy", "neurosim"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return {"python": platform.python_version(), **versions()}
 
 
 def _cases(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -303,7 +294,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="neurosim-gpu-cache-"))
     report: dict[str, Any] = {
         "gpu": gpu_name(),
-        "cpu": cpu_model(),
+        "cpu": _host(),
         "cpu_count": os.cpu_count(),
         "versions": _versions(),
         "budget_seconds": args.budget_s,

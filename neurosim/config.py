@@ -32,6 +32,7 @@ class RunConfig(StrictModel):
     """What to run, where, and with which seed."""
 
     protocol: str = "dendritic-prediction"
+    preset: str | None = None
     circuit: str | None = None
     dataset: str | None = None
     device: Literal["runtime", "cpp_standalone", "cuda_standalone"] | None = None

@@ -28,11 +28,6 @@ def sigmoid_log_derivative_expr(u: str, prefix: str = "") -> str:
     return f"{p}beta_phi*(1 - ({sigmoid_rate_expr(u, prefix)})/{p}phi_max)"
 
 
-def poisson_threshold(rate_per_ms: str) -> str:
-    """Spiking read-out: an inhomogeneous Poisson process of rate φ (in 1/ms), one draw per step."""
-    return f"rand() < ({rate_per_ms})*dt/ms"
-
-
 def double_exponential_traces(name: str, tau_rise: str, tau_decay: str) -> str:
     """Equations of a difference-of-exponentials synaptic trace, normalised to unit area.
 

@@ -1,8 +1,10 @@
 """Circuits, protocols and data sets found by name (DESIGN.md §2).
 
-A new circuit is one file in ``circuits/`` that calls :func:`register_circuit`; a new protocol one
-file in ``protocols/`` that calls :func:`register_protocol`. The command line imports those
-packages, which fills these tables.
+A new circuit is one file in ``circuits/`` that calls :func:`register_circuit` with an instance of
+its :class:`neurosim.circuit.Circuit` subclass (checked against the interface here); a new
+protocol one small package in ``protocols/`` that calls :func:`register_protocol`. The command
+line and the Python API import those packages, which fills these tables; protocols look their
+circuits up by name with :func:`circuit`.
 """
 
 from __future__ import annotations
@@ -33,9 +35,18 @@ def _register(table: dict[str, Entry], kind: str, name: str, summary: str, targe
     table[name] = Entry(name, summary, target)
 
 
-def register_circuit(name: str, summary: str, target: Any) -> None:
-    """Register a circuit module or builder under ``name``."""
-    _register(CIRCUITS, "circuit", name, summary, target)
+def register_circuit(circuit: Any, summary: str | None = None, target: Any = None) -> Any:
+    """Register a circuit (an instance of a :class:`neurosim.circuit.Circuit` subclass, checked
+    against the interface) under its name; returns it. The older form ``(name, summary, target)``
+    is still taken while circuits move to the interface."""
+    if isinstance(circuit, str):
+        _register(CIRCUITS, "circuit", circuit, summary or "", target)
+        return target
+    from neurosim.circuit import check_circuit
+
+    check_circuit(circuit)
+    _register(CIRCUITS, "circuit", circuit.name, circuit.summary, circuit)
+    return circuit
 
 
 def register_protocol(name: str, summary: str, target: Any) -> None:
@@ -46,6 +57,11 @@ def register_protocol(name: str, summary: str, target: Any) -> None:
 def register_dataset(name: str, summary: str, target: Any) -> None:
     """Register a data-set loader under ``name``."""
     _register(DATASETS, "dataset", name, summary, target)
+
+
+def circuit(name: str) -> Any:
+    """The registered circuit called ``name`` (one clear error listing the known ones)."""
+    return lookup(CIRCUITS, "circuit", name).target
 
 
 def lookup(table: dict[str, Entry], kind: str, name: str) -> Entry:

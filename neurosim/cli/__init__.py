@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a protocol and write a results folder")
     run.add_argument("protocol", help="protocol name (see `neurosim list`)")
+    run.add_argument(
+        "--preset",
+        help="named settings of the protocol (see `neurosim list`; default: by data set and "
+        "read-out)",
+    )
     run.add_argument("--circuit", help="circuit name (default: the protocol's first)")
     run.add_argument("--dataset", help="data set name, for protocols that take one")
     run.add_argument("--readout", choices=("rate", "spiking"), help="rate or spiking read-out")
@@ -109,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list() -> int:
+    from neurosim import presets
     from neurosim.cli import pipeline  # registers circuits and protocols
     from neurosim.devices import DEVICE_HELP
     from neurosim.registry import CIRCUITS, DATASETS, PROTOCOLS
@@ -120,6 +126,9 @@ def _cmd_list() -> int:
             print("  (none yet)")
         for name, entry in sorted(table.items()):
             print(f"  {name:24s} {entry.summary}")
+            if title == "protocols":
+                for preset, description in presets.available(entry.target).items():
+                    print(f"    --preset {preset:15s} {description}")
     import protocols.experiments  # noqa: F401  (registers the virtual experiments)
     from neurosim.experiment import EXPERIMENTS
 
@@ -167,6 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "protocol": args.protocol,
         "circuit": args.circuit,
         "dataset": args.dataset,
+        "preset": args.preset,
         "device": args.device,
         "readout": args.readout,
         "epochs": args.epochs,

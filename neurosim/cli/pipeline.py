@@ -21,7 +21,7 @@ from analysis import dendritic_prediction as adp
 from analysis import equilibrium_propagation as aep
 from analysis import icf as aicf
 from analysis import microcircuit as amc
-from neurosim import recording, results
+from neurosim import presets, recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
 from neurosim.devices import resolve_device
 from neurosim.errors import ConfigError
@@ -51,9 +51,33 @@ class ResolvedConfig:
         }
 
 
-def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
-    """Validate a raw configuration (file merged with overrides) into a :class:`ResolvedConfig`."""
+def with_preset(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw configuration on top of its preset: the one named in ``run.preset``, or the
+    protocol's default for the data set and read-out asked for. A preset made for another data
+    set or read-out than the one asked for is refused."""
     check_sections(raw, ("run", "protocol", "circuit"))
+    run = validate_table(RunConfig, raw.get("run", {}), "run")
+    assert isinstance(run, RunConfig)
+    proto: Protocol = lookup(PROTOCOLS, "protocol", run.protocol).target()
+    name = run.preset or proto.default_preset(run)
+    if name is None:
+        return dict(raw)
+    tables = presets.load(proto, name)
+    fixed = tables.get("run", {})
+    for key in ("protocol", "dataset", "readout", "circuit"):
+        asked = getattr(run, key)
+        if key in fixed and asked is not None and fixed[key] != asked:
+            raise ConfigError(
+                f"Preset {name!r} of {proto.name!r} is made for {key} {fixed[key]!r}, not "
+                f"{asked!r}; choose another preset (`neurosim list`) or leave --preset out."
+            )
+    return merge(merge(tables, raw), {"run": {"preset": name}})
+
+
+def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
+    """Validate a raw configuration (preset, file and overrides) into a
+    :class:`ResolvedConfig`."""
+    raw = with_preset(raw)
     run = validate_table(RunConfig, raw.get("run", {}), "run")
     assert isinstance(run, RunConfig)
     proto_cls = lookup(PROTOCOLS, "protocol", run.protocol).target
@@ -105,7 +129,7 @@ def _resolve_rest(
         }
     )
     protocol_cfg = validate_table(proto.protocol_config, raw.get("protocol", {}), "protocol")
-    circuit_cls = proto.circuit_configs[circuit_name] if circuit_name else NoCircuit
+    circuit_cls = proto.circuit_table(circuit_name) if circuit_name else NoCircuit
     circuit_cfg = validate_table(circuit_cls, raw.get("circuit", {}), "circuit")
     proto.check(run, protocol_cfg, circuit_cfg)
     return ResolvedConfig(proto, run, protocol_cfg, circuit_cfg)

@@ -24,6 +24,7 @@ and hands it out by name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -221,12 +222,23 @@ def check_circuit(circuit: Circuit) -> None:
             raise NeurosimError(f"Circuit {label!r}: schedule slot {role!r} must be (when, order).")
 
 
+@functools.cache
 def config_model(circuit: Circuit) -> type:
     """The ``[circuit]`` table as a strict pydantic model, derived from ``Params`` (and the
-    configurable structure fields): same names, types, defaults, descriptions and bounds."""
-    from pydantic import Field, create_model
+    configurable structure fields): same names, types, defaults, descriptions and bounds, and the
+    record's own cross-field checks (its ``__post_init__``: a ``ValueError`` there is one
+    configuration error). One model per circuit, so tables of one circuit compare equal."""
+    from pydantic import Field, create_model, model_validator
 
     from neurosim.config import StrictModel
+
+    names = [f.name for f in dataclasses.fields(circuit.Params)]
+
+    class CheckedTable(StrictModel):
+        @model_validator(mode="after")
+        def _params_record_checks(self) -> Any:
+            circuit.Params(**{name: getattr(self, name) for name in names})
+            return self
 
     specs: dict[str, Any] = {}
     hints = _field_types(circuit.Params)
@@ -243,7 +255,7 @@ def config_model(circuit: Circuit) -> type:
         default = f.default if f.default is not dataclasses.MISSING else None
         specs[name] = (s_hints[name] | None, Field(default, description=description, **meta))
     model_name = "".join(part.title() for part in circuit.name.replace("-", "_").split("_"))
-    return create_model(f"{model_name}CircuitTable", __base__=StrictModel, **specs)
+    return create_model(f"{model_name}CircuitTable", __base__=CheckedTable, **specs)
 
 
 def _field_types(record: type) -> dict[str, Any]:

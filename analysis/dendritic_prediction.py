@@ -2,7 +2,8 @@
 
 The experiment succeeds when the dendritic prediction φ(V*_w) follows the teacher's rate φ(U_M),
 U_M = (g_E E_E + g_I E_I)/(g_E + g_I) being the potential at which the teacher's conductances
-draw no current. These functions work on plain arrays (samples on a regular grid).
+draw no current. These functions work on plain arrays (samples on a regular grid) and on the
+protocol's record (:class:`neurosim.records.dendritic_prediction.DendriticPredictionRecord`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
 from neurosim.neurons import sigmoid_rate
+from neurosim.records.dendritic_prediction import DendriticPredictionRecord, RateFunction
 
 
 def matching_potential(g_E: np.ndarray, g_I: np.ndarray, E_E: float, E_I: float) -> np.ndarray:
@@ -31,14 +33,12 @@ def teacher_rate(
     g_E: np.ndarray,
     g_I: np.ndarray,
     reversal: tuple[float, float],
-    rate_function: dict[str, float],
+    rate_function: RateFunction,
 ) -> np.ndarray:
     """φ(U_M): the rate the teacher's conductances alone would impose on the soma."""
     E_E, E_I = reversal
     rf = rate_function
-    return sigmoid_rate(
-        matching_potential(g_E, g_I, E_E, E_I), rf["phi_max"], rf["k"], rf["beta"], rf["theta"]
-    )
+    return sigmoid_rate(matching_potential(g_E, g_I, E_E, E_I), rf.phi_max, rf.k, rf.beta, rf.theta)
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -111,34 +111,33 @@ def plot_weights(t_s: np.ndarray, weights: np.ndarray, path: str | Path) -> Path
     return save_figure(fig, path)
 
 
-def analyse(data: dict[str, Any], figures_dir: str | Path) -> dict[str, Any]:
-    """The experiment's measures and figures from the protocol's arrays.
+def analyse(record: DendriticPredictionRecord, figures_dir: str | Path) -> dict[str, Any]:
+    """The experiment's measures and figures from the protocol's record.
 
     ``rate_correlation_start``/``_end``: Pearson correlation of φ(V*_w) with φ(U_M) over the
     first and the last ``correlation_repetitions`` repetitions; ``rate_correlation_test``: the
     same over the test run (teacher and plasticity off).
     """
     figures_dir = Path(figures_dir)
-    rate = teacher_rate(
-        data["teacher_gE"], data["teacher_gI"], data["reversal"], data["rate_function"]
-    )
-    target = rate[data["pattern_step"]]
-    s = data["samples_per_repetition"]
-    n = s * data["correlation_repetitions"]
-    per_rep = correlation_per_repetition(data["prediction"], target, s)
-    test_corr = pearson(data["test_prediction"], rate[data["test_pattern_step"]])
+    rate = teacher_rate(record.teacher_gE, record.teacher_gI, record.reversal, record.rate_function)
+    target = rate[record.pattern_step]
+    prediction = record.prediction
+    s = record.samples_per_repetition
+    n = s * record.correlation_repetitions
+    per_rep = correlation_per_repetition(prediction, target, s)
+    test_corr = pearson(record.test_prediction, rate[record.test_pattern_step])
     plot_learning_curve(per_rep, figures_dir / "learning_curve.png", test_corr)
     plot_prediction_traces(
-        data["pattern_t_ms"],
-        data["prediction"][:s],
-        data["prediction"][-s:],
+        record.pattern_t_ms,
+        prediction[:s],
+        prediction[-s:],
         target[:s],
         figures_dir / "prediction_traces.png",
     )
-    plot_weights(data["weights_t"], data["weights"], figures_dir / "weights.png")
+    plot_weights(record.weights_t, record.weights, figures_dir / "weights.png")
     return {
-        "rate_correlation_start": pearson(data["prediction"][:n], target[:n]),
-        "rate_correlation_end": pearson(data["prediction"][-n:], target[-n:]),
+        "rate_correlation_start": pearson(prediction[:n], target[:n]),
+        "rate_correlation_end": pearson(prediction[-n:], target[-n:]),
         "rate_correlation_test": test_corr,
         "rate_correlation_per_repetition": per_rep,
     }

@@ -169,20 +169,11 @@ def urbanczik_case(
     t = np.arange(steps) * dt
     g_e = 0.5 * (1.0 + np.sin(2 * np.pi * t / pattern_ms))
     timed = {"stimulus": stimulus, "teacher_gE": g_e, "teacher_gI": 0.5 * (1.0 - 0.5 * g_e)}
-    params = us.UrbanczikSennParams(n_inputs=n_inputs)
-
-    def builder(tv: Any) -> Any:
-        return us.build(
-            params,
-            tv,
-            dt_ms=dt,
-            readout=readout,
-            record_dt_ms=1.0,
-            weight_record_dt_ms=pattern_ms,
-        )
-
+    structure = us.UrbanczikSennStructure(
+        n_inputs=n_inputs, readout=readout, record_dt_ms=1.0, weight_record_dt_ms=pattern_ms
+    )
     sim = Simulation(
-        builder,
+        us.CIRCUIT.builder(structure, us.UrbanczikSennParams(), dt),
         device=device,
         duration_ms=repetitions * pattern_ms,
         dt_ms=dt,

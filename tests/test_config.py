@@ -23,11 +23,10 @@ from neurosim.config import (
     validate_table,
 )
 from neurosim.errors import ConfigError, NeurosimError
-from protocols.dendritic_prediction import (
-    DendriticPrediction,
-    DendriticPredictionConfig,
-    UrbanczikSennConfig,
-)
+from protocols.dendritic_prediction import DendriticPrediction, DendriticPredictionConfig
+
+#: the circuit's [circuit] table, derived from its parameter record
+UrbanczikSennConfig = DendriticPrediction().circuit_table("urbanczik-senn")
 
 PROTOCOL_KEYS = sorted(DendriticPredictionConfig.model_fields)
 

@@ -1,4 +1,5 @@
-"""The Urbanczik-Senn circuit on the engine: dynamics against scipy, seeds, size checks."""
+"""The Urbanczik-Senn circuit on the engine: dynamics against scipy, seeds, size checks; its
+interface (derived ``[circuit]`` table, schedule, weights) and the protocol's default preset."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from scipy.integrate import solve_ivp
 from circuits import urbanczik_senn as us
 from neurosim.engine import Simulation
 from neurosim.errors import NeurosimError, SimulationError
+from neurosim.parameters.urbanczik_senn import UrbanczikSennParams
 
 DT = 0.1
 N_IN = 20
@@ -27,15 +29,17 @@ def _inputs(seed: int = 3) -> dict[str, np.ndarray]:
     }
 
 
-def _simulation(
-    params: us.UrbanczikSennParams | None = None, readout: str = "spiking"
-) -> Simulation:
-    params = params or us.UrbanczikSennParams(n_inputs=N_IN)
+def _structure(readout: str = "spiking") -> us.UrbanczikSennStructure:
+    return us.UrbanczikSennStructure(
+        n_inputs=N_IN, readout=readout, record_dt_ms=1.0, weight_record_dt_ms=100.0
+    )
+
+
+def _simulation(params: UrbanczikSennParams | None = None, readout: str = "spiking") -> Simulation:
+    params = params or UrbanczikSennParams()
     timed = _inputs()
     return Simulation(
-        lambda tv: us.build(
-            params, tv, dt_ms=DT, readout=readout, record_dt_ms=1.0, weight_record_dt_ms=100.0
-        ),
+        us.CIRCUIT.builder(_structure(readout), params, DT),
         device="cpp_standalone",
         duration_ms=DURATION,
         dt_ms=DT,
@@ -64,7 +68,7 @@ def _reference_dendrite(stim: np.ndarray, w: np.ndarray, t_eval_ms: np.ndarray) 
     Spikes of the pattern (replayed every period) enter the traces one step after the step in
     which they are emitted (the circuit's documented schedule).
     """
-    p = us.UrbanczikSennParams()
+    p = UrbanczikSennParams()
     period = stim.shape[0] * DT
     steps, cells = np.nonzero(stim)
     arrivals: dict[float, np.ndarray] = {}
@@ -160,7 +164,7 @@ def test_diverging_dynamics_raise_a_clear_error(sim: Simulation) -> None:
 def test_structure_key_follows_compiled_constants_not_run_values(sim: Simulation) -> None:
     again = _simulation()
     assert again.build_dir == sim.build_dir and again.compilations == 0
-    other = _simulation(us.UrbanczikSennParams(n_inputs=N_IN, g_D=1.5))
+    other = _simulation(UrbanczikSennParams(g_D=1.5))
     assert other.build_dir != sim.build_dir and other.compilations == 1
 
 
@@ -179,10 +183,10 @@ KEY_SCRIPT = """
 import numpy as np
 from circuits import urbanczik_senn as us
 from neurosim.engine import Simulation
-from tests.test_urbanczik_senn import DT, DURATION, N_IN, _inputs
+from neurosim.parameters.urbanczik_senn import UrbanczikSennParams
+from tests.test_urbanczik_senn import DT, DURATION, _inputs, _structure
 sim = Simulation(
-    lambda tv: us.build(us.UrbanczikSennParams(n_inputs=N_IN), tv, dt_ms=DT, record_dt_ms=1.0,
-                        weight_record_dt_ms=100.0),
+    us.CIRCUIT.builder(_structure(), UrbanczikSennParams(), DT),
     device="cpp_standalone", duration_ms=DURATION, dt_ms=DT, initial_timed=_inputs(),
     label="test-us",
 )
@@ -211,3 +215,201 @@ def test_cache_key_is_stable_across_processes(sim: Simulation) -> None:
         assert proc.returncode == 0, proc.stderr[-2000:]
         compilations, build_dir = proc.stdout.split()[-2:]
         assert (compilations, build_dir) == ("0", str(sim.build_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# the circuit interface: registry, schedule as data, weights, cost
+# ---------------------------------------------------------------------------------------------
+
+
+def test_circuit_is_registered_by_name_and_checked() -> None:
+    from neurosim.circuit import check_circuit
+    from neurosim.registry import circuit
+
+    assert circuit(us.NAME) is us.CIRCUIT
+    check_circuit(us.CIRCUIT)
+    assert us.CIRCUIT.Params is UrbanczikSennParams
+    assert us.CIRCUIT.timed_names(_structure()) == us.TIMED_INPUTS
+
+
+def test_schedule_slots_are_the_ones_compiled() -> None:
+    """Dendritic sum at the start of the step, then the synapses, then the neurons."""
+    from neurosim.schedule import execution_order
+
+    built = _simulation()._build  # the cached build's objects
+    assert built is not None
+    rows = execution_order(built.objects)
+    kinds = [(kind, name.split("_")[0]) for kind, name, _, _ in rows]
+    first = kinds.index(("summed", "dendritic"))
+    synapses = kinds.index(("synapse_update", "dendritic"))
+    neuron = kinds.index(("neuron_update", "neuron"))
+    assert first < synapses < neuron
+    slots = {(kind, name): (when, order) for kind, name, when, order in rows}
+    assert (
+        slots[("summed", "dendritic_synapses_summed_variable_V_w_post")]
+        == (us.CIRCUIT.schedule["dendritic_sum"])
+    )
+    assert ("monitor", "soma_monitor") in slots
+    assert slots[("monitor", "soma_monitor")] == us.CIRCUIT.schedule["recording"]
+
+
+def test_weights_map_to_run_values_and_back() -> None:
+    structure = _structure()
+    w = np.linspace(-1.0, 1.0, N_IN)
+    values = us.CIRCUIT.weight_values(structure, {"dendritic_synapses": w})
+    assert list(values) == ["dendritic_synapses.w"]
+    np.testing.assert_array_equal(values["dendritic_synapses.w"], w)
+    back = us.CIRCUIT.weights_from_state(structure, values)
+    np.testing.assert_array_equal(back["dendritic_synapses"], w)
+    with pytest.raises(NeurosimError, match="shape"):
+        us.CIRCUIT.weight_values(structure, {"dendritic_synapses": np.zeros(N_IN + 1)})
+    with pytest.raises(NeurosimError, match="no weight 'w'"):
+        us.CIRCUIT.weight_values(structure, {"w": w})
+
+
+def test_cost_and_structure_checks() -> None:
+    cost = us.CIRCUIT.cost(us.UrbanczikSennStructure(n_inputs=500))
+    assert (cost.neurons, cost.synapses) == (501, 500)
+    with pytest.raises(ValueError, match="readout"):
+        us.UrbanczikSennStructure(readout="voltage")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# the [circuit] table, derived from the parameter record
+# ---------------------------------------------------------------------------------------------
+
+
+def _table() -> type:
+    from neurosim.circuit import config_model
+
+    return config_model(us.CIRCUIT)
+
+
+def test_circuit_table_is_derived_from_the_parameter_record() -> None:
+    import dataclasses
+
+    table = _table()
+    assert table is _table()  # one model per circuit: tables of one circuit compare equal
+    fields = [f.name for f in dataclasses.fields(UrbanczikSennParams)]
+    assert list(table.model_fields) == [*fields, "n_inputs"]
+    defaults = table()
+    for name in fields:
+        assert getattr(defaults, name) == getattr(UrbanczikSennParams(), name)
+    assert defaults.n_inputs == us.UrbanczikSennStructure().n_inputs == 200
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"g_LL": 0.1}, "Unknown configuration key 'circuit.g_LL'; allowed keys in [circuit]:"),
+        ({"g_L": -0.1}, "Invalid value -0.1 for 'circuit.g_L': input should be greater than 0"),
+        ({"refractory": -1.0}, "Invalid value -1.0 for 'circuit.refractory'"),
+        ({"n_inputs": 0}, "Invalid value 0 for 'circuit.n_inputs'"),
+        ({"n_inputs": 200001}, "Invalid value 200001 for 'circuit.n_inputs'"),
+        ({"n_inputs": True}, "Invalid value True for 'circuit.n_inputs'"),
+        ({"tau_s": "3"}, "Invalid value '3' for 'circuit.tau_s'"),
+        ({"tau_L": 3.0}, "Invalid configuration in [circuit]: tau_L and tau_s must differ"),
+    ],
+)
+def test_bad_circuit_key_or_value_is_one_clear_error(table: dict, message: str) -> None:
+    from neurosim.cli import pipeline
+    from neurosim.errors import ConfigError
+
+    raw = {"run": {"protocol": "dendritic-prediction"}, "circuit": table}
+    with pytest.raises(ConfigError) as info:
+        pipeline.resolve(raw)
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert "\n" not in text
+
+
+def test_parameter_record_checks_itself() -> None:
+    with pytest.raises(ValueError, match="tau_L and tau_s must differ"):
+        UrbanczikSennParams(tau_L=3.0, tau_s=3.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the protocol's default preset
+# ---------------------------------------------------------------------------------------------
+
+
+def test_default_preset_is_complete_and_equals_the_records() -> None:
+    from neurosim import presets
+    from neurosim.config import RunConfig
+    from protocols.dendritic_prediction import DendriticPrediction, DendriticPredictionConfig
+
+    proto = DendriticPrediction()
+    assert "default" in presets.available(proto)
+    assert proto.default_preset(RunConfig(readout="rate")) == "default"
+    tables = presets.load(proto, "default")
+    assert set(tables["protocol"]) == set(DendriticPredictionConfig.model_fields)
+    assert set(tables["circuit"]) == set(_table().model_fields)
+    # the preset says explicitly what the records' defaults are: neither can drift alone
+    assert DendriticPredictionConfig(**tables["protocol"]) == DendriticPredictionConfig()
+    assert _table()(**tables["circuit"]) == _table()()
+    assert tables["run"] == {
+        "protocol": "dendritic-prediction",
+        "epochs": DendriticPrediction.default_epochs,
+    }
+
+
+def test_preset_is_resolved_under_the_users_settings() -> None:
+    from neurosim.cli import pipeline
+    from neurosim.errors import ConfigError
+
+    resolved = pipeline.resolve(
+        pipeline.build_raw(
+            None,
+            {"protocol": "dendritic-prediction", "readout": "rate", "epochs": 2},
+            {"protocol": {"eta": 0.05}, "circuit": {"n_inputs": 40}},
+        )
+    )
+    assert resolved.run.preset == "default"
+    assert (resolved.run.readout, resolved.run.epochs) == ("rate", 2)
+    assert resolved.protocol.eta == 0.05 and resolved.protocol.repetitions_per_epoch == 26
+    assert resolved.circuit.n_inputs == 40 and resolved.circuit.g_D == 2.0
+    written = resolved.as_dict()  # what config.toml holds
+    assert written["run"]["preset"] == "default"
+    assert written["circuit"]["tau_delta"] == 100.0
+    with pytest.raises(ConfigError, match="has no preset 'fast'; its presets: default"):
+        pipeline.resolve({"run": {"protocol": "dendritic-prediction", "preset": "fast"}})
+
+
+# ---------------------------------------------------------------------------------------------
+# the protocol's record, as the analysis reads it
+# ---------------------------------------------------------------------------------------------
+
+
+def test_analysis_reads_the_record(tmp_path) -> None:
+    from analysis import dendritic_prediction as adp
+    from neurosim.records.dendritic_prediction import DendriticPredictionRecord, RateFunction
+
+    steps, reps = 50, 4
+    t = np.arange(steps)
+    g_E = 0.54 + 0.48 * np.sin(2 * np.pi * t / steps)
+    g_I = np.full(steps, 1.8)
+    rf = RateFunction(phi_max=0.15, k=0.5, beta=5.0, theta=1.0)
+    target = adp.teacher_rate(g_E, g_I, (14 / 3, -1 / 3), rf)
+    pattern_step = np.tile(t, reps)
+    noise = np.random.default_rng(0).normal(0, 1, steps * reps) * np.repeat([1, 1, 0, 0], steps)
+    record = DendriticPredictionRecord(
+        prediction=target[pattern_step] + noise,  # noisy in the first half, exact at the end
+        pattern_step=pattern_step,
+        test_prediction=target,
+        test_pattern_step=t,
+        teacher_gE=g_E,
+        teacher_gI=g_I,
+        reversal=(14 / 3, -1 / 3),
+        rate_function=rf,
+        samples_per_repetition=steps,
+        correlation_repetitions=2,
+        weights_t=np.arange(reps) * 0.2,
+        weights=np.ones((reps, 3)),
+        pattern_t_ms=t * 1.0,
+    )
+    measures = adp.analyse(record, tmp_path)
+    assert measures["rate_correlation_end"] == pytest.approx(1.0)
+    assert measures["rate_correlation_test"] == pytest.approx(1.0)
+    assert measures["rate_correlation_start"] < 0.5
+    assert len(measures["rate_correlation_per_repetition"]) == reps
+    assert (tmp_path / "learning_curve.png").is_file()

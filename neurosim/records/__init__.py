@@ -1,0 +1,1 @@
+"""Typed result records: the data each protocol hands to its ``analysis/`` module."""

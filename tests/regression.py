@@ -115,7 +115,7 @@ def differences(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[str
             for x, y in zip(a, b, strict=True):
                 same_nan = math.isnan(x) and math.isnan(y)
                 if not same_nan and not abs(x - y) <= RTOL * max(abs(x), abs(y)) + 1e-300:
-                    problems.append(f"{kind} {key}: pinned {x!r}, now {y!r}")
+                    problems.append(f"{kind} {key}: pinned {float(x)!r}, now {float(y)!r}")
     return problems
 
 

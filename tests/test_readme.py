@@ -37,6 +37,8 @@ class Quick:
     extra: tuple[str, ...] = ()
     tier: str = "slow"
     reason: str = ""
+    #: the README documents it ahead of the code: expected to fail (strictly) until it lands
+    pending: str = ""
 
 
 def _sets(*pairs: str) -> tuple[str, ...]:
@@ -133,6 +135,11 @@ COMMANDS: dict[str, Quick] = {
         tier="resolve",
         reason="needs the dask scheduler and worker of the lines above "
         "(tests/test_sweep.py runs a sweep through them)",
+    ),
+    # presets
+    "neurosim list": Quick(tier="default"),
+    "neurosim run equilibrium-propagation --preset digits-spiking": Quick(
+        EP_QUICK, pending="the preset comes with the EP restructuring (issue 13)"
     ),
     # configuration
     "neurosim run dendritic-prediction --seed 2 --set protocol.eta=0.05 "
@@ -259,7 +266,17 @@ def test_every_readme_command_has_an_entry() -> None:
         assert quick.tier != "resolve" or quick.reason, f"{command}: say why it is not run"
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+def _params(commands: list[str]) -> list[Any]:
+    """Commands as test parameters; a pending one is expected to fail until it lands."""
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=COMMANDS[c].pending))
+        if COMMANDS[c].pending
+        else c
+        for c in commands
+    ]
+
+
+@pytest.mark.parametrize("command", _params(sorted(COMMANDS)))
 def test_readme_command_resolves_as_written_and_shortened(command: str, tmp_path: Path) -> None:
     _prepare(tmp_path)
     argv = shlex.split(command)
@@ -313,18 +330,23 @@ def test_readme_command_reference_matches_the_parser() -> None:
         assert documented[name] == options, f"neurosim {name}: synopsis vs parser"
 
 
-def test_list_runs() -> None:
-    proc = _run(["neurosim", "list"], ROOT)
-    _check_ran(["neurosim", "list"], proc)
-    assert "dendritic-prediction" in proc.stdout
+def test_readme_python_examples_compile() -> None:
+    """The Python blocks are at least valid Python (examples/ holds the scripts the tests run)."""
+    blocks = [body for lang, body in code_blocks() if lang == "python"]
+    for body in blocks:
+        compile(body, "README.md", "exec")
 
 
 DEFAULT_TIER = [c for c, q in COMMANDS.items() if q.tier == "default"]
 #: in README order (analyze reads what the predict before it wrote)
-SLOW_TIER = [c for c in readme_commands() if c in COMMANDS and COMMANDS[c].tier == "slow"]
+SLOW_TIER = [
+    c
+    for c in readme_commands()
+    if c in COMMANDS and COMMANDS[c].tier == "slow" and not COMMANDS[c].pending
+]
 
 
-@pytest.mark.parametrize("command", DEFAULT_TIER)
+@pytest.mark.parametrize("command", _params(DEFAULT_TIER))
 def test_readme_command_runs(command: str, tmp_path: Path) -> None:
     _prepare(tmp_path)
     argv = [*shlex.split(command), *COMMANDS[command].extra]

@@ -60,6 +60,8 @@ from typing import NamedTuple
 
 import torch
 
+from neurosim.parameters.hopfield import HopfieldParams
+
 DTYPE = torch.float64
 
 #: named parameters: ``W{k}`` (n_k, n_{k−1}) and ``b{k}`` (n_k,), k = 1..N
@@ -114,6 +116,15 @@ class EPParameters:
     def n_layers(self) -> int:
         """N, the number of layers with dynamics (hidden layers and the output)."""
         return len(self.sizes) - 1
+
+    @classmethod
+    def for_circuit(
+        cls, physics: HopfieldParams, sizes: Sequence[int], dt_ms: float, **settings: object
+    ) -> EPParameters:
+        """The twin of a Brian2 circuit with the physical parameters ``physics`` (the one record,
+        :class:`neurosim.parameters.hopfield.HopfieldParams`) stepped every ``dt_ms``: the twin's
+        time unit is the circuit's τ, so its step is dt_ms/τ."""
+        return cls(tuple(sizes), dt=dt_ms / physics.tau, **settings)  # type: ignore[arg-type]
 
 
 def rho(s: torch.Tensor) -> torch.Tensor:

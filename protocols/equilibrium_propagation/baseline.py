@@ -1,5 +1,6 @@
-"""The backprop baseline of equilibrium-propagation: a feed-forward network of the same sizes and
-initial weights, trained by backprop on the same split."""
+"""The backprop baseline of equilibrium-propagation: the one feed-forward baseline
+(:mod:`models.backprop`) with the circuit's layer sizes, layer function and initial weights,
+trained on the same split."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from models import backprop
 from models import equilibrium_propagation as ep
 
 
@@ -17,43 +19,27 @@ def backprop_baseline(
 ) -> dict[str, Any]:
     """Online SGD (batch 1) on ½‖r_N − d‖², per-layer rates ``backprop_lr``, × ``lr_decay`` per
     epoch, ``backprop_epochs`` epochs (-1: as many as EP, 0: none)."""
-    import torch
-
     cfg, data = task.cfg, task.data
     n_epochs = epochs if cfg.backprop_epochs < 0 else cfg.backprop_epochs
     if n_epochs == 0:
         return {}
-    net = ep.BackpropNetwork(
-        task.sizes, seed=seed, weights={k: torch.tensor(v) for k, v in w0.items()},
-        activation=cfg.backprop_activation,
-    )  # fmt: skip
-    X, D = torch.tensor(data.x_train), torch.tensor(task.d_train)
-    Xt = torch.tensor(data.x_test)
-    gen = torch.Generator().manual_seed(int(seed))
-    hist = []
+    net = backprop.FeedForward(w0, ep.baseline_layer(cfg.backprop_activation))
+
+    def evaluate(model: backprop.FeedForward, epoch: int) -> dict[str, float]:
+        pred = model.predict(data.x_test)
+        return {"test_accuracy": float(np.mean(np.argmax(pred, axis=1) == data.labels_test))}
+
     start = time.perf_counter()
-    for epoch in range(n_epochs):
-        scale = cfg.lr_decay**epoch
-        groups = [
-            {
-                "params": [net.weights[f"W{k}"], net.weights[f"b{k}"]],
-                "lr": task.backprop_lr[k - 1] * scale,
-            }
-            for k in range(1, task.n_layers + 1)
-        ]
-        opt = torch.optim.SGD(groups)
-        for i in torch.randperm(X.shape[0], generator=gen).tolist():
-            opt.zero_grad()
-            net.loss(X[i : i + 1], D[i : i + 1]).backward()
-            opt.step()
-        pred = net.predict(Xt).numpy()
-        hist.append(float(np.mean(np.argmax(pred, axis=1) == data.labels_test)))
+    history = backprop.train(
+        net, data.x_train, task.d_train, epochs=n_epochs, lr=task.backprop_lr,
+        lr_decay=cfg.lr_decay, optimiser="sgd", batch=1, seed=seed, evaluate=evaluate,
+    )  # fmt: skip
     wall = time.perf_counter() - start
-    train_pred = net.predict(X).numpy()
+    train_pred = net.predict(data.x_train)
     return {
-        "test_accuracy": hist[-1],
+        "test_accuracy": history[-1]["test_accuracy"],
         "train_accuracy": float(np.mean(np.argmax(train_pred, axis=1) == data.labels_train)),
-        "history": hist,
+        "history": [h["test_accuracy"] for h in history],
         "epochs": n_epochs,
         "lr": task.backprop_lr,
         "activation": cfg.backprop_activation,

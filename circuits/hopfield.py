@@ -146,6 +146,7 @@ __all__ = [
     "duration_ms",
     "eta_values",
     "example_timed",
+    "sampling_steps",
     "matrix_to_w",
     "p_fail_values",
     "state_keys",
@@ -445,16 +446,15 @@ def example_timed(
     timed["plastic"] = np.array([*plastic_rows, 0.0]) * float(plastic)
     if names is not None:
         timed = {name: timed[name] for name in names}
-    phase_ms = unit * dt_ms
-    timed_dt = {
-        "inputs": example_ms,
-        "targets": example_ms,
-        "restart": example_ms,
-        "beta": phase_ms,
-        "latch": phase_ms,
-        "plastic": phase_ms,
-    }
+    timed_dt = sampling_steps(example_ms, unit * dt_ms)
     return timed, timed_dt, example_ms
+
+
+def sampling_steps(example_ms: float, phase_ms: float) -> dict[str, float]:
+    """The sampling steps of the TimedArray inputs: one row per example for the inputs, targets
+    and restarts, one per ``phase_ms`` for β and the gates."""
+    per_example = {name: example_ms for name in ("inputs", "targets", "restart")}
+    return {**per_example, **{name: phase_ms for name in ("beta", "latch", "plastic")}}
 
 
 def duration_ms(n_examples: int, example_ms: float, dt_ms: float) -> float:
@@ -768,6 +768,7 @@ class HopfieldCircuit(Circuit):
     timed_values = staticmethod(timed_values)
     example_timed = staticmethod(example_timed)
     duration_ms = staticmethod(duration_ms)
+    sampling_steps = staticmethod(sampling_steps)
 
     # ------------------------------------------------------------------ the parts of a build
     def _input_layer(self, parts: _Parts) -> NeuronGroup:

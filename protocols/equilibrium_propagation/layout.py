@@ -140,14 +140,8 @@ def averaged_timed(
     timed["plastic"] = np.concatenate([*plastic_rows, [0.0]])
     timed = {name: timed[name] for name in names}
     example_ms = e * dt_ms
-    timed_dt = {
-        "inputs": example_ms,
-        "targets": example_ms,
-        "restart": example_ms,
-        "beta": dt_ms,
-        "plastic": dt_ms,
-    }
-    return timed, timed_dt, example_ms
+    steps = circuit.sampling_steps(example_ms, dt_ms)
+    return timed, {name: steps[name] for name in names}, example_ms
 
 
 def padded(x: np.ndarray, P: int) -> np.ndarray:

@@ -38,46 +38,30 @@ DT_MS = 0.5
 
 
 @dataclass(frozen=True)
-class EPSetup:
-    """One circuit structure and its training settings (the structure is compiled once).
-
-    ``sizes``: layer sizes; ``free_steps``/``nudged_steps``: phase lengths (steps of ``DT_MS``);
-    ``beta``: nudging strength; ``lr``: two-phase learning rates per layer (forward weights and
-    biases); ``lr_back``: the backward weights' rates of an untied circuit (default: ``lr``; 0:
-    frozen); ``readout``/``reciprocal``: as :func:`circuits.hopfield.build`; ``rules``: compiled
-    rules; ``P``: examples per compiled run; ``w_scale``: Glorot × this at the start.
-    """
+class EPSetup(Plan):
+    """One circuit structure and its training settings (the structure is compiled once): the
+    protocol's :class:`~protocols.equilibrium_propagation.layout.Plan` of the two-phase variant
+    (``rates`` of the two-phase rule per layer, ``back_rates`` of an untied circuit's backward
+    weights, default ``rates``, 0: frozen; ``rules`` compiled, default two-phase; steps of
+    ``DT_MS``) with the experiments' default sizes and the initial weights' scale ``w_scale``
+    (Glorot × this)."""
 
     sizes: tuple[int, ...] = (64, 50, 10)
-    free_steps: int = 20
-    nudged_steps: int = 4
-    beta: float = 0.5
-    lr: tuple[float, ...] = (0.1, 0.05)
-    lr_back: tuple[float, ...] | None = None
-    readout: str = "rate"
-    reciprocal: str = "tied"
-    rules: tuple[str, ...] = ("two-phase",)
-    P: int = 50
     w_scale: float = 1.0
 
     @property
     def example_ms(self) -> float:
-        return (self.free_steps + self.nudged_steps) * DT_MS
+        return self.example_steps * self.dt_ms
 
     @property
     def phase_unit(self) -> int:
         """The TimedArray row of the phase signals, in steps (gcd of the phase lengths)."""
-        return int(np.gcd(self.free_steps, self.nudged_steps))
+        return self.unit_steps
 
     @property
     def plan(self) -> Plan:
-        """The protocol's training plan of this setup (two-phase variant, the rules compiled)."""
-        return Plan(
-            sizes=tuple(self.sizes), variant="two-phase", free_steps=self.free_steps,
-            nudged_steps=self.nudged_steps, dt_ms=DT_MS, beta=self.beta, rates=tuple(self.lr),
-            back_rates=None if self.lr_back is None else tuple(self.lr_back),
-            readout=self.readout, reciprocal=self.reciprocal, rules=tuple(self.rules), P=self.P,
-        )  # fmt: skip
+        """The setup as the protocol's training plan."""
+        return self
 
 
 def weight_values(setup: EPSetup, weights: Mapping[str, Any]) -> dict[str, np.ndarray]:

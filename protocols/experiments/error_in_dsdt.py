@@ -49,7 +49,7 @@ from protocols.experiments import _ep_trained as et
 FREE, NUDGED = "free phase", "nudged phase"
 #: phases of 40 ms each (80 steps); rates are estimated in the last WINDOW_STEPS of each
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=80, nudged_steps=80, beta=1.0, lr=(0.05, 0.025),
+    sizes=(64, 50, 10), free_steps=80, nudged_steps=80, beta=1.0, rates=(0.05, 0.025),
     readout="spiking", rules=("two-phase", "continual"), P=50,
 )  # fmt: skip
 WINDOW_STEPS = 40
@@ -153,7 +153,7 @@ class ErrorInDsDt(VirtualExperiment):
         win = WINDOW_STEPS * dt
         starts = np.arange(SETUP.P) * T
         scale = HopfieldParams().rate_scale_hz
-        etas = {"W1": SETUP.lr[0], "W2": SETUP.lr[1]}
+        etas = {"W1": SETUP.rates[0], "W2": SETUP.rates[1]}
         c_etas = {"W1": CONTINUAL_LR[0], "W2": CONTINUAL_LR[1]}
         base = {
             **et.weight_values(SETUP, et.initial_weights(SETUP, seed)),
@@ -161,7 +161,7 @@ class ErrorInDsDt(VirtualExperiment):
         }
         off = et.rule_values(SETUP, 0.0)  # both rules off, centred 0
         continual = {**off, **et.hopfield().eta_values(sizes, continual=list(CONTINUAL_LR))}
-        two_phase = {**off, **et.hopfield().eta_values(sizes, two_phase=list(SETUP.lr))}
+        two_phase = {**off, **et.hopfield().eta_values(sizes, two_phase=list(SETUP.rates))}
         keys = et.state_keys(SETUP)
         acc: dict[str, Any] = {
             "dw": {p: 0.0 for p in etas},

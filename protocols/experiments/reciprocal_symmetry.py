@@ -52,7 +52,7 @@ from protocols.experiments import _ep_trained as et
 EP, FA = "EP (plastic backward synapses)", "feedback alignment (fixed backward synapses)"
 #: the untied circuit (rate read-out; the EP protocol's one-hidden-layer phases and rates)
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=20, nudged_steps=4, beta=0.5, lr=(0.1, 0.05),
+    sizes=(64, 50, 10), free_steps=20, nudged_steps=4, beta=0.5, rates=(0.1, 0.05),
     reciprocal="untied", P=50,
 )  # fmt: skip
 DEFAULT = {"n_train": 500, "n_test": 360, "epochs": 10}
@@ -134,8 +134,8 @@ class ReciprocalSymmetry(VirtualExperiment):
         recordings: dict[str, list[SegmentRecord]] = {}
         extra: dict[str, float] = {"initial_correlation": reciprocal_correlation(w0, SETUP.sizes)}
         epoch_s = size["n_train"] * SETUP.example_ms / 1000.0
-        for cond, lr_back in ((EP, SETUP.lr), (FA, (0.0,) * len(SETUP.lr))):
-            setup = replace(SETUP, lr_back=tuple(lr_back))
+        for cond, lr_back in ((EP, SETUP.rates), (FA, (0.0,) * len(SETUP.rates))):
+            setup = replace(SETUP, back_rates=tuple(lr_back))
             say(f"seed {seed}: training, {cond}")
             values: dict[str, Any] = dict(w0)
             corr = [reciprocal_correlation(values, SETUP.sizes)]

@@ -42,7 +42,7 @@ from protocols.experiments import _ep_trained as et
 P_FAILS = (0.0, 0.25, 0.5)
 #: the circuit and its training (shared by all four conditions)
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=40, nudged_steps=20, beta=1.0, lr=(0.05, 0.025), P=50
+    sizes=(64, 50, 10), free_steps=40, nudged_steps=20, beta=1.0, rates=(0.05, 0.025), P=50
 )
 #: default and quick sizes of the run: training examples, test examples, epochs
 DEFAULT = {"n_train": 300, "n_test": 360, "epochs": 10}

@@ -1,1 +1,1 @@
-"""Typed result records: the data each protocol hands to its ``analysis/`` module."""
+"""Typed result records of the protocols, which their ``analysis/`` modules accept."""

@@ -138,9 +138,7 @@ COMMANDS: dict[str, Quick] = {
     ),
     # presets
     "neurosim list": Quick(tier="default"),
-    "neurosim run equilibrium-propagation --preset digits-spiking": Quick(
-        EP_QUICK, pending="the preset comes with the EP restructuring (issue 13)"
-    ),
+    "neurosim run equilibrium-propagation --preset digits-spiking": Quick(EP_QUICK),
     # configuration
     "neurosim run dendritic-prediction --seed 2 --set protocol.eta=0.05 "
     "--set circuit.n_inputs=400": Quick(DP_QUICK, tier="default"),

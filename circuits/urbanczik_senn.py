@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
+from neurosim.blocks import poisson_threshold
 from neurosim.engine import CircuitBuild
 from neurosim.neurons import (
     double_exponential_on_spike,
     double_exponential_traces,
-    poisson_threshold,
     sigmoid_log_derivative_expr,
     sigmoid_rate_expr,
 )

@@ -52,6 +52,23 @@ def test_gridworld_is_a_feedback_cancellation_dataset() -> None:
     assert task.sizes == [144, 32, 2] and task.phi == "logistic"
 
 
+def test_compare_trains_the_circuit_with_the_gridworld_preset() -> None:
+    """The comparison's circuit table and [protocol.training] default to feedback cancellation's
+    gridworld preset (no copy of its values), without the shallow learner and backprop."""
+    from neurosim import presets
+    from protocols.feedback_cancellation import FeedbackCancellation
+
+    tables = presets.load(FeedbackCancellation, "gridworld")
+    raw = {"run": {"protocol": "compare"}, "protocol": {"training": {"n_train": 50}}}
+    resolved = pipeline.resolve(raw)
+    training = resolved.protocol.training
+    assert training.n_train == 50 and not training.shallow and training.backprop_epochs == 0
+    for key in ("eta_forward", "eta_ip", "eta_pi", "eta_decay", "w_gain", "b_scale"):
+        assert getattr(training, key) == tables["protocol"][key], key
+    assert list(resolved.circuit.sizes) == tables["circuit"]["sizes"]
+    assert resolved.circuit.phi == tables["circuit"]["phi"]
+
+
 # ------------------------------------------------------------------------------ analysis
 def _rotation_embedding(positions: np.ndarray, units: int, seed: int) -> np.ndarray:
     """The positions (shifted by 1: no all-zero row, whose correlation distance is undefined)

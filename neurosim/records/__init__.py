@@ -1,0 +1,1 @@
+"""Typed result records of the protocols, which their ``analysis/`` modules accept."""

@@ -1,3 +1,9 @@
-"""Circuit builders: each returns the Brian2 groups, synapses and monitors of one circuit."""
+"""Circuit builders: each module defines one circuit (a :class:`neurosim.circuit.Circuit`) and
+registers it. Every module in this package is imported here, so a new circuit is one new file."""
 
-from circuits import hopfield, microcircuit, urbanczik_senn  # noqa: F401  (registers the circuits)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")

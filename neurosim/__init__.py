@@ -10,3 +10,19 @@ import warnings
 warnings.filterwarnings("ignore", message="_get_vc_env is private", category=UserWarning)
 
 __version__ = "0.1.0"
+
+#: the Python API (:mod:`neurosim.api`), imported on first use so that ``import neurosim`` stays
+#: light: ``neurosim.run``, ``neurosim.analyze``, ``neurosim.predict``, ``neurosim.sweep``
+_API = ("run", "analyze", "predict", "sweep", "RunResult")
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _API:
+        from neurosim import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'neurosim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

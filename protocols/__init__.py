@@ -1,10 +1,12 @@
-"""Plasticity protocols: phases, nudging, learning rules, training loops, virtual experiments."""
+"""Plasticity protocols: phases, nudging, learning rules, training loops, virtual experiments.
 
-from protocols import (
-    compare,  # noqa: F401  (registers the protocol)
-    consciousness_prior,  # noqa: F401  (registers the protocol)
-    dendritic_prediction,  # noqa: F401  (registers the protocol)
-    equilibrium_propagation,  # noqa: F401  (registers the protocol)
-    feedback_cancellation,  # noqa: F401  (registers the protocol)
-    icf,  # noqa: F401  (registers the protocol)
-)
+Each protocol is a module or a small package here that registers itself; every one is imported
+here (the virtual experiments in ``protocols/experiments`` register through their own package),
+so a new protocol is its own files and nothing else."""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name != "experiments":
+        importlib.import_module(f"{__name__}.{_module.name}")

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from neurosim.errors import NeurosimError
 
@@ -143,54 +142,38 @@ def _cmd_list() -> int:
     return 0
 
 
-def _run_resolved(resolved: Any, out_arg: str | None, no_progress: bool) -> tuple[dict, str]:
-    """Run a resolved configuration (``pipeline.ResolvedConfig``) under a progress bar into
-    ``out_arg`` (default ``results/PROTOCOL-TIMESTAMP``); returns the metrics and the folder."""
-    from tqdm import tqdm
-
-    from neurosim import results
-    from neurosim.cli import pipeline
-
-    out = out_arg or f"results/{resolved.run.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
-    results.prepare_output_dir(out)  # fail before the progress bar, not after
-    total = resolved.protocol_obj.total_steps(resolved.run, resolved.protocol)
-    with tqdm(total=total, desc=resolved.run.protocol, disable=no_progress, unit="run") as bar:
-
-        def progress(n: int, message: str) -> None:
-            bar.set_postfix_str(message)
-            bar.update(n)
-
-        return pipeline.run_experiment(resolved, out, progress), out
+def _default_out(protocol: str, out_arg: str | None) -> str:
+    return out_arg or f"results/{protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from neurosim.cli import pipeline
-    from neurosim.config import load_toml, parse_overrides
+    from neurosim import api
 
     if args.epochs is not None and args.epochs < 1:
         raise NeurosimError(f"--epochs must be at least 1, got {args.epochs}.")
-    file_config = load_toml(args.config) if args.config else None
-    cli_run = {
-        "protocol": args.protocol,
-        "circuit": args.circuit,
-        "dataset": args.dataset,
-        "preset": args.preset,
-        "device": args.device,
-        "readout": args.readout,
-        "epochs": args.epochs,
-        "seed": args.seed,
-    }
-    raw = pipeline.build_raw(file_config, cli_run, parse_overrides(args.overrides))
-    metrics, out = _run_resolved(pipeline.resolve(raw), args.out, args.no_progress)
+    result = api.run(
+        args.protocol,
+        preset=args.preset,
+        circuit=args.circuit,
+        dataset=args.dataset,
+        readout=args.readout,
+        device=args.device,
+        seed=args.seed,
+        epochs=args.epochs,
+        config=args.config,
+        overrides=args.overrides,
+        out=_default_out(args.protocol, args.out),
+        progress=not args.no_progress,
+    )
     shown = {  # scalars only: series, tables and paths are in metrics.json
         k: v
-        for k, v in metrics.items()
+        for k, v in result.metrics.items()
         if not isinstance(v, Mapping) and np.ndim(v) == 0 and k != "build_dir"
     }
     print(json.dumps(shown, indent=2, default=lambda v: getattr(v, "item", lambda: str(v))()))
-    print(f"results written to {Path(out).resolve()}")
+    print(f"results written to {Path(result.out).resolve()}")
     return 0
 
 
@@ -204,43 +187,41 @@ COMPARE_SHOWN = (
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from neurosim.cli import pipeline
-    from neurosim.config import load_toml, merge, parse_overrides
+    from neurosim import api
 
     if args.epochs is not None and args.epochs < 1:
         raise NeurosimError(f"--epochs must be at least 1, got {args.epochs}.")
-    file_config = load_toml(args.config) if args.config else None
-    cli_run = {
-        "protocol": "compare",
-        "device": args.device,
-        "readout": args.readout,
-        "epochs": args.epochs,
-        "seed": args.seed,
-    }
-    pairing = {"protocol": {"pairing": args.pairing}} if args.pairing else {}
-    raw = pipeline.build_raw(file_config, cli_run, merge(pairing, parse_overrides(args.overrides)))
-    metrics, out = _run_resolved(pipeline.resolve(raw), args.out, args.no_progress)
+    result = api.run(
+        "compare",
+        device=args.device,
+        readout=args.readout,
+        epochs=args.epochs,
+        seed=args.seed,
+        config=args.config,
+        protocol={"pairing": args.pairing} if args.pairing else None,
+        overrides=args.overrides,
+        out=_default_out("compare", args.out),
+        progress=not args.no_progress,
+    )
+    metrics = result.metrics
     print(metrics["comparison_table"], end="")
     for key in COMPARE_SHOWN:
         if metrics.get(key) is not None:
             print(f"{key}: {metrics[key]:.4g}")
-    print(f"results written to {Path(out).resolve()}")
+    print(f"results written to {Path(result.out).resolve()}")
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from analysis.spiketrains import analyze_file
+    from neurosim import api
 
-    path = Path(args.file)
-    # default: one folder per file, so control.nix and control.nwb do not overwrite each other
-    default = path.resolve().parent / f"{path.stem}-{path.suffix.lstrip('.').lower()}-analysis"
-    out = Path(args.out) if args.out else default
-    stats = analyze_file(path, out, bin_size_s=args.bin_size)
+    result = api.analyze(args.file, out=args.out, bin_size_s=args.bin_size)
+    stats = result.statistics
     segments = stats.get("segments", [])
     n_trains = len(stats.get("spike_trains", []))
     n_pairs = sum(len(segment.get("pairs", {}).get("pairs", [])) for segment in segments)
     print(f"analysed {n_trains} spike trains in {len(segments)} segments ({n_pairs} pairs)")
-    print(f"results written to {out.resolve()}")
+    print(f"results written to {result.out.resolve()}")
     return 0
 
 

@@ -162,13 +162,15 @@ def analyse(protocol_name: str, result: ProtocolResult, figures_dir: Path) -> di
     return analysis(result, figures_dir) if analysis else {}
 
 
-def run_experiment(
+def execute(
     resolved: ResolvedConfig,
-    out_dir: str | Path,
+    figures_dir: Path,
     progress: Callable[[int, str], None] | None = None,
-) -> dict[str, Any]:
-    """Run one configured experiment and write its results folder; returns the metrics."""
-    out = results.prepare_output_dir(out_dir)
+) -> Any:
+    """Run one configured experiment and analyse it (figures into ``figures_dir``); returns a
+    :class:`neurosim.api.RunResult` held in memory."""
+    from neurosim.api import RunResult
+
     start = time.perf_counter()
     result = resolved.protocol_obj.run(resolved.run, resolved.protocol, resolved.circuit, progress)
     metrics: dict[str, Any] = {
@@ -180,16 +182,31 @@ def run_experiment(
     }
     if progress is not None:
         progress(0, "analysis, figures and recording")
-    metrics.update(analyse(resolved.run.protocol, result, out / "figures"))
+    metrics.update(analyse(resolved.run.protocol, result, figures_dir))
     block = recording.to_block(
         result.segments,
         name=f"{resolved.run.protocol} / {resolved.run.circuit}",
         annotations={"protocol": resolved.run.protocol, "seed": resolved.run.seed},
     )
-    recording.write_nix(block, out / "recording.nix")
-    results.write_npz(out / "weights.npz", result.weights)
     provenance = {"seed": resolved.run.seed, "versions": results.versions()}
-    results.write_toml(out / "config.toml", {**resolved.as_dict(), "provenance": provenance})
+    figures = {p.stem: p for p in sorted(figures_dir.glob("*.png"))} if figures_dir.is_dir() else {}
     metrics["wall_seconds"] = time.perf_counter() - start
-    results.write_json(out / "metrics.json", metrics)
-    return metrics
+    return RunResult(
+        metrics=metrics,
+        weights=dict(result.weights),
+        block=block,
+        figures=figures,
+        config={**resolved.as_dict(), "provenance": provenance},
+    )
+
+
+def run_experiment(
+    resolved: ResolvedConfig,
+    out_dir: str | Path,
+    progress: Callable[[int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one configured experiment and write its results folder; returns the metrics."""
+    out = results.prepare_output_dir(out_dir)
+    result = execute(resolved, out / "figures", progress)
+    result.save(out)
+    return result.metrics

@@ -249,59 +249,80 @@ def _write_predictions(
     )
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Run ``neurosim predict``; returns the exit status (1 when an experiment failed)."""
-    from tqdm import tqdm
-
+def selection(
+    only: Sequence[str], seeds: int | None, device: str | None
+) -> tuple[list[str], int, str]:
+    """The experiments, the number of seeds and the device of an invocation, checked."""
     import protocols.experiments  # noqa: F401  (registers the experiments)
-    from analysis.report import write_report
-    from neurosim import results
     from neurosim.devices import resolve_device
-    from neurosim.experiment import EXPERIMENTS, ExperimentSettings
+    from neurosim.experiment import EXPERIMENTS
 
-    names = _selected(args.only or [], list(EXPERIMENTS))
-    n_seeds = DEFAULT_SEEDS if args.seeds is None else args.seeds
+    names = _selected(list(only or []), list(EXPERIMENTS))
+    n_seeds = DEFAULT_SEEDS if seeds is None else seeds
     if n_seeds < 2:
         raise NeurosimError(
             f"--seeds must be at least 2 (an interval over seeds needs two), got {n_seeds}."
         )
-    device = resolve_device(args.device)
-    out = results.prepare_output_dir(
-        args.out or f"results/predict-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    settings = ExperimentSettings(quick=bool(args.quick), device=device)
+    return names, n_seeds, resolve_device(device)
+
+
+def run_all(
+    names: Sequence[str],
+    n_seeds: int,
+    *,
+    quick: bool,
+    device: str,
+    out: Path,
+    advance: Callable[[int, str], None],
+    command: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the experiments on seeds 1..n_seeds into ``out`` (predictions.json after each,
+    report.html at the end); returns the run's information and the experiments' summaries."""
+    from analysis.report import write_report
+    from neurosim import results
+    from neurosim.experiment import ExperimentSettings
+
+    settings = ExperimentSettings(quick=bool(quick), device=device)
     started = time.time()
     run_info: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
-        "command": _command(args),
-        "experiments": names,
+        "command": command,
+        "experiments": list(names),
         "seeds": list(range(1, n_seeds + 1)),
-        "quick": bool(args.quick),
+        "quick": bool(quick),
         "device": device,
         "versions": results.versions(),
     }
-    run_annotations = {"quick": bool(args.quick), "device": device}
+    run_annotations = {"quick": bool(quick), "device": device}
     summaries: list[dict[str, Any]] = []
-    with tqdm(
-        total=len(names) * n_seeds, desc="predict", unit="seed", disable=args.no_progress
-    ) as bar:
-
-        def advance(n: int, message: str) -> None:
-            bar.set_postfix_str(message)
-            if n:
-                bar.update(n)
-
-        for name in names:
-            summaries.append(
-                _run_experiment(name, n_seeds, settings, out, run_annotations, advance)
-            )
-            # after every experiment, so an interrupted run keeps what it measured
-            _write_predictions(out, run_info, summaries, started, complete=False)
+    for name in names:
+        summaries.append(_run_experiment(name, n_seeds, settings, out, run_annotations, advance))
+        # after every experiment, so an interrupted run keeps what it measured
+        _write_predictions(out, run_info, summaries, started, complete=False)
     _write_predictions(out, run_info, summaries, started, complete=True)
     write_report(out / "report.html", run_info, summaries)
+    return run_info, summaries
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run ``neurosim predict``; returns the exit status (1 when an experiment failed)."""
+    from neurosim import api
+
+    result = api.predict(
+        args.only or (),
+        seeds=args.seeds,
+        quick=bool(args.quick),
+        device=args.device,
+        out=args.out,
+        progress=not args.no_progress,
+        command=_command(args),
+    )
+    summaries = list(result.experiments.values())
     print(_table(summaries))
     for summary in summaries:
         if summary["status"] != "ok":
             print(f"{summary['name']}: FAILED: {summary['error']}")
-    print(f"wall time {run_info['wall_seconds']:.1f} s; results written to {out.resolve()}")
-    return 1 if run_info["failed"] else 0
+    print(
+        f"wall time {result.info['wall_seconds']:.1f} s; results written to {result.out.resolve()}"
+    )
+    return 1 if result.failed else 0

@@ -685,24 +685,43 @@ def _execute(
         bar.update(1)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """``neurosim sweep``: validate, skip complete runs, run the rest as Dask tasks, tabulate."""
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by the user, after saving what finished."""
+
+    def __init__(self, totals: Mapping[str, Any], out: Path) -> None:
+        super().__init__()
+        self.totals, self.out = dict(totals), out
+
+
+def run_sweep(
+    config_path: Path,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> Any:
+    """Validate, skip complete runs, run the rest as Dask tasks, tabulate; returns a
+    :class:`neurosim.api.SweepResult` (raises :class:`SweepInterrupted` on Ctrl-C, after saving)."""
     from tqdm import tqdm
 
+    from neurosim.api import SweepResult
+
     start = time.perf_counter()
-    if args.workers is not None and args.workers < 1:
-        raise NeurosimError(f"--workers must be at least 1, got {args.workers}.")
-    if args.workers is not None and args.scheduler:
+    if workers is not None and workers < 1:
+        raise NeurosimError(f"--workers must be at least 1, got {workers}.")
+    if workers is not None and scheduler:
         raise NeurosimError("--workers sizes the local cluster; it cannot go with --scheduler.")
-    config_path = Path(args.config)
     config = load_toml(config_path)
     plan = plan_sweep(config, re.sub(r"[^A-Za-z0-9._+-]", "_", config_path.stem))
-    out = Path(args.out or f"results/sweep-{plan.name}").resolve()
-    runs_dir = out / "runs"
+    folder = Path(out or f"results/sweep-{plan.name}").resolve()
+    runs_dir = folder / "runs"
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise NeurosimError(f"The output folder {str(out)!r} cannot be written ({exc}).") from None
+        raise NeurosimError(
+            f"The output folder {str(folder)!r} cannot be written ({exc})."
+        ) from None
     cache = str(build_cache.cache_root().parent.resolve())
     todo = []
     for spec in plan.runs:
@@ -713,9 +732,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             todo.append(spec)
 
     def save(finished: bool) -> dict[str, Any]:
-        write_table(plan, out / "sweep.csv")
+        write_table(plan, folder / "sweep.csv")
         tot = totals(plan, time.perf_counter() - start, finished)
-        results.write_json(out / "sweep.json", {**tot, "config": str(config_path.resolve())})
+        results.write_json(folder / "sweep.json", {**tot, "config": str(config_path.resolve())})
         return tot
 
     save(False)
@@ -723,7 +742,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
             # connect first: a scheduler that cannot be used is one error, before any progress bar
             client = (
-                stack.enter_context(_client(args.scheduler, args.workers or DEFAULT_WORKERS))
+                stack.enter_context(_client(scheduler, workers or DEFAULT_WORKERS))
                 if todo
                 else None
             )
@@ -733,20 +752,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     initial=len(plan.runs) - len(todo),
                     desc=f"sweep {plan.name}",
                     unit="run",
-                    disable=args.no_progress,
+                    disable=not progress,
                 )
             )
             if client is not None:
                 _execute(client, todo, runs_dir, cache, save, bar)
     except KeyboardInterrupt:
-        tot = save(False)
+        raise SweepInterrupted(save(False), folder) from None
+    note = write_summary_figure(plan, folder / "summary.png")
+    tot = save(True)
+    _, rows = table_rows(plan)
+    figure = folder / "summary.png" if (folder / "summary.png").is_file() else None
+    return SweepResult(rows=rows, totals=tot, out=folder, figure=figure, note=note, plan=plan)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``neurosim sweep``: a thin layer over :func:`neurosim.api.sweep`."""
+    from neurosim import api
+
+    try:
+        result = api.sweep(
+            args.config,
+            out=args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+        )
+    except SweepInterrupted as stop:
+        tot = stop.totals
         print(
             f"neurosim: sweep interrupted with {tot['ok'] + tot['skipped']} of {tot['runs']} runs "
-            f"complete; run the same command again to finish the others ({out / 'sweep.csv'})",
+            f"complete; run the same command again to finish the others "
+            f"({stop.out / 'sweep.csv'})",
             file=sys.stderr,
         )
         return 130
-    note = write_summary_figure(plan, out / "summary.png")
-    tot = save(True)
-    _print_summary(plan, tot, out, note)
-    return 1 if tot["failed"] else 0
+    _print_summary(result.plan, result.totals, result.out, result.note)
+    return 1 if result.totals["failed"] else 0

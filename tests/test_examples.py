@@ -1,0 +1,38 @@
+"""Every script in examples/ runs as a user would run it (in a fresh process, from an empty
+folder) and prints what it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = sorted(EXAMPLES.glob("*.py"))
+#: a line each example must print (its headline result)
+PROMISES = {
+    "analyze_nwb.py": "spike trains in 2 segments",
+    "ep_digits.py": "compilations: 1 for 2 epochs",
+}
+
+
+def test_every_example_is_listed() -> None:
+    assert SCRIPTS, "examples/ holds no script"
+    assert {p.name for p in SCRIPTS} == set(PROMISES)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_example_runs(script: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert PROMISES[script.name] in proc.stdout, proc.stdout

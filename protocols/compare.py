@@ -281,20 +281,8 @@ class Compare(Protocol):
         ]  # fmt: skip
         spikes: list[SpikeRecord] = []
         if tc.readout == "spiking":
-            mon = result.monitors[f"spikes_layer{k}"]
             t_stop = sim.duration_ms / 1000.0
-            times = [np.sort(mon["t"][mon["i"] == i]) for i in range(task.sizes[k])]
-            spikes = [
-                SpikeRecord(f"layer{k}_{i}", t, 0.0, t_stop, {"layer": k, "neuron": i})
-                for i, t in enumerate(times)
-            ]
-            data["hidden_spikes"] = {
-                "times_s": times,
-                "n_patterns": n,
-                "pattern_ms": cfg.training.pattern_ms,
-                "window_start_ms": cfg.window_start_ms,
-                "t_stop_s": t_stop,
-            }
+            spikes, data["hidden_spikes"] = _hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
         segments = [
             SegmentRecord(
                 "clean-images", spikes, signals,
@@ -320,6 +308,27 @@ class Compare(Protocol):
         weights = {f"circuit_{name}": m for name, m in trained.weights.items()}
         progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
         return metrics, data, weights, segments
+
+
+def _hidden_spikes(
+    result: Any, k: int, cells: int, n: int, t_stop: float, cfg: CompareConfig
+) -> tuple[list[SpikeRecord], dict[str, Any]]:
+    """The spike trains of hidden layer ``k`` in a frozen pass (run length ``t_stop`` s), as
+    records and as the arrays :mod:`analysis.compare` turns into rates per pattern window."""
+    mon = result.monitors[f"spikes_layer{k}"]
+    times = [np.sort(mon["t"][mon["i"] == i]) for i in range(cells)]
+    spikes = [
+        SpikeRecord(f"layer{k}_{i}", t, 0.0, t_stop, {"layer": k, "neuron": i})
+        for i, t in enumerate(times)
+    ]
+    arrays = {
+        "times_s": times,
+        "n_patterns": n,
+        "pattern_ms": cfg.training.pattern_ms,
+        "window_start_ms": cfg.window_start_ms,
+        "t_stop_s": t_stop,
+    }
+    return spikes, arrays
 
 
 register_protocol(Compare.name, Compare.summary, Compare)

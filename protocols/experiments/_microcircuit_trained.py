@@ -349,24 +349,14 @@ def scrambled(weights: Mapping[str, np.ndarray], rng: np.random.Generator) -> di
     return {"WIP1": w[derangement(w.shape[0], rng)].copy()}
 
 
-def run_frozen(
+def _checked_inputs(
     trained: TrainedMicrocircuit,
     x: np.ndarray,
-    *,
-    seed: int,
-    settings: ExperimentSettings,
-    targets: np.ndarray | None = None,
-    nudge: float = 0.0,
-    overrides: Mapping[str, np.ndarray] | None = None,
-    trials: int = 1,
-) -> FrozenRun:
-    """Present the stimuli ``x`` (n, n0) to ``trained`` with plasticity off, the output nudged
-    by ``nudge`` (× g_som) toward the target potentials ``targets`` (n, n_out), and the weight
-    matrices in ``overrides`` replacing the trained ones; window means and spike counts per
-    stimulus (:class:`FrozenRun`), averaged over ``trials`` repetitions with fresh spike noise
-    (a lab's trial average; the recording keeps the first trial)."""
-    if trials < 1:
-        raise NeurosimError(f"At least one trial is needed, got {trials}.")
+    targets: np.ndarray | None,
+    nudge: float,
+    overrides: Mapping[str, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Stimuli, targets (zeros where none) and the weights with ``overrides``, shapes checked."""
     sizes = trained.sizes
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[1] != sizes[0] or len(x) == 0:
@@ -389,6 +379,29 @@ def run_frozen(
                 "with a matrix of the same shape."
             )
         weights[name] = np.asarray(m, dtype=float)
+    return x, targets, weights
+
+
+def run_frozen(
+    trained: TrainedMicrocircuit,
+    x: np.ndarray,
+    *,
+    seed: int,
+    settings: ExperimentSettings,
+    targets: np.ndarray | None = None,
+    nudge: float = 0.0,
+    overrides: Mapping[str, np.ndarray] | None = None,
+    trials: int = 1,
+) -> FrozenRun:
+    """Present the stimuli ``x`` (n, n0) to ``trained`` with plasticity off, the output nudged
+    by ``nudge`` (× g_som) toward the target potentials ``targets`` (n, n_out), and the weight
+    matrices in ``overrides`` replacing the trained ones; window means and spike counts per
+    stimulus (:class:`FrozenRun`), averaged over ``trials`` repetitions with fresh spike noise
+    (a lab's trial average; the recording keeps the first trial)."""
+    if trials < 1:
+        raise NeurosimError(f"At least one trial is needed, got {trials}.")
+    sizes = trained.sizes
+    x, targets, weights = _checked_inputs(trained, x, targets, nudge, overrides)
     sim = _frozen_simulation(settings, trained.task)
     circuit = trained.task.circuit
     values = {

@@ -1,7 +1,9 @@
 """Figures of the consciousness-prior protocol (Bengio 2017; DESIGN.md §4.5), drawn from plain
 arrays: the attention of the bottleneck beside the true parent graph, the learning curves of the
 bottleneck model and the baseline (with the parent precision against chance), and the prediction
-error of every queried variable in distribution and under a shift of its non-parents."""
+error of every queried variable in distribution and under a shift of its non-parents.
+:func:`analyse` takes the protocol's record
+(:class:`neurosim.records.consciousness_prior.ConsciousnessPriorRecord`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from neurosim.records.consciousness_prior import ConsciousnessPriorRecord
 
 
 def plot_attention(
@@ -69,22 +72,24 @@ def plot_learning_curves(
     return save_figure(fig, path)
 
 
-def plot_shift_errors(data: Mapping[str, np.ndarray], path: str | Path) -> Path:
+def plot_shift_errors(
+    errors_in: Mapping[str, np.ndarray], errors_shift: Mapping[str, np.ndarray], path: str | Path
+) -> Path:
     """Normalised error per queried slot, in distribution and with its non-parents shifted,
     for the bottleneck model and the baseline; means in the legend."""
     fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    n = len(data["errors_in_bottleneck"])
+    n = len(errors_in["bottleneck"])
     x = np.arange(n)
     width = 0.2
     bars = (
-        ("errors_in_bottleneck", "bottleneck, in distribution", "C0", 0.35),
-        ("errors_shift_bottleneck", "bottleneck, non-parents shifted", "C0", 1.0),
-        ("errors_in_baseline", "baseline, in distribution", "C1", 0.35),
-        ("errors_shift_baseline", "baseline, non-parents shifted", "C1", 1.0),
+        (errors_in["bottleneck"], "bottleneck, in distribution", "C0", 0.35),
+        (errors_shift["bottleneck"], "bottleneck, non-parents shifted", "C0", 1.0),
+        (errors_in["baseline"], "baseline, in distribution", "C1", 0.35),
+        (errors_shift["baseline"], "baseline, non-parents shifted", "C1", 1.0),
     )
-    for j, (key, label, color, alpha) in enumerate(bars):
-        values = np.asarray(data[key])
+    for j, (errors, label, color, alpha) in enumerate(bars):
+        values = np.asarray(errors)
         ax.bar(x + (j - 1.5) * width, values, width, color=color, alpha=alpha,
                label=f"{label} (mean {values.mean():.3f})")  # fmt: skip
     ax.set_xlabel("queried slot")
@@ -93,14 +98,12 @@ def plot_shift_errors(data: Mapping[str, np.ndarray], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def analyse(data: Mapping, figures_dir: str | Path) -> dict:
-    """All figures for one run's ``data``; returns what analysis adds to the metrics (nothing)."""
+def analyse(record: ConsciousnessPriorRecord, figures_dir: str | Path) -> dict:
+    """All figures for one run's record; returns what analysis adds to the metrics (nothing)."""
     out = Path(figures_dir)
-    plot_attention(
-        data["parents"], data["attention_scores"], data["selected"], out / "attention.png"
-    )
+    plot_attention(record.parents, record.attention_scores, record.selected, out / "attention.png")
     plot_learning_curves(
-        data["history"], data.get("parent_precision_chance"), out / "learning_curves.png"
+        record.history, record.parent_precision_chance, out / "learning_curves.png"
     )
-    plot_shift_errors(data, out / "shift_errors.png")
+    plot_shift_errors(record.errors_in, record.errors_shift, out / "shift_errors.png")
     return {}

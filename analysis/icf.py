@@ -2,7 +2,7 @@
 arrays: the selectivity matrix S[k, a], the policy matrix P[k, a] with its matched assignment,
 each feature as a heat map over all 11×11 positions of the square, the learning curves, and for
 the continuous variant the alignment of each action's cluster of factors φ with the actions'
-effects."""
+effects. :func:`analyse` takes the protocol's record (:class:`neurosim.records.icf.ICFRecord`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from neurosim.records.icf import ICFRecord
 
 ACTIONS = ("up", "down", "left", "right")
 
@@ -101,31 +102,30 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
     return save_figure(fig, path)
 
 
-def analyse(data: Mapping, figures_dir: str | Path) -> dict:
-    """All figures of one run's ``data``; returns the figure paths for the metrics."""
+def analyse(record: ICFRecord, figures_dir: str | Path) -> dict:
+    """All figures of one run's record; returns the figure paths for the metrics."""
     out = Path(figures_dir)
-    actions = data.get("actions", ACTIONS)
+    actions = record.actions
     paths = {
         "selectivity": plot_matrix(
-            data["selectivity_matrix"], out / "selectivity_matrix.png",
+            record.selectivity_matrix, out / "selectivity_matrix.png",
             "selectivity S[k, a] (mean over states)", actions,
         ),
         "policy": plot_matrix(
-            data["policy_matrix"], out / "policy_matrix.png",
+            record.policy_matrix, out / "policy_matrix.png",
             "policy P[k, a] = E_s π_k(a|s) (boxes: matched)", actions,
-            matching=data.get("matching"), signed=False,
+            matching=record.matching, signed=False,
         ),
         "features": plot_feature_maps(
-            data["features"], data["positions"], out / "feature_maps.png",
-            data.get("feature_r2_best"),
+            record.features, record.positions, out / "feature_maps.png", record.feature_r2_best
         ),
-        "learning_curves": plot_learning_curves(data["history"], out / "learning_curves.png"),
+        "learning_curves": plot_learning_curves(record.history, out / "learning_curves.png"),
     }  # fmt: skip
-    if "phi_cluster_alignment" in data:  # continuous variant
-        share = ", ".join(f"{a} {v:.2f}" for a, v in zip(actions, data["phi_action_share"],
+    if record.phi_cluster_alignment is not None and record.phi_action_share is not None:
+        share = ", ".join(f"{a} {v:.2f}" for a, v in zip(actions, record.phi_action_share,
                                                         strict=True))  # fmt: skip
         paths["factor_alignment"] = plot_matrix(
-            data["phi_cluster_alignment"], out / "factor_alignment.png",
+            record.phi_cluster_alignment, out / "factor_alignment.png",
             f"cos(mean φ preferring row action, effect of column action)\nshare of φ: {share}",
             actions, row_labels=list(actions),
         )  # fmt: skip

@@ -8,9 +8,8 @@ torch model (DESIGN.md §2, §4.6).
 - :func:`linear_cka`: linear centered kernel alignment (Kornblith, Norouzi, Lee & Hinton 2019,
   ICML, "Similarity of neural network representations revisited"), by default with the unbiased
   HSIC estimator of Song, Smola, Gretton, Bedo & Borgwardt 2012 (JMLR 13:1393) as used by Nguyen,
-  Raghu & Kornblith 2021 (ICLR, "Do wide and deep networks learn the same things?"). The biased
-  estimator reads 0.2 or more on unrelated data at 32 samples (more with more units); the
-  unbiased one reads about 0.
+  Raghu & Kornblith 2021 (ICLR, "Do wide and deep networks learn the same things?"): the biased
+  estimator is inflated on unrelated data at few samples, the unbiased one is not (README).
 - :func:`rdm`, :func:`compare_rdms`, :func:`rsa`: representational similarity analysis
   (Kriegeskorte, Mur & Bandettini 2008, Front Syst Neurosci 2:4) through rsatoolbox 0.3.2:
   one dissimilarity matrix per representation, compared by rank correlation.
@@ -98,8 +97,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray, unbiased: bool = True) -> float:
     ``unbiased=True`` (the default) uses the unbiased HSIC estimator of Song et al. 2012, as
     Nguyen, Raghu & Kornblith 2021 do: on independent data it is close to 0 even with few
     samples, whereas the biased estimator tr(KHLH)/(n-1)² is inflated when samples are few
-    relative to units (measured on independent Gaussian data at 32 samples: about 0.25 with
-    10 units each, 0.67 with 64; the unbiased mean is within ±0.03 of 0; DESIGN.md §4.6).
+    relative to units (measured values: README; DESIGN.md §4.6).
     The unbiased value can be slightly negative. Features are centered first; that leaves both
     estimators unchanged mathematically (HSIC is invariant to shifting the feature map) and avoids
     cancellation error.

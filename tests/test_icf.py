@@ -240,10 +240,8 @@ def test_training_is_reproducible_by_seed() -> None:
 
 
 def test_continuous_variant_learns_in_a_short_run() -> None:
-    """400 steps (~5 s): the selective, φ-dependent policy and a position-coding feature appear
-    early. The first version failed each check here: its selectivity term was exactly 0 from
-    step ~300 on, with constant features (std ~0); with the bilinear policy but ε_φ = 1e-6 the
-    directions were right but the features spanned ~1e-4 (std < 0.05)."""
+    """400 steps: the selective, φ-dependent policy and a position-coding feature appear early
+    (each check failed before the bilinear policy and ε_φ; README)."""
     torch.set_num_threads(1)
     s = icf.ICFSettings(variant="continuous", steps=400, log_every=100, seed=1)
     model, history = icf.train(s)
@@ -325,19 +323,16 @@ def test_default_discrete_signed_features_and_inverse_head(seed: int) -> None:
     m = icf.evaluate(model, s)
     assert min(m["regression"]["r2_best"]) >= 0.9, m["regression"]["r2_best"]
     assert m["inverse_accuracy"] >= 0.95
-    # matched diagonal mass ≥ 0.8 is not asserted: it is not reached (0.75, 0.50, 0.75 for seeds
-    # 1-3). The loss cannot prefer it: two features on one axis score the same selectivity with
-    # equal signs (both policies take one direction) as with opposite signs (a permutation).
+    # matched diagonal mass ≥ 0.8 is not asserted (not reached; README): the loss cannot prefer
+    # it, two features on one axis score the same selectivity with equal or opposite signs.
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_default_continuous_two_axis_features_and_inverse_head(seed: int) -> None:
-    """Default continuous run (3000 steps, ~40 s). It learns two active features, one per axis,
-    and leaves the other two constant (the optimum of its selectivity, models.icf docstring), so
-    the per-feature R² ≥ 0.9 of the discrete test holds for the active features only: seeds 1-3
-    gave R² of all four features [0.989, 0.997, 0.288, 0.384], [0.998, 0.074, 0.998, 0.162],
-    [0.991, 0.293, 0.263, 0.995] (the low ones on features with std ~1e-4)."""
+    """Default continuous run. It learns two active features, one per axis, and leaves the other
+    two constant (the optimum of its selectivity, models.icf), so the per-feature R² ≥ 0.9 of the
+    discrete test holds for the active features only (per-seed values: README)."""
     torch.set_num_threads(1)
     s = icf.ICFSettings(variant="continuous", seed=seed)
     model, _ = icf.train(s)

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from models import icf
 from neurosim import datasets as ds
 from neurosim import grid_world as gw
 from neurosim.config import RunConfig, StrictModel
@@ -51,6 +50,7 @@ from protocols.feedback_cancellation import (
     training_circuit,
 )
 from protocols.icf import ICFConfig, IndependentlyControllableFeatures
+from protocols.icf import steps as icf_steps
 
 PAIRINGS = ("icf-microcircuit",)
 #: the data set the circuit of the ``icf-microcircuit`` pairing learns
@@ -162,9 +162,9 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
-        icf_steps = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
-        fc_steps = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
-        return icf_steps + fc_steps + 1
+        n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
+        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
+        return n_icf + n_fc + 1
 
     def execute(self, ctx: RunContext) -> ProtocolResult:
         run, protocol, circuit, progress = ctx.run, ctx.protocol, ctx.circuit, ctx.progress
@@ -192,23 +192,21 @@ class Compare(Protocol):
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
         """Train the ICF model and encode the 121 clean images: its features and 32-unit layer."""
         settings = IndependentlyControllableFeatures.settings(run, cfg)
+
+        def tick(step: int, record: dict[str, float]) -> None:
+            progress(1, f"ICF step {step}/{settings.steps}: recon {record['reconstruction']:.3f}")
+
+        progress(0, "training the ICF model")
+        trained = icf_steps.train_and_measure(settings, cfg.threads, tick)
         threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads)  # encoded on the threads it trained on
         try:
-
-            def tick(step: int, record: dict[str, float]) -> None:
-                progress(
-                    1, f"ICF step {step}/{settings.steps}: recon {record['reconstruction']:.3f}"
-                )
-
-            progress(0, "training the ICF model")
-            model, history = icf.train(settings, tick)
-            measures = icf.evaluate(model, settings)
             images = torch.from_numpy(gw.render(gw.all_positions()))[:, None]
             with torch.no_grad():
-                features, hidden = model.encoder(images)
+                features, hidden = trained.model.encoder(images)
         finally:
             torch.set_num_threads(threads)
+        measures, history = trained.measures, trained.history
         reg = measures["regression"]
         metrics = {
             "icf_steps": settings.steps,
@@ -223,7 +221,7 @@ class Compare(Protocol):
             "icf_features": features.numpy().astype(np.float64),
             "icf_hidden": hidden.numpy().astype(np.float64),
         }
-        weights = {f"icf_{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        weights = {f"icf_{k}": v for k, v in icf_steps.weights(trained).items()}
         return metrics, data, weights
 
     # ------------------------------------------------------------------ (b), (c): the circuit

@@ -249,11 +249,9 @@ def test_compare_spiking_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_compare_circuit_encodes_position(tmp_path: Path) -> None:
-    """The default comparison (seed 1, rate read-out; about 6.5 min on 2 busy cores): the trained
-    circuit's hidden rates encode the square's position. Measured on seed 1: probe R² x 0.927,
-    y 0.936 (untrained circuit: 0.288, 0.185), CKA with the ICF 32-unit layer 0.764 (untrained:
-    0.134), circuit test MSE 0.0062 (from 0.136). The bounds leave room for other seeds and
-    machines and stay far above the untrained control."""
+    """The default comparison (seed 1, rate read-out): the trained circuit's hidden rates encode
+    the square's position. The bounds leave room for other seeds and machines and stay far above
+    the untrained control (measured values: README, comparing models with circuits)."""
     out = tmp_path / "cmp"
     assert main(["compare", "--no-progress", "--seed", "1", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())

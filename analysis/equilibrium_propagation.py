@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from neurosim.records.equilibrium_propagation import EPRecord
 
 MEASURES = ("cosine", "relative_error", "sign_agreement")
 
@@ -154,24 +155,23 @@ def plot_traces(trace: Mapping[str, object], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def analyse(data: Mapping, figures_dir: str | Path) -> dict:
-    """All figures for one run's ``data``; returns what analysis adds to the metrics."""
+def analyse(record: EPRecord, figures_dir: str | Path) -> dict:
+    """All figures for one run's record; returns what analysis adds to the metrics."""
     out = Path(figures_dir)
-    if data.get("stage") == "gradient-check":
-        plot_gradient_check(data["grad_curve"], out / "gradient_check.png")
+    if record.stage == "gradient-check":
+        plot_gradient_check(record.grad_curve, out / "gradient_check.png")
         plot_continual_error(
-            data["dts"], data["continual_error"], out / "continual_vs_dt.png",
-            data.get("continual_error_exact"),
+            record.dts, record.continual_error, out / "continual_vs_dt.png",
+            record.continual_error_exact,
         )  # fmt: skip
         return {}
-    history = data["history"]
     plot_learning_curves(
-        {data.get("variant", "circuit"): history["test_accuracy"]},
+        {record.variant or "circuit": record.history["test_accuracy"]},
         out / "learning_curves.png",
-        data.get("backprop_history"),
+        record.backprop_history,
     )
-    if "grad_curve" in data:
-        plot_gradient_check(data["grad_curve"], out / "gradient_check.png")
-    if "trace" in data:
-        plot_traces(data["trace"], out / "traces.png")
+    if record.grad_curve is not None:
+        plot_gradient_check(record.grad_curve, out / "gradient_check.png")
+    if record.trace is not None:
+        plot_traces(record.trace, out / "traces.png")
     return {}

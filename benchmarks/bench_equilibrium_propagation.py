@@ -122,15 +122,17 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
     assert steps_per_example == FREE_STEPS + NUDGED_STEPS, steps_per_example
 
     def builder(tv: dict[str, Any]) -> Any:
-        return hp.build(
+        return hp.CIRCUIT.build(
+            hp.HopfieldStructure(
+                sizes=SIZES,
+                plasticity=plasticity,
+                example_ms=example_ms,
+                record={},
+                timed_dt_ms=timed_dt,
+            ),
             hp.HopfieldParams(),
-            SIZES,
             tv,
             dt_ms=DT,
-            plasticity=plasticity,
-            example_ms=example_ms,
-            record={},
-            timed_dt_ms=timed_dt,
         )
 
     weights = {k: v.numpy() for k, v in ep.init_weights(SIZES, seed=SEED).items()}

@@ -120,16 +120,18 @@ def hopfield_case(
     )
 
     def builder(tv: Any) -> Any:
-        return hp.build(
+        return hp.CIRCUIT.build(
+            hp.HopfieldStructure(
+                sizes=sizes,
+                readout=readout,
+                plasticity=EP_RULES,
+                example_ms=example_ms,
+                record={},
+                timed_dt_ms=timed_dt,
+            ),
             hp.HopfieldParams(),
-            sizes,
             tv,
             dt_ms=EP_DT,
-            readout=readout,
-            plasticity=EP_RULES,
-            example_ms=example_ms,
-            record={},
-            timed_dt_ms=timed_dt,
         )
 
     sim = Simulation(

@@ -113,17 +113,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import Clock, Hz, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
+from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
+from neurosim.blocks import RELEASE_FAILURE, SpikingReadout, trace, transmit
+from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
+from neurosim.errors import ConfigError
+from neurosim.parameters.hopfield import HopfieldParams
 from neurosim.registry import register_circuit
-from neurosim.schedule import set_slot as _set_slot
-from neurosim.schedule import slot_rank as _slot_rank
+from neurosim.schedule import on_own_clock, set_slot
 
 NAME = "hopfield"
 READOUTS = ("rate", "spiking")
@@ -131,28 +134,21 @@ RECIPROCAL = ("tied", "untied")
 RULES = ("two-phase", "continual")
 BASE_INPUTS = ("inputs", "targets", "beta")
 
-#: schedule slots (when, order) of the circuit's code objects; see the module docstring
-MONITOR_SLOT = ("start", -60)
-APPLY_SLOT = ("start", -50)
-RESTART_SLOT = ("start", -45)
-RATE_SLOT = ("start", -40)
-SUMMED_SLOT = ("start", -10)
-DYNAMICS_SLOT = ("start", -5)
-SYNAPSE_UPDATE_SLOT = ("groups", -1)
-NEURON_UPDATE_SLOT = ("groups", 0)
-
 __all__ = [
+    "CIRCUIT",
     "NAME",
+    "HopfieldCircuit",
     "HopfieldParams",
+    "HopfieldStructure",
+    "Neuron",
     "back_eta_values",
-    "build",
     "dense_connectivity",
     "duration_ms",
     "eta_values",
     "example_timed",
+    "sampling_steps",
     "matrix_to_w",
     "p_fail_values",
-    "schedule",
     "state_keys",
     "timed_names",
     "timed_values",
@@ -161,22 +157,6 @@ __all__ = [
     "weight_values",
     "weights_from_state",
 ]
-
-
-@dataclass(frozen=True)
-class HopfieldParams:
-    """Constants compiled into the circuit (times in ms).
-
-    ``tau``: the time constant of the dynamics (the twin's unit of time); ``tau_s``: the synaptic
-    trace time constant of the spiking read-out; ``rate_scale_hz``: spike rate at ρ = 1;
-    ``sigma``: the default Langevin amplitude (in 1/√ms; a run-time parameter once built with
-    noise).
-    """
-
-    tau: float = 1.0
-    tau_s: float = 3.0
-    rate_scale_hz: float = 1000.0
-    sigma: float = 0.0
 
 
 # ------------------------------------------------------------------------------ weight layout
@@ -466,16 +446,15 @@ def example_timed(
     timed["plastic"] = np.array([*plastic_rows, 0.0]) * float(plastic)
     if names is not None:
         timed = {name: timed[name] for name in names}
-    phase_ms = unit * dt_ms
-    timed_dt = {
-        "inputs": example_ms,
-        "targets": example_ms,
-        "restart": example_ms,
-        "beta": phase_ms,
-        "latch": phase_ms,
-        "plastic": phase_ms,
-    }
+    timed_dt = sampling_steps(example_ms, unit * dt_ms)
     return timed, timed_dt, example_ms
+
+
+def sampling_steps(example_ms: float, phase_ms: float) -> dict[str, float]:
+    """The sampling steps of the TimedArray inputs: one row per example for the inputs, targets
+    and restarts, one per ``phase_ms`` for β and the gates."""
+    per_example = {name: example_ms for name in ("inputs", "targets", "restart")}
+    return {**per_example, **{name: phase_ms for name in ("beta", "latch", "plastic")}}
 
 
 def duration_ms(n_examples: int, example_ms: float, dt_ms: float) -> float:
@@ -492,7 +471,7 @@ def duration_ms(n_examples: int, example_ms: float, dt_ms: float) -> float:
 def _timed_arrays(
     timed: Mapping[str, np.ndarray],
     names: tuple[str, ...],
-    sizes: list[int],
+    sizes: Sequence[int],
     dt_ms: float,
     timed_dt_ms: float | Mapping[str, float] | None,
 ) -> dict[str, TimedArray]:
@@ -534,142 +513,287 @@ def _safe_inverse(numerator: str, denominator: str) -> str:
     return f"({numerator})*int({d} != 0)/({d} + int({d} == 0))"
 
 
-_RUNNER_KINDS = ("apply", "restart", "rate", "dynamics", "update")
+def _factor(expr: str) -> str:
+    """``expr`` as a factor of a product (parenthesised unless it is a name)."""
+    return expr if expr.isidentifier() else f"({expr})"
 
 
-def schedule(build: CircuitBuild) -> list[tuple[str, str, str, int]]:
-    """The circuit's code objects in execution order within one step: (kind, name, when, order).
-
-    ``kind``: ``'monitor'``, ``'apply'``, ``'restart'``, ``'rate'``, ``'summed'``,
-    ``'dynamics'``, ``'synapse_update'``, ``'update'`` (the neuron updates), ``'threshold'``,
-    ``'spikes'``. Ties of (when, order) break by name in Brian2; the circuit never relies on them.
-    """
-    rows: list[tuple[str, Any]] = []
-    for obj in build.objects:
-        if isinstance(obj, NeuronGroup | Synapses):
-            for runner in obj.contained_objects:
-                kind = runner.name.rsplit("_", 1)[-1]
-                if kind in _RUNNER_KINDS:
-                    rows.append((kind, runner))
-        if isinstance(obj, NeuronGroup):
-            if getattr(obj, "thresholder", None):
-                rows += [("threshold", t) for t in obj.thresholder.values()]
-        elif isinstance(obj, Synapses):
-            rows += [("summed", u) for u in obj.summed_updaters.values()]
-            if obj.state_updater is not None:
-                rows.append(("synapse_update", obj.state_updater))
-            rows += [("spikes", p) for p in obj._pathways]
-        elif isinstance(obj, StateMonitor):
-            rows.append(("monitor", obj))
-    table = [(kind, o.name, o.when, int(o.order)) for kind, o in rows]
-    return sorted(table, key=lambda row: (_slot_rank(row[2]), row[3], row[1]))
+#: one step in units of ms, as Brian2 text
+_STEP = "(dt/ms)"
 
 
-def build(
-    params: HopfieldParams,
-    sizes: Sequence[int],
-    timed: Mapping[str, np.ndarray],
-    *,
-    dt_ms: float,
-    readout: str = "rate",
-    p_fail: float = 0.0,
-    plasticity: Sequence[str] = (),
-    reciprocal: str = "tied",
-    example_ms: float | None = None,
-    measure: bool = False,
-    noise: bool | None = None,
-    record: Mapping[str, Sequence[str]] | None = None,
-    record_dt_ms: float | None = None,
-    weight_record_dt_ms: float | None = None,
-    timed_dt_ms: float | Mapping[str, float] | None = None,
-) -> CircuitBuild:
-    """Create the groups, synapses and monitors of one layered Hopfield circuit (module
-    docstring).
+@dataclass(frozen=True)
+class Neuron:
+    """The neuron model of layers 1..N as Brian2 text: the hook for a user-written neuron (a
+    subclass of :class:`HopfieldCircuit` sets ``neuron``; ``examples/custom_neuron_circuit.py``).
+
+    ``rate``: ρ of a state, a template in ``{s}``; ``settled``: ρ of a state just made by a step
+    (what the end-point rules, the latches and ρ'ṡ read), a template in ``{s}``; ``step``: the
+    state after one step, a template in ``{drive}`` (the summed input, the output's nudging
+    included; ρ of the neighbours is the variable ``r_pre``/``r_post`` summed into it) and
+    ``{noise}`` (the Langevin term, empty without noise). The defaults are the hard sigmoid and
+    projected Euler (module docstring), which keeps s in [0, 1], so a stepped state is its rate."""
+
+    rate: str = "clip({s}, 0, 1)"
+    settled: str = "{s}"
+    step: str = "clip(s + (dt/tau)*(-s + {drive}){noise}, 0, 1)"
+
+    def rate_of(self, s: str) -> str:
+        """ρ of the state variable ``s`` (Brian2 text)."""
+        return self.rate.format(s=s)
+
+    def settled_of(self, s: str) -> str:
+        """ρ of the stepped state variable ``s`` (Brian2 text)."""
+        return self.settled.format(s=s)
+
+
+@dataclass(frozen=True)
+class HopfieldStructure:
+    """Everything that changes the generated code of one build (:meth:`HopfieldCircuit.build`).
 
     ``readout``: ``"rate"`` or ``"spiking"``; ``p_fail``: compiled default of every projection's
     release-failure probability (spiking only); ``plasticity``: the rules compiled in (any of
-    ``"two-phase"``, ``"continual"``); ``example_ms``: length of one example (compiles the
-    per-example restart and, with ``"two-phase"``, the update; a multiple of dt); ``measure``:
-    the continual rule's accumulators ``dW``/``db``; ``noise``: Langevin noise (default: when
-    ``params.sigma > 0``; σ is then the run-time ``layer{k}.sigma``); ``record``: variables per
-    group (default :func:`default_record`; ``{}`` none) every ``record_dt_ms`` (default dt);
-    ``weight_record_dt_ms``: also record every ``w`` that often; ``timed_dt_ms``: sampling steps
-    of the TimedArray inputs (one value, or one per name; default dt); ``reciprocal``: ``"tied"``
-    (one symmetric weight per pair) or ``"untied"`` (separate forward ``w`` and backward ``wb``,
-    each with its own copy of the rules; module docstring).
-
-    Weights, biases, learning rates and states default to 0 and are given per run as ``values``
-    (:func:`weight_values`, :func:`eta_values`). Monitors are returned by group (``'layer1'``),
-    by projection (``'W1'``) and as ``'spikes_<group>'``.
+    ``"two-phase"``, ``"continual"``); ``reciprocal``: ``"tied"`` (one symmetric weight per pair)
+    or ``"untied"`` (separate forward ``w`` and backward ``wb``); ``example_ms``: length of one
+    example (compiles the per-example restart and, with ``"two-phase"``, the update; a multiple
+    of dt); ``measure``: the continual rule's accumulators ``dW``/``db``; ``noise``: Langevin
+    noise, ``sigma`` its compiled default (the run-time ``layer{k}.sigma``); ``record``:
+    variables per group (default :func:`default_record`; ``{}`` none) every ``record_dt_ms``
+    (default dt); ``weight_record_dt_ms``: also record every ``w`` that often;
+    ``timed_dt_ms``: sampling steps of the TimedArray inputs (one value, or one per name;
+    default dt); ``examples``: examples per run (the run length is compiled in; it sizes the
+    recordings in :meth:`HopfieldCircuit.cost`).
     """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-    untied = _check_reciprocal(reciprocal) == "untied"
-    if not 0.0 <= p_fail <= 1.0:
-        raise ValueError(f"p_fail must lie in [0, 1], got {p_fail}")
-    if readout == "rate" and p_fail != 0.0:
-        raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
-    plasticity = tuple(plasticity)
-    unknown_rules = set(plasticity) - set(RULES)
-    if unknown_rules:
-        raise ValueError(f"plasticity rules must be among {RULES}, got {sorted(unknown_rules)}")
-    two_phase, continual = "two-phase" in plasticity, "continual" in plasticity
-    if two_phase and example_ms is None:
-        raise ValueError("the two-phase rule is applied once per example: give example_ms")
-    if measure and not continual:
-        raise ValueError("measure=True accumulates the continual rule: add it to plasticity")
-    if example_ms is not None:
-        _steps(example_ms, dt_ms, "example_ms")
-    spiking = readout == "spiking"
-    if spiking and params.rate_scale_hz * dt_ms * 1e-3 > 1.0:
-        raise ValueError(
-            f"rate_scale_hz·dt = {params.rate_scale_hz * dt_ms * 1e-3} > 1: at most one spike "
-            "per step; lower dt or rate_scale_hz"
-        )
-    sizes = _check_sizes(sizes)
-    n = len(sizes) - 1
-    with_noise = params.sigma > 0 if noise is None else bool(noise)
-    tas = _timed_arrays(timed, timed_names(plasticity, example_ms), sizes, dt_ms, timed_dt_ms)
 
-    namespace: dict[str, Any] = {
-        "tau": params.tau * ms,
-        "tau_s": params.tau_s * ms,
-        "rate_scale": params.rate_scale_hz * Hz,
-        "x_jump": 1.0 / (params.rate_scale_hz * params.tau_s * 1e-3),
-        **tas,
+    sizes: Sequence[int] = field(
+        metadata={"description": "layer sizes [n0, ..., nN]; default: the data set's in/out, "
+                  "100 hidden"}
+    )  # fmt: skip
+    readout: str = "rate"
+    p_fail: float = 0.0
+    plasticity: tuple[str, ...] = ()
+    reciprocal: str = "tied"
+    example_ms: float | None = None
+    measure: bool = False
+    noise: bool = False
+    sigma: float = 0.0
+    record: Mapping[str, Sequence[str]] | None = None
+    record_dt_ms: float | None = None
+    weight_record_dt_ms: float | None = None
+    timed_dt_ms: float | Mapping[str, float] | None = None
+    examples: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
+        object.__setattr__(self, "plasticity", tuple(self.plasticity))
+
+    @property
+    def n_layers(self) -> int:
+        """N, the layers above the input."""
+        return len(self.sizes) - 1
+
+    @property
+    def spiking(self) -> bool:
+        return self.readout == "spiking"
+
+    @property
+    def two_phase(self) -> bool:
+        return "two-phase" in self.plasticity
+
+    @property
+    def continual(self) -> bool:
+        return "continual" in self.plasticity
+
+    @property
+    def untied(self) -> bool:
+        return self.reciprocal == "untied"
+
+    def check(self, params: HopfieldParams, dt_ms: float) -> None:
+        """Refuse a structure that cannot be built, in one sentence."""
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        _check_reciprocal(self.reciprocal)
+        if not 0.0 <= self.p_fail <= 1.0:
+            raise ValueError(f"p_fail must lie in [0, 1], got {self.p_fail}")
+        if self.readout == "rate" and self.p_fail != 0.0:
+            raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
+        unknown_rules = set(self.plasticity) - set(RULES)
+        if unknown_rules:
+            raise ValueError(f"plasticity rules must be among {RULES}, got {sorted(unknown_rules)}")
+        if self.two_phase and self.example_ms is None:
+            raise ValueError("the two-phase rule is applied once per example: give example_ms")
+        if self.measure and not self.continual:
+            raise ValueError("measure=True accumulates the continual rule: add it to plasticity")
+        if self.example_ms is not None:
+            _steps(self.example_ms, dt_ms, "example_ms")
+        if self.spiking:
+            readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+            try:
+                readout.check_dt(dt_ms)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+
+
+@dataclass
+class _Parts:
+    """What the build functions share: the structure, names and the runners with their slots."""
+
+    structure: HopfieldStructure
+    namespace: dict[str, Any]
+    threshold: str | None
+    per_example: Any
+    input_drive_per_example: bool
+    runners: list[tuple[Any, tuple[str, int]]] = field(default_factory=list)
+
+
+class HopfieldCircuit(Circuit):
+    """The layered Hopfield circuit of this module; subclass it and set :attr:`neuron` for
+    another neuron model (the protocols that accept ``hopfield`` accept its subclasses)."""
+
+    name = NAME
+    summary = (
+        "Layered continuous-time Hopfield circuit (hard-sigmoid units, symmetric weights) for "
+        "Equilibrium Propagation: two-phase end-point and continual (ds/dt) rules, rate or spiking"
+    )
+    Params = HopfieldParams
+    Structure = HopfieldStructure
+    configurable = ("sizes",)
+    #: the neuron model of layers 1..N (the hook for user-written neurons)
+    neuron: ClassVar[Neuron] = Neuron()
+    schedule = {
+        "monitor": ("start", -60),
+        "apply": ("start", -50),
+        "restart": ("start", -45),
+        "rate": ("start", -40),
+        "summed": ("start", -10),
+        "dynamics": ("start", -5),
+        "synapse_update": ("groups", -1),
+        "neuron_update": ("groups", 0),
     }
-    syn_namespace = {k: v for k, v in namespace.items() if k not in ("inputs", "targets")}
-    threshold = "rand() < r*rate_scale*dt" if spiking else None
-    # 1/β(t), 0 where β = 0, times the gate: the continual rule's gain (scalar, hoisted)
-    continual_gain = _safe_inverse("plastic(t)", "beta(t)")
-    step = "(dt/ms)"
-    runners: list[tuple[Any, tuple[str, int]]] = []
-    per_example = example_ms * ms if example_ms is not None else None
-    input_drive_per_example = (
-        example_ms is not None
-        and not spiking
-        and not continual
-        and math.isclose(_sample_dt(timed_dt_ms, "inputs", dt_ms), example_ms)
-    )
 
-    # ---------------------------------------------------------------- layers
-    layer0 = NeuronGroup(
-        sizes[0],
-        "s : 1\nr : 1\n" + ("rl : 1\n" if two_phase else ""),
-        threshold=threshold,
-        name="layer0",
-        namespace=namespace,
-    )
-    runners.append(
-        (layer0.run_regularly("r = clip(inputs(t, i), 0, 1)", name="layer0_rate"), RATE_SLOT)
-    )
-    update0 = "s = r"
-    if two_phase:
-        update0 += "\nrl = rl + latch(t)*(r - rl)"
-    runners.append((layer0.run_regularly(update0, name="layer0_update"), NEURON_UPDATE_SLOT))
-    layers: list[NeuronGroup] = [layer0]
-    for k in range(1, n + 1):
-        top = k == n
+    # ------------------------------------------------------------------ the interface
+    def build(
+        self,
+        structure: HopfieldStructure,
+        params: HopfieldParams,
+        timed: Mapping[str, np.ndarray],
+        *,
+        dt_ms: float,
+    ) -> CircuitBuild:
+        """Create the groups, synapses and monitors of one layered Hopfield circuit (module
+        docstring). Weights, biases, learning rates and states default to 0 and are given per
+        run as ``values`` (:meth:`weight_values`, :meth:`eta_values`). Monitors are returned by
+        group (``'layer1'``), by projection (``'W1'``) and as ``'spikes_<group>'``."""
+        s = structure
+        s.check(params, dt_ms)
+        tas = _timed_arrays(timed, self.timed_names(s), s.sizes, dt_ms, s.timed_dt_ms)
+        readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+        parts = _Parts(
+            structure=s,
+            namespace={"tau": params.tau * ms, **readout.namespace(), **tas},
+            threshold=readout.threshold if s.spiking else None,
+            per_example=s.example_ms * ms if s.example_ms is not None else None,
+            input_drive_per_example=(
+                s.example_ms is not None
+                and not s.spiking
+                and not s.continual
+                and math.isclose(_sample_dt(s.timed_dt_ms, "inputs", dt_ms), s.example_ms)
+            ),
+        )
+        layers = [self._input_layer(parts)]
+        layers += [self._layer(parts, k) for k in range(1, s.n_layers + 1)]
+        synapses, connectivity = [], {}
+        for k in range(1, s.n_layers + 1):
+            syn, connectivity[f"W{k}"] = self._projection(parts, layers, k)
+            synapses.append(syn)
+        for runner, slot in parts.runners:
+            set_slot(runner, slot)
+        monitors = self._monitors(s, layers, synapses, dt_ms)
+        return CircuitBuild(
+            objects=[*layers, *synapses, *monitors.values()],
+            namespace={},
+            timed_arrays=tas,
+            connectivity=connectivity,
+            monitors=monitors,
+        )
+
+    def weight_shapes(self, structure: HopfieldStructure) -> dict[str, tuple[int, ...]]:
+        return weight_shapes(structure.sizes, structure.reciprocal)
+
+    def weight_values(
+        self, structure: HopfieldStructure, weights: Mapping[str, Any]
+    ) -> dict[str, np.ndarray]:
+        return weight_values(weights, structure.sizes, structure.reciprocal)
+
+    def weights_from_state(
+        self, structure: HopfieldStructure, state: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        return weights_from_state(state, structure.sizes, structure.reciprocal)
+
+    def timed_names(self, structure: HopfieldStructure) -> tuple[str, ...]:
+        return timed_names(structure.plasticity, structure.example_ms)
+
+    def cost(self, structure: HopfieldStructure) -> Cost:
+        """Cells and dense projections with the variables each keeps, and the recordings over
+        one run of ``examples`` examples."""
+        s = structure
+        sizes = s.sizes
+        per_cell = 7 + s.two_phase + s.measure
+        per_synapse = 1 + s.untied + s.measure + 2 * s.spiking
+        groups = {f"layer{k}": (n, per_cell) for k, n in enumerate(sizes)}
+        projections = {f"W{k}": (sizes[k - 1], sizes[k], per_synapse) for k in range(1, len(sizes))}
+        recorded = 0
+        if s.example_ms is not None and s.record_dt_ms:
+            rows = s.examples * s.example_ms / s.record_dt_ms
+        else:
+            rows = s.examples
+        record = default_record(sizes) if s.record is None else s.record
+        for gname, variables in record.items():
+            k = int(gname.removeprefix("layer"))
+            recorded += int(rows * sizes[k] * len(variables))
+        if s.weight_record_dt_ms and s.example_ms is not None:
+            w_rows = s.examples * s.example_ms / s.weight_record_dt_ms
+            recorded += int(w_rows * sum(a * b for a, b, _ in projections.values()))
+        return dense_cost(groups, projections, recorded)
+
+    # ------------------------------------------------------------------ run values
+    def state_keys(self, structure: HopfieldStructure) -> tuple[str, ...]:
+        return state_keys(
+            structure.sizes, readout=structure.readout, reciprocal=structure.reciprocal
+        )
+
+    eta_values = staticmethod(eta_values)
+    back_eta_values = staticmethod(back_eta_values)
+    p_fail_values = staticmethod(p_fail_values)
+    timed_values = staticmethod(timed_values)
+    example_timed = staticmethod(example_timed)
+    duration_ms = staticmethod(duration_ms)
+    sampling_steps = staticmethod(sampling_steps)
+
+    # ------------------------------------------------------------------ the parts of a build
+    def _input_layer(self, parts: _Parts) -> NeuronGroup:
+        """``layer0``: clamped to ρ(inputs(t, i)); ``s`` holds the same value after the step."""
+        two_phase = parts.structure.two_phase
+        layer0 = NeuronGroup(
+            parts.structure.sizes[0],
+            "s : 1\nr : 1\n" + ("rl : 1\n" if two_phase else ""),
+            threshold=parts.threshold,
+            name="layer0",
+            namespace=parts.namespace,
+        )
+        rate = layer0.run_regularly("r = clip(inputs(t, i), 0, 1)", name="layer0_rate")
+        parts.runners.append((rate, self.slot("rate")))
+        update0 = "s = r"
+        if two_phase:
+            update0 += "\nrl = rl + latch(t)*(r - rl)"
+        update = layer0.run_regularly(update0, name="layer0_update")
+        parts.runners.append((update, self.slot("neuron_update")))
+        return layer0
+
+    def _layer(self, parts: _Parts, k: int) -> NeuronGroup:
+        """``layer{k}``, k ≥ 1: the neuron's step into ``s_next``/``rdot``, then the update."""
+        s, neuron = parts.structure, self.neuron
+        top = k == s.n_layers
         eqs = ["s : 1", "r : 1", "s_next : 1", "rdot : 1", "b : 1", "up : 1"]
         drive = "up + b"
         if not top:
@@ -678,14 +802,14 @@ def build(
         if top:
             drive += " + beta(t)*(targets(t, i) - r)"
         noise_term = ""
-        if with_noise:
+        if s.noise:
             eqs.append("sigma : 1 (shared, constant)")
             noise_term = " + sigma*sqrt(dt/ms)*randn()"
-        if continual:
+        if s.continual:
             eqs.append("eta_bc : 1 (shared, constant)")
-        if measure:
+        if s.measure:
             eqs.append("db : 1")
-        if two_phase:
+        if s.two_phase:
             eqs += [
                 "rl : 1",
                 "beta_l : 1 (shared)",
@@ -693,69 +817,81 @@ def build(
                 "eta_b : 1 (shared, constant)",
             ]
         g = NeuronGroup(
-            sizes[k], "\n".join(eqs), threshold=threshold, name=f"layer{k}", namespace=namespace
+            s.sizes[k],
+            "\n".join(eqs),
+            threshold=parts.threshold,
+            name=f"layer{k}",
+            namespace=parts.namespace,
         )
-        if with_noise:
-            g.sigma = params.sigma
+        if s.noise:
+            g.sigma = s.sigma
         dynamics = (
-            f"s_next = clip(s + (dt/tau)*(-s + {drive}){noise_term}, 0, 1)\n"
-            f"rdot = (s_next - r)/{step}"
+            f"s_next = {neuron.step.format(drive=drive, noise=noise_term)}\n"
+            f"rdot = ({neuron.settled_of('s_next')} - r)/{_STEP}"
         )
-        update = []
-        if two_phase:  # shared (scalar) statements first
-            update += ["beta_h = beta(t)", "beta_l = beta_l + latch(t)*(beta(t) - beta_l)"]
-        if continual:
-            update.append(f"b = b + eta_bc*{continual_gain}*rdot*{step}")
-        if measure:
-            update.append(f"db = db + {continual_gain}*rdot*{step}")
-        update.append("s = s_next")
-        if two_phase:
-            update.append("rl = rl + latch(t)*(s - rl)")
-        runners += [
-            (g.run_regularly("r = clip(s, 0, 1)", name=f"layer{k}_rate"), RATE_SLOT),
-            (g.run_regularly(dynamics, name=f"layer{k}_dynamics"), DYNAMICS_SLOT),
-            (g.run_regularly("\n".join(update), name=f"layer{k}_update"), NEURON_UPDATE_SLOT),
+        parts.runners += [
+            (
+                g.run_regularly(f"r = {neuron.rate_of('s')}", name=f"layer{k}_rate"),
+                self.slot("rate"),
+            ),
+            (g.run_regularly(dynamics, name=f"layer{k}_dynamics"), self.slot("dynamics")),
+            (
+                g.run_regularly(self._layer_update(s), name=f"layer{k}_update"),
+                self.slot("neuron_update"),
+            ),
         ]
-        if per_example is not None:
-            restart_runner = g.run_regularly(
-                "s = s*(1 - restart(t))", dt=per_example, name=f"layer{k}_restart"
+        if parts.per_example is not None:
+            restart = g.run_regularly(
+                "s = s*(1 - restart(t))", dt=parts.per_example, name=f"layer{k}_restart"
             )
-            runners.append((restart_runner, RESTART_SLOT))
-        if two_phase:
+            parts.runners.append((restart, self.slot("restart")))
+        if s.two_phase:
             gain = _safe_inverse("eta_b", "beta_h - beta_l")
-            runners.append(
-                (
-                    g.run_regularly(
-                        f"b = b + {gain}*(s - rl)", dt=per_example, name=f"layer{k}_apply"
-                    ),
-                    APPLY_SLOT,
-                )
+            settled = neuron.settled_of("s")
+            apply = g.run_regularly(
+                f"b = b + {gain}*({settled} - rl)", dt=parts.per_example, name=f"layer{k}_apply"
             )
-        layers.append(g)
+            parts.runners.append((apply, self.slot("apply")))
+        return g
 
-    # ---------------------------------------------------------------- synapses
-    synapses: list[Synapses] = []
-    connectivity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for k in range(1, n + 1):
+    def _layer_update(self, s: HopfieldStructure) -> str:
+        """The end of a step of layer k ≥ 1: continual bias rule, accumulators, s = s_next,
+        latches (shared statements first)."""
+        gain = _safe_inverse("plastic(t)", "beta(t)")
+        update = []
+        if s.two_phase:
+            update += ["beta_h = beta(t)", "beta_l = beta_l + latch(t)*(beta(t) - beta_l)"]
+        if s.continual:
+            update.append(f"b = b + eta_bc*{gain}*rdot*{_STEP}")
+        if s.measure:
+            update.append(f"db = db + {gain}*rdot*{_STEP}")
+        update.append("s = s_next")
+        if s.two_phase:
+            update.append(f"rl = rl + latch(t)*({self.neuron.settled_of('s')} - rl)")
+        return "\n".join(update)
+
+    def _synapse_equations(self, s: HopfieldStructure, k: int) -> tuple[list[str], Any, Any]:
+        """Equations, on_pre and on_post of ``W{k}``: sums both ways, spike traces with release
+        failure (spiking), the continual rule and its accumulator, or a plain weight."""
         backward = k >= 2  # layer 0 is clamped: W1 carries nothing down
-        pre_q, post_q = ("x", "xb") if spiking else ("r_pre", "r_post")
+        back = backward and s.untied  # a separate backward weight wb
+        pre_q, post_q = ("x", "xb") if s.spiking else ("r_pre", "r_post")
         eqs = [f"up_post = w*{pre_q} : 1 (summed)"]
-        back = backward and untied  # a separate backward weight wb
         if backward:
             eqs.append(f"down_pre = {'wb' if back else 'w'}*{post_q} : 1 (summed)")
         on_pre = on_post = None
-        if spiking:
-            eqs += ["dx/dt = -x/tau_s : 1 (clock-driven)", "p_fail : 1 (shared, constant)"]
-            on_pre = "x += int(rand() > p_fail)*x_jump"
+        if s.spiking:
+            eqs += [trace("x"), RELEASE_FAILURE]
+            on_pre = transmit("x")
             if backward:
-                eqs.append("dxb/dt = -xb/tau_s : 1 (clock-driven)")
-                on_post = "xb += int(rand() > p_fail)*x_jump"
-        if continual:
+                eqs.append(trace("xb"))
+                on_post = transmit("xb")
+        if s.continual:
             product = "rdot_post*r_pre"
             if backward:
-                product += f" + r_post*rdot_pre + centred*{step}*rdot_post*rdot_pre"
+                product += f" + r_post*rdot_pre + centred*{_STEP}*rdot_post*rdot_pre"
             eqs += [
-                f"G = {continual_gain}*({product}) : 1",
+                f"G = {_safe_inverse('plastic(t)', 'beta(t)')}*({product}) : 1",
                 "dw/dt = eta_c*G/ms : 1 (clock-driven)",
                 "eta_c : 1 (shared, constant)",
                 "centred : 1 (shared, constant)",
@@ -765,16 +901,27 @@ def build(
                     "dwb/dt = eta_c_back*G/ms : 1 (clock-driven)",
                     "eta_c_back : 1 (shared, constant)",
                 ]
-            if measure:
+            if s.measure:
                 eqs.append("ddW/dt = G/ms : 1 (clock-driven)")
         else:
             eqs.append("w : 1")
             if back:
                 eqs.append("wb : 1")
-        if two_phase:
+        if s.two_phase:
             eqs.append("eta : 1 (shared, constant)")
             if back:
                 eqs.append("eta_back : 1 (shared, constant)")
+        return eqs, on_pre, on_post
+
+    def _projection(
+        self, parts: _Parts, layers: Sequence[NeuronGroup], k: int
+    ) -> tuple[Synapses, tuple[np.ndarray, np.ndarray]]:
+        """``W{k}`` (layer k−1 → layer k), dense, explicit ``i``, ``j`` in (post, pre) order."""
+        s = parts.structure
+        eqs, on_pre, on_post = self._synapse_equations(s, k)
+        syn_namespace = {
+            key: v for key, v in parts.namespace.items() if key not in ("inputs", "targets")
+        }
         syn = Synapses(
             layers[k - 1],
             layers[k],
@@ -785,79 +932,72 @@ def build(
             name=f"W{k}",
             namespace=syn_namespace,
         )
-        i, j = dense_connectivity(sizes[k - 1], sizes[k])
+        i, j = dense_connectivity(s.sizes[k - 1], s.sizes[k])
         syn.connect(i=i, j=j)
-        connectivity[syn.name] = (i, j)
-        if spiking:
-            syn.p_fail = p_fail
+        if s.spiking:
+            syn.p_fail = s.p_fail
         for updater in syn.summed_updaters.values():
-            _set_slot(updater, SUMMED_SLOT)
-            if k == 1 and input_drive_per_example:
+            set_slot(updater, self.slot("summed"))
+            if k == 1 and parts.input_drive_per_example:
                 # W1 ρ(x) is constant within an example (clamped input, W1 changes only at the
-                # example boundaries): compute it once, at each example's first step, after the
-                # update and the input's rates of that step. Brian2 puts summed updaters on the
-                # target's clock, hence the private attribute.
-                updater._clock = Clock(dt=per_example, name="W1_summed_clock")
+                # example boundaries): summed once, at each example's first step
+                on_own_clock(updater, parts.per_example, "W1_summed_clock")
         if syn.state_updater is not None:
-            _set_slot(syn.state_updater, SYNAPSE_UPDATE_SLOT)
-        if two_phase:
-            gain = _safe_inverse("eta", "beta_h_post - beta_l_post")
-            apply = f"w = w + {gain}*(s_post*s_pre - rl_post*rl_pre)"
-            if back:  # the same ρ_iρ_j difference, at the backward synapse's own rate
-                gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")
-                apply += f"\nwb = wb + {gain_b}*(s_post*s_pre - rl_post*rl_pre)"
-            runners.append(
-                (
-                    syn.run_regularly(
-                        apply,
-                        dt=per_example,
-                        name=f"W{k}_apply",
-                    ),
-                    APPLY_SLOT,
+            set_slot(syn.state_updater, self.slot("synapse_update"))
+        if s.two_phase:
+            parts.runners.append((self._synapse_apply(syn, s, k, parts), self.slot("apply")))
+        return syn, (i, j)
+
+    def _synapse_apply(self, syn: Synapses, s: HopfieldStructure, k: int, parts: _Parts) -> Any:
+        """The two-phase update of ``W{k}`` at the start of every example (and of ``wb``, the
+        same ρ_iρ_j difference at the backward synapse's own rate)."""
+        post = _factor(self.neuron.settled_of("s_post"))
+        pre = "s_pre" if k == 1 else _factor(self.neuron.settled_of("s_pre"))  # input: s is ρ
+        difference = f"{post}*{pre} - rl_post*rl_pre"
+        apply = f"w = w + {_safe_inverse('eta', 'beta_h_post - beta_l_post')}*({difference})"
+        if k >= 2 and s.untied:
+            gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")
+            apply += f"\nwb = wb + {gain_b}*({difference})"
+        return syn.run_regularly(apply, dt=parts.per_example, name=f"W{k}_apply")
+
+    def _monitors(
+        self,
+        s: HopfieldStructure,
+        layers: Sequence[NeuronGroup],
+        synapses: Sequence[Synapses],
+        dt_ms: float,
+    ) -> dict[str, Any]:
+        """State monitors by group and by projection, at the start of every step, and spikes."""
+        groups = {g.name: g for g in layers}
+        monitors: dict[str, Any] = {}
+        rec = default_record(s.sizes) if s.record is None else dict(s.record)
+        rec_dt = (s.record_dt_ms if s.record_dt_ms is not None else dt_ms) * ms
+        for gname, variables in rec.items():
+            if gname not in groups:
+                raise ValueError(f"cannot record {gname!r}: the circuit has {sorted(groups)}")
+            if variables:
+                mon = StateMonitor(
+                    groups[gname], list(variables), record=True, dt=rec_dt, name=f"mon_{gname}"
                 )
-            )
-        synapses.append(syn)
-    for runner, slot in runners:
-        _set_slot(runner, slot)
-
-    # ---------------------------------------------------------------- monitors
-    groups = {g.name: g for g in layers}
-    monitors: dict[str, Any] = {}
-    rec = default_record(sizes) if record is None else dict(record)
-    rec_dt = (record_dt_ms if record_dt_ms is not None else dt_ms) * ms
-    for gname, variables in rec.items():
-        if gname not in groups:
-            raise ValueError(f"cannot record {gname!r}: the circuit has {sorted(groups)}")
-        if variables:
-            mon = StateMonitor(
-                groups[gname], list(variables), record=True, dt=rec_dt, name=f"mon_{gname}"
-            )
-            _set_slot(mon, MONITOR_SLOT)
-            monitors[gname] = mon
-    if weight_record_dt_ms is not None:
-        for syn in synapses:
-            recorded: str | list[str] = ["w", "wb"] if "wb" in syn.variables else "w"
-            mon = StateMonitor(
-                syn, recorded, record=True, dt=weight_record_dt_ms * ms, name=f"mon_{syn.name}"
-            )
-            _set_slot(mon, MONITOR_SLOT)
-            monitors[syn.name] = mon
-    if spiking:
-        for g in layers:
-            monitors[f"spikes_{g.name}"] = SpikeMonitor(g, name=f"spikes_{g.name}")
-
-    return CircuitBuild(
-        objects=[*layers, *synapses, *monitors.values()],
-        namespace={},
-        timed_arrays=tas,
-        connectivity=connectivity,
-        monitors=monitors,
-    )
+                set_slot(mon, self.slot("monitor"))
+                monitors[gname] = mon
+        if s.weight_record_dt_ms is not None:
+            for syn in synapses:
+                recorded: str | list[str] = ["w", "wb"] if "wb" in syn.variables else "w"
+                mon = StateMonitor(
+                    syn,
+                    recorded,
+                    record=True,
+                    dt=s.weight_record_dt_ms * ms,
+                    name=f"mon_{syn.name}",
+                )
+                set_slot(mon, self.slot("monitor"))
+                monitors[syn.name] = mon
+        if s.spiking:
+            for g in layers:
+                monitors[f"spikes_{g.name}"] = SpikeMonitor(g, name=f"spikes_{g.name}")
+        return monitors
 
 
-register_circuit(
-    NAME,
-    "Layered continuous-time Hopfield circuit (hard-sigmoid units, symmetric weights) for "
-    "Equilibrium Propagation: two-phase end-point and continual (ds/dt) rules, rate or spiking",
-    build,
-)
+#: the registered circuit
+CIRCUIT = register_circuit(HopfieldCircuit())

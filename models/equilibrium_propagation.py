@@ -48,17 +48,19 @@ What is here:
 * :func:`loss_gradient` (implicit differentiation at the free fixed point) and
   :func:`bptt_gradient` (autograd through a long relaxation), the references for the gradient
   check; :func:`gradient_agreement` (per-layer cosine, relative error, sign agreement);
-* :class:`BackpropNetwork`: a feed-forward baseline of the same layer sizes.
+* :func:`baseline_layer`: the layer function of the backprop baseline (:mod:`models.backprop`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
+
+from neurosim.parameters.hopfield import HopfieldParams
 
 DTYPE = torch.float64
 
@@ -114,6 +116,15 @@ class EPParameters:
     def n_layers(self) -> int:
         """N, the number of layers with dynamics (hidden layers and the output)."""
         return len(self.sizes) - 1
+
+    @classmethod
+    def for_circuit(
+        cls, physics: HopfieldParams, sizes: Sequence[int], dt_ms: float, **settings: object
+    ) -> EPParameters:
+        """The twin of a Brian2 circuit with the physical parameters ``physics`` (the one record,
+        :class:`neurosim.parameters.hopfield.HopfieldParams`) stepped every ``dt_ms``: the twin's
+        time unit is the circuit's τ, so its step is dt_ms/τ."""
+        return cls(tuple(sizes), dt=dt_ms / physics.tau, **settings)  # type: ignore[arg-type]
 
 
 def rho(s: torch.Tensor) -> torch.Tensor:
@@ -918,75 +929,24 @@ def gradient_agreement(
 # --------------------------------------------------------------------------------------------
 
 
-class BackpropNetwork(torch.nn.Module):
-    """The backprop baseline: a feed-forward network of the circuit's layer sizes,
-    r_k = f(W_k r_{k−1} + b_k), r_0 = x, with the same parameter names and shapes as the circuit.
-
-    ``activation``: ``"hard_sigmoid"`` (default: the circuit's own ρ, so the two differ only in
-    the learning rule and in the circuit's top-down feedback; like the circuit, units saturated
-    outside (0, 1) pass no gradient) or ``"sigmoid"`` (1/(1 + e^{−u}); never saturates exactly,
-    a conventional baseline if hard-sigmoid units die). Loss: batch mean of ½‖r_N − d‖², the
-    circuit's cost C. Weights start from :func:`init_weights` (or ``weights``). float64.
-    """
-
-    def __init__(
-        self,
-        sizes: Sequence[int],
-        seed: int = 0,
-        scale: float = 1.0,
-        weights: Mapping[str, object] | None = None,
-        activation: str = "hard_sigmoid",
-        bias_scale: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}.")
-        self.sizes = EPParameters(tuple(sizes)).sizes
-        self.activation = activation
-        init = (
-            init_weights(self.sizes, seed, scale, bias_scale)
-            if weights is None
-            else check_weights(weights, self.sizes)
-        )
-        self.weights = torch.nn.ParameterDict(
-            {name: torch.nn.Parameter(v.detach().clone()) for name, v in init.items()}
-        )
-
-    def _f(self, u: torch.Tensor) -> torch.Tensor:
-        return rho(u) if self.activation == "hard_sigmoid" else torch.sigmoid(u)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Output rates r_N, (batch, n_N)."""
-        r = _batch(x, "x")
-        if r.shape[1] != self.sizes[0]:
-            raise ValueError(f"x has {r.shape[1]} columns, expected n0 = {self.sizes[0]}.")
-        for k in range(1, len(self.sizes)):
-            r = self._f(r @ self.weights[f"W{k}"].T + self.weights[f"b{k}"])
-        return r
-
-    def loss(self, x: object, d: object) -> torch.Tensor:
-        """Batch mean of ½‖r_N − d‖²."""
-        out = self(x)
-        dt = _batch(d, "d")
-        if dt.shape != out.shape:
-            raise ValueError(f"d has shape {tuple(dt.shape)}, expected {tuple(out.shape)}.")
-        return 0.5 * ((out - dt) ** 2).sum(-1).mean()
-
-    @torch.no_grad()
-    def predict(self, x: object) -> torch.Tensor:
-        """Output rates for inputs ``x`` (batch, n0), without gradients."""
-        return self(x)
-
-    def to_weights(self) -> Weights:
-        """The parameters as a detached ``dict`` (``W{k}``, ``b{k}``)."""
-        return {name: p.detach().clone() for name, p in self.weights.items()}
+def baseline_layer(activation: str = "hard_sigmoid") -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """The layer function of the backprop baseline (:class:`models.backprop.FeedForward`):
+    r_k = f(W_k r_{k−1} + b_k) with ``"hard_sigmoid"`` the circuit's own ρ (the two then differ
+    only in the learning rule and in the circuit's top-down feedback; like the circuit, units
+    saturated outside (0, 1) pass no gradient) or ``"sigmoid"`` (1/(1 + e^{−u}); never saturates
+    exactly, a conventional baseline if hard-sigmoid units die)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}.")
+    if activation == "hard_sigmoid":
+        return lambda k, u: rho(u)
+    return lambda k, u: torch.sigmoid(u)
 
 
 __all__ = [
     "ACTIVATIONS",
     "VARIANTS",
     "Agreement",
-    "BackpropNetwork",
+    "baseline_layer",
     "ContinualUpdate",
     "EPParameters",
     "EPUpdate",

@@ -72,6 +72,11 @@ class Protocol:
         """The preset taken when none is named (by data set and read-out); None: no presets."""
         return None
 
+    def preset_for(self, run: RunConfig, raw: Any) -> str | None:
+        """The preset taken when none is named, seen with the whole raw configuration (a protocol
+        whose presets also follow its own table, e.g. a variant, overrides this)."""
+        return self.default_preset(run)
+
     def circuit_table(self, circuit_name: str) -> type[StrictModel]:
         """The ``[circuit]`` table of a circuit this protocol runs: derived from the circuit's
         parameter record (:func:`neurosim.circuit.config_model`) unless the protocol names one."""

@@ -299,27 +299,28 @@ def test_train_batch_lowers_loss() -> None:
     assert ep.loss_gradient(p, w, x, d).loss < before / 10
 
 
-def test_backprop_network() -> None:
+def test_backprop_baseline_layer() -> None:
+    """The baseline (:class:`models.backprop.FeedForward`) with the twin's layer function is the
+    circuit's feed-forward pass, ρ = clip(u, 0, 1); ``"sigmoid"`` never saturates."""
+    from models import backprop
+
     p, w, x, d = _net()
-    net = ep.BackpropNetwork(SIZES, weights=w)
+    net = backprop.FeedForward(w, ep.baseline_layer())
     assert set(net.to_weights()) == set(w)
     by_hand = x
     for k in (1, 2):
         by_hand = (by_hand @ w[f"W{k}"].T + w[f"b{k}"]).clamp(0, 1)
     out = net.predict(x)
-    assert not out.requires_grad and out.shape == (BATCH, 4)
-    torch.testing.assert_close(out, by_hand, rtol=0, atol=1e-15)
+    assert out.shape == (BATCH, 4)
+    torch.testing.assert_close(torch.as_tensor(out), by_hand, rtol=0, atol=1e-15)
     loss = net.loss(x, d)
     assert float(loss.detach()) == pytest.approx(float(0.5 * ((by_hand - d) ** 2).sum(-1).mean()))
     loss.backward()
     assert float(net.weights["W1"].grad.norm()) > 0
-    sig = ep.BackpropNetwork(SIZES, seed=1, activation="sigmoid")
+    sig = backprop.FeedForward(ep.init_weights(SIZES, seed=1), ep.baseline_layer("sigmoid"))
     assert float(sig.predict(x).min()) > 0.0
-    assert torch.equal(sig.to_weights()["W2"], ep.init_weights(SIZES, seed=1)["W2"])
     with pytest.raises(ValueError, match="activation"):
-        ep.BackpropNetwork(SIZES, activation="relu")
-    with pytest.raises(ValueError, match="n0"):
-        net.predict(torch.zeros(2, 3, dtype=torch.float64))
+        ep.baseline_layer("relu")
 
 
 def test_bad_input_raises() -> None:

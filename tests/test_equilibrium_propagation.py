@@ -22,7 +22,7 @@ from circuits import hopfield as hp
 from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
-from protocols.equilibrium_propagation import averaged_timed
+from protocols.equilibrium_propagation.layout import averaged_timed
 
 SMALL = [
     "--set", "circuit.sizes=[64, 30, 10]",
@@ -39,7 +39,12 @@ GRAD = [
 ]  # fmt: skip
 
 
-def _resolve(*sets: str, dataset: str | None = "digits", readout: str | None = None):
+def _resolve(
+    *sets: str,
+    dataset: str | None = "digits",
+    readout: str | None = None,
+    preset: str | None = None,
+):
     raw = pipeline.build_raw(
         None,
         {
@@ -47,6 +52,7 @@ def _resolve(*sets: str, dataset: str | None = "digits", readout: str | None = N
             "circuit": "hopfield",
             "dataset": dataset,
             "readout": readout,
+            "preset": preset,
         },
         parse_overrides(sets),
     )
@@ -117,22 +123,23 @@ def test_config_defaults_and_validation() -> None:
 
 
 def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None:
-    from protocols.equilibrium_propagation import CONTINUAL_GAIN, Task
+    from protocols.equilibrium_propagation import Task
 
     resolved = _resolve("protocol.variant=continual")
-    # the continual variant's own defaults: β = 1, constant rates; the others keep 0.5 and 0.85
+    # the continual variant's own preset: β = 1, constant rates; the others keep 0.5 and 0.85
+    assert resolved.run.preset == "digits-continual"
     assert (resolved.protocol.beta, resolved.protocol.lr_decay) == (1.0, 1.0)
-    assert (_resolve("protocol.variant=two-phase").protocol.beta, resolved.protocol.lr) == (
-        0.5,
-        None,
-    )
+    assert _resolve("protocol.variant=two-phase").protocol.beta == 0.5
     assert _resolve("protocol.variant=continual", "protocol.beta=0.3").protocol.beta == 0.3
     task = Task(resolved.run, resolved.protocol, resolved.circuit)
-    assert task.lr_continual[0] / resolved.protocol.beta * task.x2 == pytest.approx(CONTINUAL_GAIN)
+    gain = resolved.protocol.continual_gain
+    assert task.lr_continual[0] / resolved.protocol.beta * task.x2 == pytest.approx(gain)
     assert task.lr_continual[1] / task.lr_continual[0] == pytest.approx(0.5)  # as lr 0.1, 0.05
-    deep = _resolve("circuit.sizes=[64, 20, 20, 10]")
+    deep = _resolve("circuit.sizes=[64, 20, 20, 10]", preset="digits-deep")
     task = Task(deep.run, deep.protocol, deep.circuit)
     assert (task.free_steps, task.nudged_steps, task.w_scale) == (60, 8, 0.5)
+    with pytest.raises(ConfigError, match="digits-deep"):  # two hidden layers, one-layer preset
+        _resolve("circuit.sizes=[64, 20, 20, 10]")
 
 
 # ------------------------------------------------------------------------------ layouts, data
@@ -144,8 +151,8 @@ def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
     x, d = np.zeros((2, 4)), np.zeros((2, 2))
     names = hp.timed_names(("continual",), 1.0)
     timed, timed_dt, example_ms = averaged_timed(
-        x, d, np.array([beta, 0.0]), free_steps=f, nudged_steps=n, average_steps=m, dt_ms=0.5,
-        names=names,
+        hp.CIRCUIT, x, d, np.array([beta, 0.0]), free_steps=f, nudged_steps=n, average_steps=m,
+        dt_ms=0.5, names=names,
     )  # fmt: skip
     e = f + 2 * n
     assert example_ms == e * 0.5 and timed_dt["plastic"] == 0.5
@@ -157,7 +164,7 @@ def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
     expected = (a[f + 2 * n - m + 1 :].mean() - a[f + n - m + 1 : f + n + 1].mean()) / (2 * beta)
     assert total == pytest.approx(expected, abs=1e-12)
     one, _, _ = averaged_timed(
-        x[:1], d[:1], np.array([beta]), free_steps=2, nudged_steps=2, average_steps=1,
+        hp.CIRCUIT, x[:1], d[:1], np.array([beta]), free_steps=2, nudged_steps=2, average_steps=1,
         dt_ms=1.0, names=names,
     )  # fmt: skip
     ref, ref_dt, _ = hp.example_timed(
@@ -331,6 +338,18 @@ def test_digits_one_hidden_layer_reaches_95_percent(
     assert (tmp_path / variant / "figures" / "traces.png").is_file()  # one example, every step
 
 
+def _session(resolved):  # noqa: ANN001, ANN202
+    from neurosim import registry
+    from neurosim.circuit import params_from_table
+    from protocols.equilibrium_propagation import Task
+    from protocols.equilibrium_propagation.simulation import Session, plan_of
+
+    task = Task(resolved.run, resolved.protocol, resolved.circuit)
+    circuit = registry.circuit("hopfield")
+    params = params_from_table(circuit, resolved.circuit)
+    return Session(resolved.run, task, circuit, params, plan_of(task))
+
+
 def test_gradient_check_examples_have_a_gradient() -> None:
     """The training-stage gradient check uses examples whose loss gradient does not vanish. With
     the output biases far below 0 every output is clipped at 0: each digit has a loss (½ for its
@@ -339,21 +358,21 @@ def test_gradient_check_examples_have_a_gradient() -> None:
     import torch
 
     from models import equilibrium_propagation as ep
-    from protocols.equilibrium_propagation import EquilibriumPropagation, Task
+    from protocols.equilibrium_propagation import gradient_check as gc
 
-    resolved = _resolve("protocol.n_test=40")
-    task = Task(resolved.run, resolved.protocol, resolved.circuit)
-    proto = EquilibriumPropagation()
-    w0 = proto._initial_weights(task, seed=1)
-    chosen, _ = proto._examples_with_loss(task, w0, 5)
+    ses = _session(_resolve("protocol.n_test=40"))
+    task = ses.task
+    w0 = {k: v.numpy().copy() for k, v in ep.init_weights(task.sizes, seed=1).items()}
+    chosen, _ = gc.examples_with_loss(ses, w0, 5)
     assert len(chosen) == 5
     params = ep.EPParameters(tuple(task.sizes), dt=task.cfg.dt_ms)
+    assert ses.twin() == params  # the twin of the circuit's parameter record (τ = 1 ms)
     tw = {k: torch.tensor(v) for k, v in w0.items()}
     for i in chosen:
         grads = ep.loss_gradient(params, tw, task.data.x_test[i : i + 1], task.d_test[i : i + 1])
         assert max(float(g.abs().max()) for g in grads.grads.values()) > 1e-12
     clipped = {**w0, "b2": np.full_like(w0["b2"], -50.0)}
-    chosen, zero_share = proto._examples_with_loss(task, clipped, 5)
+    chosen, zero_share = gc.examples_with_loss(ses, clipped, 5)
     assert len(chosen) == 0 and zero_share == 0.0
 
 
@@ -362,18 +381,18 @@ def test_gradient_check_falls_back_to_the_initial_weights(
 ) -> None:
     """Where every loss gradient vanishes at the trained weights (forced here), the training
     stage's gradient check runs on the initial weights and says so."""
-    from protocols.equilibrium_propagation import EquilibriumPropagation
+    from protocols.equilibrium_propagation import gradient_check as gc
 
-    real = EquilibriumPropagation._examples_with_loss
+    real = gc.examples_with_loss
     seen: list[dict] = []
 
-    def no_gradient_when_trained(self, task, w, n):  # noqa: ANN001, ANN202
+    def no_gradient_when_trained(ses, w, n):  # noqa: ANN001, ANN202
         seen.append(w)
         if len(seen) == 1:  # the trained weights
             return np.array([], dtype=int), 0.9
-        return real(self, task, w, n)
+        return real(ses, w, n)
 
-    monkeypatch.setattr(EquilibriumPropagation, "_examples_with_loss", no_gradient_when_trained)
+    monkeypatch.setattr(gc, "examples_with_loss", no_gradient_when_trained)
     m = _run(
         tmp_path, "fb", "--dataset", "digits", "--epochs", "1", *SMALL, *GRAD,
         "--set", "protocol.grad_betas=[0.5]", "--set", "protocol.traces=false",
@@ -384,3 +403,78 @@ def test_gradient_check_falls_back_to_the_initial_weights(
     assert not np.array_equal(seen[0]["W1"], initial)
     assert set(m["grad_cosine"]) == {"W1", "W2", "b1", "b2"}
     assert all(np.isfinite(v) and v > 0 for v in m["grad_cosine"].values())
+
+
+# ------------------------------------------------------------------------------ presets, size
+def test_every_preset_validates_and_the_default_follows_data_readout_variant_stage() -> None:
+    from neurosim import presets
+    from protocols.equilibrium_propagation import EquilibriumPropagation
+
+    names = presets.available(EquilibriumPropagation)
+    assert {"digits", "digits-spiking", "digits-continual", "digits-deep", "mnist1d"} <= set(names)
+    for name, description in names.items():
+        assert description, name
+        run = presets.load(EquilibriumPropagation, name)["run"]
+        resolved = _resolve(dataset=run["dataset"], readout=run["readout"], preset=name)
+        assert resolved.run.preset == name
+    cases = {
+        ("digits", None, ()): "digits",
+        ("digits", "spiking", ()): "digits-spiking",
+        ("digits", None, ("protocol.variant=symmetric",)): "digits",
+        ("digits", None, ("protocol.variant=stochastic",)): "digits-stochastic",
+        ("digits", "spiking", ("protocol.variant=continual",)): "digits-spiking-continual",
+        ("digits", None, ("protocol.stage=gradient-check",)): "digits-gradient-check",
+        ("mnist1d", None, ()): "mnist1d",
+    }
+    for (dataset, readout, sets), preset in cases.items():
+        assert _resolve(*sets, dataset=dataset, readout=readout).run.preset == preset
+    # the values the defaults had before they were presets
+    spiking = _resolve(readout="spiking").protocol
+    assert (spiking.free_steps, spiking.nudged_steps, spiking.lr) == (40, 20, [0.02, 0.01])
+    stochastic = _resolve("protocol.variant=stochastic").protocol
+    assert (stochastic.nudged_steps, stochastic.average_steps) == (20, 10)
+    assert (stochastic.sigma, stochastic.centred) == (0.05, True)
+    assert _resolve("protocol.stage=gradient-check").protocol.w_scale == 0.5
+    assert _resolve(dataset="mnist1d").circuit.sizes == [40, 100, 10]
+    with pytest.raises(ConfigError, match="made for dataset 'digits'"):
+        _resolve(dataset="mnist1d", preset="digits")
+
+
+def test_a_circuit_too_large_for_memory_is_refused_before_building(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import neurosim.circuit
+
+    monkeypatch.setattr(neurosim.circuit, "available_memory_bytes", lambda: 16 * 2**30)
+    with pytest.raises(ConfigError, match=r"will not fit: 1,000,074 neurons, 74,000,000 synapses"):
+        _resolve("circuit.sizes=[64, 1000000, 10]")
+    _resolve("circuit.sizes=[64, 1000, 10]")  # fits
+
+
+def test_the_protocol_runs_every_registered_hopfield_circuit() -> None:
+    from neurosim.registry import register_circuit
+    from protocols.equilibrium_propagation import EquilibriumPropagation
+
+    class Renamed(hp.HopfieldCircuit):
+        name = "test-renamed-hopfield"
+
+    assert EquilibriumPropagation().circuits == ("hopfield",)
+    register_circuit(Renamed())
+    try:
+        assert EquilibriumPropagation().circuits == ("hopfield", "test-renamed-hopfield")
+        raw = pipeline.build_raw(
+            None,
+            {"protocol": "equilibrium-propagation", "circuit": "test-renamed-hopfield"},
+            {},
+        )
+        assert pipeline.resolve(raw).run.circuit == "test-renamed-hopfield"
+    finally:
+        from neurosim import registry
+
+        registry.CIRCUITS.pop("test-renamed-hopfield")
+    with pytest.raises(ConfigError, match="does not run circuit 'microcircuit'"):
+        pipeline.resolve(
+            pipeline.build_raw(
+                None, {"protocol": "equilibrium-propagation", "circuit": "microcircuit"}, {}
+            )
+        )

@@ -28,6 +28,13 @@ P = 3
 RULES = ("two-phase", "continual")
 
 
+def _build(params, sizes, timed, *, dt_ms, **structure):  # noqa: ANN001, ANN003, ANN202
+    """One build of the registered circuit with the structure's fields as keywords."""
+    return hp.CIRCUIT.build(
+        hp.HopfieldStructure(sizes=sizes, **structure), params, timed, dt_ms=dt_ms
+    )
+
+
 def _examples(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 1, (P, SIZES[0])), rng.uniform(0, 1, (P, SIZES[-1]))
@@ -45,7 +52,7 @@ def _sim(reciprocal: str | None) -> Simulation:
     kwargs = {} if reciprocal is None else {"reciprocal": reciprocal}
 
     def builder(tv):
-        return hp.build(
+        return _build(
             hp.HopfieldParams(), SIZES, tv, dt_ms=DT, plasticity=RULES, example_ms=example_ms,
             record={"layer1": ("s",), "layer2": ("s",)}, weight_record_dt_ms=DT,
             timed_dt_ms=timed_dt, **kwargs,
@@ -88,7 +95,7 @@ def test_default_is_tied_and_refuses_unknown_reciprocal_modes() -> None:
     assert hp.back_eta_values(SIZES, two_phase=0.1) == {"W2.eta_back": 0.1}
     timed, timed_dt, _ = _timed()
     with pytest.raises(ValueError, match="reciprocal"):
-        hp.build(hp.HopfieldParams(), SIZES, timed, dt_ms=DT, reciprocal="half")
+        _build(hp.HopfieldParams(), SIZES, timed, dt_ms=DT, reciprocal="half")
     with pytest.raises(ValueError, match="shape"):
         hp.weight_values({"W2_back": np.zeros((5, 3))}, SIZES, "untied")
 

@@ -21,6 +21,7 @@ from circuits import hopfield as hp
 from models import equilibrium_propagation as ep
 from neurosim.engine import CircuitBuild, Simulation
 from neurosim.errors import NeurosimError
+from neurosim.schedule import execution_order
 
 SIZES = [10, 8, 4]
 DT = 0.2  # ms; τ = 1 ms, so the twin's dt is 0.2 too
@@ -33,6 +34,15 @@ SPIKE_DURATION = 200.0
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _build(params, sizes, timed, *, dt_ms, **structure):  # noqa: ANN001, ANN003, ANN202
+    """One build of the registered circuit with the structure's fields as keywords."""
+    return hp.CIRCUIT.build(
+        hp.HopfieldStructure(sizes=sizes, **structure), params, timed, dt_ms=dt_ms
+    )
+
+
 def _examples(seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 1, (P, SIZES[0])), rng.uniform(0, 1, (P, SIZES[-1]))
@@ -93,7 +103,7 @@ def sim() -> tuple[Simulation, dict[str, CircuitBuild]]:
     timed, timed_dt, example_ms = _layout(*_examples(0), 0.5)
 
     def builder(tv: Mapping[str, np.ndarray]) -> CircuitBuild:
-        captured["build"] = hp.build(
+        captured["build"] = _build(
             hp.HopfieldParams(),
             SIZES,
             tv,
@@ -125,7 +135,7 @@ def spike_sim() -> tuple[Simulation, dict[str, CircuitBuild]]:
     x = np.full((1, SIZES[0]), 0.5)
 
     def builder(tv: Mapping[str, np.ndarray]) -> CircuitBuild:
-        captured["build"] = hp.build(
+        captured["build"] = _build(
             hp.HopfieldParams(),
             SIZES,
             tv,
@@ -199,25 +209,25 @@ def test_invalid_arguments_are_refused() -> None:
     tv = hp.timed_values(np.zeros((1, 10)), 4)
     params = hp.HopfieldParams()
     with pytest.raises(ValueError, match="readout"):
-        hp.build(params, SIZES, tv, dt_ms=DT, readout="bursts")
+        _build(params, SIZES, tv, dt_ms=DT, readout="bursts")
     with pytest.raises(ValueError, match="spiking"):
-        hp.build(params, SIZES, tv, dt_ms=DT, p_fail=0.5)
+        _build(params, SIZES, tv, dt_ms=DT, p_fail=0.5)
     with pytest.raises(ValueError, match="example_ms"):
-        hp.build(params, SIZES, {**tv, "latch": np.zeros(1)}, dt_ms=DT, plasticity=["two-phase"])
+        _build(params, SIZES, {**tv, "latch": np.zeros(1)}, dt_ms=DT, plasticity=["two-phase"])
     with pytest.raises(ValueError, match="plasticity rules"):
-        hp.build(params, SIZES, tv, dt_ms=DT, plasticity=["hebb"])
+        _build(params, SIZES, tv, dt_ms=DT, plasticity=["hebb"])
     with pytest.raises(ValueError, match="continual"):
-        hp.build(params, SIZES, tv, dt_ms=DT, measure=True)
+        _build(params, SIZES, tv, dt_ms=DT, measure=True)
     with pytest.raises(ValueError, match="missing the TimedArray input 'plastic'"):
-        hp.build(params, SIZES, tv, dt_ms=DT, plasticity=["continual"])
+        _build(params, SIZES, tv, dt_ms=DT, plasticity=["continual"])
     with pytest.raises(ValueError, match="unknown TimedArray"):
-        hp.build(params, SIZES, {**tv, "plastic": np.zeros(1)}, dt_ms=DT)
+        _build(params, SIZES, {**tv, "plastic": np.zeros(1)}, dt_ms=DT)
     with pytest.raises(ValueError, match="inputs"):
-        hp.build(params, [9, 8, 4], tv, dt_ms=DT)
+        _build(params, [9, 8, 4], tv, dt_ms=DT)
     with pytest.raises(ValueError, match="multiple of dt"):
-        hp.build(params, SIZES, {**tv, "restart": np.zeros(1)}, dt_ms=DT, example_ms=1.1)
+        _build(params, SIZES, {**tv, "restart": np.zeros(1)}, dt_ms=DT, example_ms=1.1)
     with pytest.raises(ValueError, match="sizes"):
-        hp.build(params, [10], tv, dt_ms=DT)
+        _build(params, [10], tv, dt_ms=DT)
 
 
 # ------------------------------------------------------------------------------ settling
@@ -288,7 +298,7 @@ def test_every_step_is_the_twins_projected_euler_step(settled) -> None:
 # ------------------------------------------------------------------------------ schedule
 def test_schedule_orders_events_rates_sums_dynamics_synapses_neurons(sim) -> None:
     _, captured = sim
-    table = hp.schedule(captured["build"])
+    table = execution_order(captured["build"].objects)
     position: dict[str, list[int]] = {}
     for index, (kind, _name, _when, _order) in enumerate(table):
         position.setdefault(kind, []).append(index)
@@ -455,7 +465,7 @@ def test_input_drive_summed_once_per_example_changes_nothing() -> None:
         def builder(
             tvs: Mapping[str, np.ndarray], inputs_dt: float = inputs_dt, captured: dict = captured
         ) -> CircuitBuild:
-            captured["build"] = hp.build(
+            captured["build"] = _build(
                 hp.HopfieldParams(), SIZES, tvs, dt_ms=DT, plasticity=("two-phase",),
                 example_ms=example_ms, record={"layer1": ("s",), "layer2": ("s",)},
                 timed_dt_ms={**timed_dt, "inputs": inputs_dt},
@@ -559,3 +569,116 @@ def test_release_failure_one_silences_transmission(spike_sim) -> None:
     assert np.all(result.monitors["layer1"]["up"] == 0.0)
     assert np.all(result.monitors["layer1"]["down"] == 0.0)
     assert np.all(result.monitors["layer2"]["up"] == 0.0)
+
+
+# ------------------------------------------------------------------------------ the interface
+def test_registry_hands_out_the_circuit_and_refuses_a_bad_one() -> None:
+    """The registered ``hopfield`` is the module's circuit object; a circuit that breaks the
+    interface (a mutable parameter record, a missing builder) is refused in one sentence."""
+    from dataclasses import dataclass
+
+    from neurosim import registry
+    from neurosim.circuit import Circuit
+    from neurosim.registry import register_circuit
+
+    assert registry.circuit("hopfield") is hp.CIRCUIT
+    assert hp.CIRCUIT.slot("summed") == ("start", -10)
+
+    @dataclass
+    class Loose:
+        tau: float = 1.0
+
+    class MutableParams(hp.HopfieldCircuit):
+        name = "test-mutable-params"
+        Params = Loose
+
+    with pytest.raises(NeurosimError, match="Params must be a frozen dataclass"):
+        register_circuit(MutableParams())
+
+    class NoBuild(Circuit):
+        name = "test-no-build"
+        summary = "no builder"
+        Params = hp.HopfieldParams
+        Structure = hp.HopfieldStructure
+
+    with pytest.raises(NeurosimError, match="does not implement build"):
+        register_circuit(NoBuild())
+    assert "test-mutable-params" not in registry.CIRCUITS
+
+
+def test_cost_grows_with_the_structure_and_counts_recordings() -> None:
+    small = hp.CIRCUIT.cost(hp.HopfieldStructure(sizes=(64, 100, 10)))
+    assert (small.neurons, small.synapses) == (174, 64 * 100 + 100 * 10)
+    wide = hp.HopfieldStructure(sizes=(64, 1_000_000, 10), record={"layer1": ("s",)})
+    recorded = hp.CIRCUIT.cost(
+        hp.HopfieldStructure(
+            sizes=(64, 1_000_000, 10), record={"layer1": ("s",)}, example_ms=12.0,
+            record_dt_ms=2.0, examples=360,
+        )
+    )  # fmt: skip
+    assert hp.CIRCUIT.cost(wide).synapses == 74_000_000
+    assert recorded.recorded == 6 * 360 * 1_000_000  # 6 rows per example, every hidden cell
+    assert recorded.bytes > 20 * 2**30 > hp.CIRCUIT.cost(wide).bytes > 2**30 > small.bytes
+
+
+# ------------------------------------------------------------------------------ neuron hook
+def _tiny_sim(circuit: hp.HopfieldCircuit, label: str) -> Simulation:
+    sizes, dt = (6, 5, 3), 0.5
+    x = np.random.default_rng(0).uniform(0, 1, (2, 6))
+    d = np.eye(3)[[0, 2]]
+    timed, timed_dt, example_ms = hp.example_timed(
+        x, d, 0.5, free_ms=10.0, nudged_ms=2.0, dt_ms=dt, phases=2,
+        names=hp.timed_names(("two-phase",), 1.0),
+    )  # fmt: skip
+    structure = hp.HopfieldStructure(
+        sizes=sizes, plasticity=("two-phase",), example_ms=example_ms, timed_dt_ms=timed_dt,
+        record={"layer1": ("s",), "layer2": ("s", "rdot")}, examples=2,
+    )  # fmt: skip
+    return Simulation(
+        circuit.builder(structure, hp.HopfieldParams(), dt), device="cpp_standalone",
+        duration_ms=hp.duration_ms(2, example_ms, dt), dt_ms=dt, initial_timed=timed,
+        label=label,
+    )  # fmt: skip
+
+
+def test_a_user_neuron_with_the_default_rate_and_step_is_the_circuit() -> None:
+    """A subclass that writes the default neuron out itself generates the same code (its build
+    is the base circuit's: no second compilation) and runs to the same numbers; a sigmoid
+    neuron builds its own equations."""
+
+    class Written(hp.HopfieldCircuit):
+        name = "test-written-neuron"
+        neuron = hp.Neuron(
+            rate="clip({s}, 0, 1)",
+            settled="{s}",
+            step="clip(s + (dt/tau)*(-s + {drive}){noise}, 0, 1)",
+        )
+
+    w = _np(ep.init_weights((6, 5, 3), seed=1))
+    values = {
+        **hp.weight_values(w, (6, 5, 3)),
+        **hp.eta_values((6, 5, 3), two_phase=0.1),
+    }
+    base = _tiny_sim(hp.CIRCUIT, "test-neuron-hook")
+    expected = base.run(values=values, seed=1, read=hp.state_keys((6, 5, 3)))
+    written = _tiny_sim(Written(), "test-neuron-hook")
+    assert written.compilations == 0 and written.build_dir == base.build_dir
+    got = written.run(values=values, seed=1, read=hp.state_keys((6, 5, 3)))
+    for key, value in expected.state.items():
+        np.testing.assert_array_equal(got.state[key], value)
+
+    class Sigmoid(hp.HopfieldCircuit):
+        name = "test-sigmoid-neuron"
+        neuron = hp.Neuron(
+            rate="1/(1 + exp(-4*({s} - 0.5)))",
+            settled="1/(1 + exp(-4*({s} - 0.5)))",
+            step="s + (dt/tau)*(-s + 4*r*(1 - r)*({drive})){noise}",
+        )
+
+    x = np.zeros((1, 6))
+    timed = hp.timed_values(x, 3)
+    build = Sigmoid().build(hp.HopfieldStructure(sizes=(6, 5, 3)), hp.HopfieldParams(), timed,
+                            dt_ms=0.5)  # fmt: skip
+    runners = {o.name: o for g in build.objects for o in getattr(g, "contained_objects", [])}
+    assert runners["layer1_rate"].abstract_code.strip() == "r = 1/(1 + exp(-4*(s - 0.5)))"
+    assert "4*r*(1 - r)" in runners["layer2_dynamics"].abstract_code

@@ -59,7 +59,7 @@ def with_preset(raw: Mapping[str, Any]) -> dict[str, Any]:
     run = validate_table(RunConfig, raw.get("run", {}), "run")
     assert isinstance(run, RunConfig)
     proto: Protocol = lookup(PROTOCOLS, "protocol", run.protocol).target()
-    name = run.preset or proto.default_preset(run)
+    name = run.preset or proto.preset_for(run, raw)
     if name is None:
         return dict(raw)
     tables = presets.load(proto, name)

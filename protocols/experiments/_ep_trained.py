@@ -3,11 +3,12 @@ digits task, the compiled Hopfield circuit for P examples per run, online EP tra
 evaluation in chunks of P examples, and a per-``predict`` cache of trained circuits
 (``ExperimentSettings.shared``).
 
-Every run is a compiled :class:`neurosim.engine.Simulation` of :mod:`circuits.hopfield` (one
-build per structure; weights, learning rates, release failure and inputs are run-time values), so
-all numbers come from the Brian2 circuit. Examples follow :func:`circuits.hopfield.example_timed`:
-restart at 0, free phase (β = 0), nudged phase (β > 0); the read-out is argmax ρ(s_N) at the end of
-the free phase.
+Every run is a compiled :class:`neurosim.engine.Simulation` of the registered ``hopfield`` circuit
+(one build per structure; weights, learning rates, release failure and inputs are run-time values),
+so all numbers come from the Brian2 circuit. Training and evaluation are the equilibrium-propagation
+protocol's own (:mod:`protocols.equilibrium_propagation.training`, two-phase variant): restart at
+0, free phase (β = 0), nudged phase (β > 0); the read-out is argmax ρ(s_N) at the end of the free
+phase.
 """
 
 from __future__ import annotations
@@ -18,49 +19,77 @@ from typing import Any
 
 import numpy as np
 
-from circuits import hopfield as hp
 from models import equilibrium_propagation as ep
 from neurosim import datasets as ds
+from neurosim import registry
 from neurosim.engine import RunResult, Simulation
 from neurosim.experiment import ExperimentSettings
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.seeding import run_seed
+from protocols.equilibrium_propagation import training
+from protocols.equilibrium_propagation.config import one_hot
+from protocols.equilibrium_propagation.layout import Plan, timed_layout
+from protocols.equilibrium_propagation.simulation import rule_values as ep_rule_values
+from protocols.equilibrium_propagation.simulation import simulation as ep_simulation
+from protocols.equilibrium_propagation.simulation import static_values as ep_static_values
 
 #: ms per step (ε = dt/τ = 0.5, the paper's step; DESIGN.md §4.3)
 DT_MS = 0.5
 
 
 @dataclass(frozen=True)
-class EPSetup:
-    """One circuit structure and its training settings (the structure is compiled once).
-
-    ``sizes``: layer sizes; ``free_steps``/``nudged_steps``: phase lengths (steps of ``DT_MS``);
-    ``beta``: nudging strength; ``lr``: two-phase learning rates per layer (forward weights and
-    biases); ``lr_back``: the backward weights' rates of an untied circuit (default: ``lr``; 0:
-    frozen); ``readout``/``reciprocal``: as :func:`circuits.hopfield.build`; ``rules``: compiled
-    rules; ``P``: examples per compiled run; ``w_scale``: Glorot × this at the start.
-    """
+class EPSetup(Plan):
+    """One circuit structure and its training settings (the structure is compiled once): the
+    protocol's :class:`~protocols.equilibrium_propagation.layout.Plan` of the two-phase variant
+    (``rates`` of the two-phase rule per layer, ``back_rates`` of an untied circuit's backward
+    weights, default ``rates``, 0: frozen; ``rules`` compiled, default two-phase; steps of
+    ``DT_MS``) with the experiments' default sizes and the initial weights' scale ``w_scale``
+    (Glorot × this)."""
 
     sizes: tuple[int, ...] = (64, 50, 10)
-    free_steps: int = 20
-    nudged_steps: int = 4
-    beta: float = 0.5
-    lr: tuple[float, ...] = (0.1, 0.05)
-    lr_back: tuple[float, ...] | None = None
-    readout: str = "rate"
-    reciprocal: str = "tied"
-    rules: tuple[str, ...] = ("two-phase",)
-    P: int = 50
     w_scale: float = 1.0
 
     @property
     def example_ms(self) -> float:
-        return (self.free_steps + self.nudged_steps) * DT_MS
+        return self.example_steps * self.dt_ms
 
     @property
     def phase_unit(self) -> int:
         """The TimedArray row of the phase signals, in steps (gcd of the phase lengths)."""
-        return int(np.gcd(self.free_steps, self.nudged_steps))
+        return self.unit_steps
+
+    @property
+    def plan(self) -> Plan:
+        """The setup as the protocol's training plan."""
+        return self
+
+
+def weight_values(setup: EPSetup, weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Named weights -> run values of ``setup``'s circuit (its reciprocal mode)."""
+    return hopfield().weight_values(_structure(setup), weights)
+
+
+def weights_from_state(setup: EPSetup, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Run values -> named weights of ``setup``'s circuit."""
+    return hopfield().weights_from_state(_structure(setup), state)
+
+
+def state_keys(setup: EPSetup) -> tuple[str, ...]:
+    """The state carried from run to run by ``setup``'s circuit."""
+    return hopfield().state_keys(_structure(setup))
+
+
+def _structure(setup: EPSetup) -> Any:
+    return hopfield().Structure(
+        sizes=setup.sizes, readout=setup.readout, reciprocal=setup.reciprocal
+    )
+
+
+def hopfield() -> Any:
+    """The registered ``hopfield`` circuit."""
+    import circuits  # noqa: F401  (registers the circuits)
+
+    return registry.circuit("hopfield")
 
 
 def digits_task(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
@@ -74,17 +103,11 @@ def digits_task(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
     return {
         "x_train": data.x_train[idx],
         "labels_train": lab_tr,
-        "d_train": _one_hot(lab_tr),
+        "d_train": one_hot(lab_tr, 10),
         "x_test": data.x_test[:n_test],
         "labels_test": lab_te,
-        "d_test": _one_hot(lab_te),
+        "d_test": one_hot(lab_te, 10),
     }
-
-
-def _one_hot(labels: np.ndarray, n: int = 10) -> np.ndarray:
-    d = np.zeros((len(labels), n))
-    d[np.arange(len(labels)), np.asarray(labels, dtype=int)] = 1.0
-    return d
 
 
 def initial_weights(setup: EPSetup, seed: int) -> dict[str, np.ndarray]:
@@ -102,11 +125,7 @@ def layout(
     setup: EPSetup, x: np.ndarray, d: np.ndarray, betas: np.ndarray
 ) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
     """The TimedArray values of P examples (two phases each) for ``setup``'s build."""
-    names = hp.timed_names(setup.rules, example_ms=setup.example_ms)
-    return hp.example_timed(
-        x, d, betas, free_ms=setup.free_steps * DT_MS, nudged_ms=setup.nudged_steps * DT_MS,
-        dt_ms=DT_MS, phases=2, names=names,
-    )  # fmt: skip
+    return timed_layout(hopfield(), setup.plan, x, d, betas)
 
 
 def simulation(
@@ -123,106 +142,41 @@ def simulation(
     (default: s of the output layer) every ``record_steps`` (default: a phase unit);
     ``weight_record_steps``: also the weights that often; ``p_fail``: compiled default only
     (the run-time value is given per run, :func:`static_values`)."""
-    P = setup.P
-    timed, timed_dt, example_ms = layout(
-        setup, np.zeros((P, setup.sizes[0])), np.zeros((P, setup.sizes[-1])), np.zeros(P)
-    )
     n = len(setup.sizes) - 1
-    rec = {f"layer{n}": ("s",)} if record is None else dict(record)
-    rec_steps = record_steps or setup.phase_unit
-
-    def builder(tv: Mapping[str, np.ndarray]) -> Any:
-        return hp.build(
-            hp.HopfieldParams(), setup.sizes, tv, dt_ms=DT_MS, readout=setup.readout,
-            p_fail=p_fail, plasticity=setup.rules, example_ms=example_ms,
-            reciprocal=setup.reciprocal, record=rec, record_dt_ms=rec_steps * DT_MS,
-            weight_record_dt_ms=(
-                weight_record_steps * DT_MS if weight_record_steps is not None else None
-            ),
-            timed_dt_ms=timed_dt,
-        )  # fmt: skip
-
-    return Simulation(
-        builder,
-        device=device,
-        duration_ms=hp.duration_ms(P, example_ms, DT_MS),
-        dt_ms=DT_MS,
-        initial_timed=timed,
+    circuit = hopfield()
+    return ep_simulation(
+        circuit, setup.plan, circuit.Params(), device, n_examples=setup.P,
+        record={f"layer{n}": ("s",)} if record is None else dict(record),
+        record_steps=record_steps or setup.phase_unit,
+        weight_record_steps=weight_record_steps, p_fail=p_fail,
         label=f"{label}-{setup.readout}-{setup.reciprocal}",
-    )
+    )  # fmt: skip
 
 
 def rule_values(setup: EPSetup, scale: float = 1.0) -> dict[str, float]:
     """The two-phase learning rates (× ``scale``; the backward ones of an untied circuit too) and,
     if compiled, the continual rule switched off."""
-    lr = [v * scale for v in setup.lr]
-    out: dict[str, float] = {}
-    if "two-phase" in setup.rules:
-        out.update(hp.eta_values(setup.sizes, two_phase=lr))
-        if setup.reciprocal == "untied":
-            back = setup.lr if setup.lr_back is None else setup.lr_back
-            out.update(hp.back_eta_values(setup.sizes, two_phase=[v * scale for v in back]))
-    if "continual" in setup.rules:
-        out.update(hp.eta_values(setup.sizes, continual=0.0))
-        for k in range(1, len(setup.sizes)):
-            out[f"W{k}.centred"] = 0.0
-        if setup.reciprocal == "untied":
-            out.update(hp.back_eta_values(setup.sizes, continual=0.0))
-    return out
+    return ep_rule_values(hopfield(), setup.plan, scale)
 
 
 def static_values(setup: EPSetup, p_fail: float) -> dict[str, float]:
     """Release failure of every projection (spiking read-out only)."""
-    return hp.p_fail_values(setup.sizes, p_fail) if setup.readout == "spiking" else {}
+    return ep_static_values(hopfield(), setup.plan, p_fail)
 
 
 def run_chunks(
-    sim: Simulation,
-    setup: EPSetup,
-    values: Mapping[str, Any],
-    x: np.ndarray,
-    d: np.ndarray,
-    *,
-    learn: bool,
-    seed: int,
-    on_result: Callable[[int, RunResult], None] | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Run ``x`` through the circuit, P examples per run (a shorter last chunk is padded with
-    examples at β = 0). ``learn``: nudge at β and carry the weights from run to run; otherwise
-    β = 0 and learning rates 0. Returns the carried values and the output rates ρ(s_N) at the end
-    of every example's free phase; ``on_result(chunk, result)`` sees every run."""
-    P, N = setup.P, len(setup.sizes) - 1
-    keys = hp.state_keys(setup.sizes, readout=setup.readout, reciprocal=setup.reciprocal)
-    unit = setup.phase_unit
-    e_steps = setup.free_steps + setup.nudged_steps
-    free_idx = (np.arange(P) * e_steps + setup.free_steps) // unit
-    run_values = dict(values)
-    if not learn:
-        run_values.update(rule_values(setup, 0.0))
-    outs = []
-    for c, start in enumerate(range(0, len(x), P)):
-        xs, dss = x[start : start + P], d[start : start + P]
-        n = len(xs)
-        xp = np.concatenate([xs, np.repeat(xs[-1:], P - n, axis=0)])
-        dp = np.concatenate([dss, np.repeat(dss[-1:], P - n, axis=0)])
-        betas = np.zeros(P)
-        if learn:
-            betas[:n] = setup.beta
-        tv, _, _ = layout(setup, xp, dp, betas)
-        result = sim.run(values=run_values, timed=tv, seed=run_seed(seed, c), read=keys)
-        if on_result is not None:
-            on_result(c, result)
-        if learn:
-            run_values.update(result.state)
-        s_out = result.monitors[f"layer{N}"]["s"][free_idx[:n]]
-        outs.append(np.clip(s_out, 0.0, 1.0))
-    carried = {**values, **{k: run_values[k] for k in keys if k in run_values}}
-    return carried, np.concatenate(outs)
+    sim: Simulation, setup: EPSetup, values: Mapping[str, Any], x: np.ndarray, d: np.ndarray,
+    **options: Any,
+) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
+    """Run ``x`` through the circuit, P examples per run: the protocol's
+    :func:`~protocols.equilibrium_propagation.training.run_chunks` (``learn``, ``seed``,
+    ``on_result``); returns the carried values and the output rates ρ(s_N) at the end of every
+    example's free phase."""
+    done = training.run_chunks(sim, hopfield(), setup.plan, values, x, d, **options)
+    return done.values, done.outputs
 
 
-def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Share of examples whose most active output cell is the label's."""
-    return float(np.mean(np.argmax(outputs, axis=1) == labels))
+accuracy = training.accuracy
 
 
 def train(
@@ -238,16 +192,14 @@ def train(
     first_epoch: int = 0,
 ) -> dict[str, Any]:
     """Online EP (batch 1) for ``epochs`` passes over ``x`` in a seeded order, the rates ×
-    lr_decay per epoch (counted from ``first_epoch``, to continue a training); returns the
-    carried run values (weights, biases, states)."""
-    rng = np.random.default_rng(run_seed(seed, 63, first_epoch))
-    for epoch in range(first_epoch, first_epoch + epochs):
-        values = {**values, **rule_values(setup, lr_decay**epoch)}
-        perm = rng.permutation(len(x))
-        values, _ = run_chunks(
-            sim, setup, values, x[perm], d[perm], learn=True, seed=run_seed(seed, 64, epoch)
-        )
-    return values
+    lr_decay per epoch (counted from ``first_epoch``, to continue a training): the protocol's
+    :func:`~protocols.equilibrium_propagation.training.train`. Returns the carried run values
+    (weights, biases, states)."""
+    return training.train(
+        sim, hopfield(), setup.plan, values, x, d, epochs=epochs,
+        rng=np.random.default_rng(run_seed(seed, 63, first_epoch)), lr_decay=lr_decay,
+        epoch_seed=lambda epoch: run_seed(seed, 64, epoch), first_epoch=first_epoch,
+    )  # fmt: skip
 
 
 def mean_field(values: Mapping[str, Any], setup: EPSetup, p_fail: float) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits import hopfield as hp
+from neurosim.connectivity import w_to_matrix
 from neurosim.engine import RunResult
 from neurosim.experiment import (
     ExperimentSettings,
@@ -41,6 +41,7 @@ from neurosim.experiment import (
     VirtualExperiment,
     register_experiment,
 )
+from neurosim.parameters.hopfield import HopfieldParams
 from neurosim.recording import SegmentRecord
 from neurosim.seeding import run_seed
 from protocols.experiments import _ep_trained as et
@@ -48,7 +49,7 @@ from protocols.experiments import _ep_trained as et
 FREE, NUDGED = "free phase", "nudged phase"
 #: phases of 40 ms each (80 steps); rates are estimated in the last WINDOW_STEPS of each
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=80, nudged_steps=80, beta=1.0, lr=(0.05, 0.025),
+    sizes=(64, 50, 10), free_steps=80, nudged_steps=80, beta=1.0, rates=(0.05, 0.025),
     readout="spiking", rules=("two-phase", "continual"), P=50,
 )  # fmt: skip
 WINDOW_STEPS = 40
@@ -129,7 +130,7 @@ class ErrorInDsDt(VirtualExperiment):
     figure: ClassVar[str] = "scatter"
     x_label: ClassVar[str] = "presynaptic rate × change of postsynaptic rate (nudged phase)"
     y_label: ClassVar[str] = "weight change / learning rate"
-    circuit: ClassVar[str] = hp.NAME
+    circuit: ClassVar[str] = "hopfield"
     readout: ClassVar[str] = "spiking"
 
     def run_seed(
@@ -151,17 +152,17 @@ class ErrorInDsDt(VirtualExperiment):
         F = SETUP.free_steps * dt
         win = WINDOW_STEPS * dt
         starts = np.arange(SETUP.P) * T
-        scale = hp.HopfieldParams().rate_scale_hz
-        etas = {"W1": SETUP.lr[0], "W2": SETUP.lr[1]}
+        scale = HopfieldParams().rate_scale_hz
+        etas = {"W1": SETUP.rates[0], "W2": SETUP.rates[1]}
         c_etas = {"W1": CONTINUAL_LR[0], "W2": CONTINUAL_LR[1]}
         base = {
-            **hp.weight_values(et.initial_weights(SETUP, seed), sizes),
+            **et.weight_values(SETUP, et.initial_weights(SETUP, seed)),
             **et.static_values(SETUP, 0.0),
         }
         off = et.rule_values(SETUP, 0.0)  # both rules off, centred 0
-        continual = {**off, **hp.eta_values(sizes, continual=list(CONTINUAL_LR))}
-        two_phase = {**off, **hp.eta_values(sizes, two_phase=list(SETUP.lr))}
-        keys = hp.state_keys(sizes, readout="spiking")
+        continual = {**off, **et.hopfield().eta_values(sizes, continual=list(CONTINUAL_LR))}
+        two_phase = {**off, **et.hopfield().eta_values(sizes, two_phase=list(SETUP.rates))}
+        keys = et.state_keys(SETUP)
         acc: dict[str, Any] = {
             "dw": {p: 0.0 for p in etas},
             "x": {p: 0.0 for p in etas},
@@ -241,7 +242,7 @@ class ErrorInDsDt(VirtualExperiment):
             w = ra.monitors[p]["w"]
             rows = np.arange(SETUP.P) * per_example + first
             dw = (w[rows + SETUP.nudged_steps // SETUP.phase_unit] - w[rows]).sum(axis=0)
-            acc["dw"][p] = acc["dw"][p] + hp.w_to_matrix(dw, sizes[k], sizes[k - 1])
+            acc["dw"][p] = acc["dw"][p] + w_to_matrix(dw, sizes[k], sizes[k - 1])
             d_post = nudged_end[k] - free_end[k]  # (examples, post)
             acc["x"][p] = acc["x"][p] + d_post.T @ nudged_all[k - 1]
             # the exact ∫ ρ_pre dρ_post over the nudged steps, from the internal rates

@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits import hopfield as hp
 from neurosim.experiment import (
     ExperimentSettings,
     SeedOutcome,
@@ -53,7 +52,7 @@ from protocols.experiments import _ep_trained as et
 EP, FA = "EP (plastic backward synapses)", "feedback alignment (fixed backward synapses)"
 #: the untied circuit (rate read-out; the EP protocol's one-hidden-layer phases and rates)
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=20, nudged_steps=4, beta=0.5, lr=(0.1, 0.05),
+    sizes=(64, 50, 10), free_steps=20, nudged_steps=4, beta=0.5, rates=(0.1, 0.05),
     reciprocal="untied", P=50,
 )  # fmt: skip
 DEFAULT = {"n_train": 500, "n_test": 360, "epochs": 10}
@@ -66,7 +65,7 @@ RECORDED_PAIRS = 20
 def reciprocal_correlation(values: dict[str, Any], sizes: tuple[int, ...]) -> float:
     """Pearson correlation over hidden–output pairs of the forward weight (hidden j → output i)
     and the backward weight of the same pair (output i → hidden j)."""
-    w = hp.weights_from_state(values, sizes, "untied")
+    w = et.weights_from_state(replace(SETUP, sizes=tuple(sizes)), values)
     return float(np.corrcoef(w["W2"].ravel(), w["W2_back"].ravel())[0, 1])
 
 
@@ -111,7 +110,7 @@ class ReciprocalSymmetry(VirtualExperiment):
     effect_units: ClassVar[str] = "Pearson r"
     expected_sign: ClassVar[int] = 1
     figure: ClassVar[str] = "conditions"
-    circuit: ClassVar[str] = hp.NAME
+    circuit: ClassVar[str] = "hopfield"
     readout: ClassVar[str] = "rate"
 
     def run_seed(
@@ -123,7 +122,7 @@ class ReciprocalSymmetry(VirtualExperiment):
         say = progress or (lambda msg: None)
         size = QUICK if settings.quick else DEFAULT
         task = et.digits_task(seed, size["n_train"], size["n_test"])
-        w0 = hp.weight_values(et.initial_weights(SETUP, seed), SETUP.sizes, "untied")
+        w0 = et.weight_values(SETUP, et.initial_weights(SETUP, seed))
         n_pairs = SETUP.sizes[1] * SETUP.sizes[2]
         idx = np.random.default_rng(run_seed(seed, 80)).choice(
             n_pairs, RECORDED_PAIRS, replace=False
@@ -135,8 +134,8 @@ class ReciprocalSymmetry(VirtualExperiment):
         recordings: dict[str, list[SegmentRecord]] = {}
         extra: dict[str, float] = {"initial_correlation": reciprocal_correlation(w0, SETUP.sizes)}
         epoch_s = size["n_train"] * SETUP.example_ms / 1000.0
-        for cond, lr_back in ((EP, SETUP.lr), (FA, (0.0,) * len(SETUP.lr))):
-            setup = replace(SETUP, lr_back=tuple(lr_back))
+        for cond, lr_back in ((EP, SETUP.rates), (FA, (0.0,) * len(SETUP.rates))):
+            setup = replace(SETUP, back_rates=tuple(lr_back))
             say(f"seed {seed}: training, {cond}")
             values: dict[str, Any] = dict(w0)
             corr = [reciprocal_correlation(values, SETUP.sizes)]
@@ -159,8 +158,8 @@ class ReciprocalSymmetry(VirtualExperiment):
             )  # fmt: skip
             short = "EP" if cond == EP else "FA"
             extra[f"test_accuracy[{short}]"] = et.accuracy(out, task["labels_test"])
-            w_end = hp.weights_from_state(values, SETUP.sizes, "untied")
-            w_start = hp.weights_from_state(w0, SETUP.sizes, "untied")
+            w_end = et.weights_from_state(SETUP, values)
+            w_start = et.weights_from_state(SETUP, w0)
             diff = w_end["W2"] - w_end["W2_back"]
             extra[f"asymmetry[{short}]"] = float(
                 np.linalg.norm(diff) / np.linalg.norm(w_end["W2"] + w_end["W2_back"])

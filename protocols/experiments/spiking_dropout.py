@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits import hopfield as hp
 from neurosim.experiment import (
     ExperimentSettings,
     SeedOutcome,
@@ -43,7 +42,7 @@ from protocols.experiments import _ep_trained as et
 P_FAILS = (0.0, 0.25, 0.5)
 #: the circuit and its training (shared by all four conditions)
 SETUP = et.EPSetup(
-    sizes=(64, 50, 10), free_steps=40, nudged_steps=20, beta=1.0, lr=(0.05, 0.025), P=50
+    sizes=(64, 50, 10), free_steps=40, nudged_steps=20, beta=1.0, rates=(0.05, 0.025), P=50
 )
 #: default and quick sizes of the run: training examples, test examples, epochs
 DEFAULT = {"n_train": 300, "n_test": 360, "epochs": 10}
@@ -98,7 +97,7 @@ class SpikingDropout(VirtualExperiment):
     figure: ClassVar[str] = "dose-response"
     x_label: ClassVar[str] = "release-failure probability p_fail"
     y_label: ClassVar[str] = "generalisation gap (train − test accuracy)"
-    circuit: ClassVar[str] = hp.NAME
+    circuit: ClassVar[str] = "hopfield"
     readout: ClassVar[str] = "spiking"
 
     def run_seed(
@@ -112,7 +111,7 @@ class SpikingDropout(VirtualExperiment):
         task = et.digits_task(seed, size["n_train"], size["n_test"])
         rate_setup = replace(SETUP, readout="rate")
         spike_setup = replace(SETUP, readout="spiking")
-        w0 = hp.weight_values(et.initial_weights(SETUP, seed), SETUP.sizes)
+        w0 = et.weight_values(SETUP, et.initial_weights(SETUP, seed))
         started = time.perf_counter()
         trained: dict[str, dict[str, Any]] = {}
         arms = [("rate", 0.0)] + [("spiking", p) for p in P_FAILS]

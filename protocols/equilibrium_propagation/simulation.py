@@ -1,0 +1,155 @@
+"""The compiled builds of a training :class:`~protocols.equilibrium_propagation.layout.Plan` and
+their run-time values (learning rates, release failure, noise), and the bookkeeping of the builds
+one protocol run made."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurosim.engine import Simulation
+from protocols.equilibrium_propagation.layout import Plan, timed_layout
+
+
+@dataclass
+class Builds:
+    """The simulations one protocol run built and how many runs they made."""
+
+    sims: list[Simulation] = field(default_factory=list)
+    runs: int = 0
+
+    def add(self, sim: Simulation) -> Simulation:
+        self.sims.append(sim)
+        return sim
+
+    def count(self, _chunk: int = 0, _result: Any = None) -> None:
+        """One more simulation run (usable as an ``on_result`` callback)."""
+        self.runs += 1
+
+    def metrics(self) -> dict[str, Any]:
+        """Compilations, their time and build folders per label, and the number of runs."""
+        return {
+            "compilations": sum(s.compilations for s in self.sims),
+            "compile_seconds": sum(s.compile_seconds for s in self.sims),
+            "builds": {
+                s.label: {
+                    "compilations": s.compilations,
+                    "compile_seconds": s.compile_seconds,
+                    "build_dir": str(s.build_dir) if s.build_dir else None,
+                }
+                for s in self.sims
+            },
+            "simulation_runs": self.runs,
+        }
+
+
+def simulation(
+    circuit: Any,
+    plan: Plan,
+    params: Any,
+    device: str,
+    *,
+    n_examples: int,
+    record: Mapping[str, Sequence[str]],
+    record_steps: int,
+    label: str,
+    weight_record_steps: int | None = None,
+    p_fail: float = 0.0,
+    cuda_seed: int | None = None,
+) -> Simulation:
+    """The build of ``plan`` for ``n_examples`` examples per run, recording ``record`` every
+    ``record_steps`` steps (and the weights every ``weight_record_steps``); ``p_fail``: the
+    compiled default of release failure (the run-time value is :func:`static_values`'s)."""
+    dt = plan.dt_ms
+    zeros = np.zeros(n_examples)
+    timed, timed_dt, example_ms = timed_layout(
+        circuit, plan, np.zeros((n_examples, plan.sizes[0])),
+        np.zeros((n_examples, plan.sizes[-1])), zeros,
+    )  # fmt: skip
+    structure = circuit.Structure(
+        sizes=plan.sizes, readout=plan.readout, p_fail=p_fail, plasticity=plan.compiled,
+        reciprocal=plan.reciprocal, example_ms=example_ms, noise=plan.variant == "stochastic",
+        sigma=plan.sigma, record=dict(record), record_dt_ms=record_steps * dt,
+        weight_record_dt_ms=weight_record_steps * dt if weight_record_steps else None,
+        timed_dt_ms=timed_dt, examples=n_examples,
+    )  # fmt: skip
+    kwargs = {} if cuda_seed is None else {"cuda_seed": cuda_seed}
+    return Simulation(
+        circuit.builder(structure, params, dt),
+        device=device,
+        duration_ms=circuit.duration_ms(n_examples, example_ms, dt),
+        dt_ms=dt,
+        initial_timed=timed,
+        label=label,
+        **kwargs,
+    )
+
+
+def rule_values(circuit: Any, plan: Plan, scale: float) -> dict[str, float]:
+    """Learning rates (× ``scale``) of the variant's rule (and of the backward weights of an untied
+    circuit), a compiled rule that is not the variant's at 0, and the continual rule's switch."""
+    rates = [v * scale for v in plan.rates]
+    back = [v * scale for v in (plan.rates if plan.back_rates is None else plan.back_rates)]
+    untied = plan.reciprocal == "untied"
+    out: dict[str, float] = {}
+    if "two-phase" in plan.compiled:
+        active = plan.rule == "two-phase"
+        out.update(circuit.eta_values(plan.sizes, two_phase=rates if active else 0.0))
+        if untied:
+            out.update(circuit.back_eta_values(plan.sizes, two_phase=back if active else 0.0))
+    if "continual" in plan.compiled:
+        active = plan.rule == "continual"
+        out.update(circuit.eta_values(plan.sizes, continual=rates if active else 0.0))
+        for k in range(1, plan.n_layers + 1):
+            out[f"W{k}.centred"] = float(plan.centred and active)
+        if untied:
+            out.update(circuit.back_eta_values(plan.sizes, continual=back if active else 0.0))
+    return out
+
+
+def static_values(circuit: Any, plan: Plan, p_fail: float) -> dict[str, float]:
+    """Release failure of every projection (spiking read-out) and the Langevin σ (stochastic)."""
+    out: dict[str, float] = {}
+    if plan.readout == "spiking":
+        out.update(circuit.p_fail_values(plan.sizes, p_fail))
+    if plan.variant == "stochastic":
+        for k in range(1, plan.n_layers + 1):
+            out[f"layer{k}.sigma"] = plan.sigma
+    return out
+
+
+@dataclass
+class Session:
+    """What the steps of one protocol run share: the run table, the settings, the circuit with
+    its parameters, the training plan and the builds made so far."""
+
+    run: Any
+    task: Any
+    circuit: Any
+    params: Any
+    plan: Plan
+    builds: Builds = field(default_factory=Builds)
+
+    def twin(self, dt_ms: float | None = None) -> Any:
+        """The torch twin's parameters for this circuit (step ``dt_ms``, default the run's)."""
+        from models import equilibrium_propagation as ep
+
+        dt = self.task.cfg.dt_ms if dt_ms is None else dt_ms
+        return ep.EPParameters.for_circuit(self.params, self.task.sizes, dt)
+
+    def weight_values(self, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named weights -> run values of the run's circuit."""
+        return self.circuit.weight_values(self.circuit.Structure(sizes=self.plan.sizes), weights)
+
+
+def plan_of(task: Any) -> Plan:
+    """The training plan of a run's settings."""
+    return Plan(
+        sizes=tuple(task.sizes), variant=task.variant, free_steps=task.free_steps,
+        nudged_steps=task.nudged_steps, average_steps=task.average_steps,
+        dt_ms=task.cfg.dt_ms, beta=task.cfg.beta, rates=tuple(task.rates),
+        readout=task.readout, centred=task.centred, sigma=task.sigma, P=task.P,
+    )  # fmt: skip

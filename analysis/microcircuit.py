@@ -13,6 +13,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from neurosim.records.microcircuit import (
+    ErrorTransportRecord,
+    FeedbackCancellationRecord,
+    SelfPredictingRecord,
+)
 
 
 def plot_apical_rms(rms: np.ndarray, pattern_ms: float, path: str | Path) -> Path:
@@ -104,16 +109,17 @@ def plot_angles(angles: np.ndarray, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_error_transport(data: Mapping, path: str | Path) -> Path:
+def plot_error_transport(nudges: np.ndarray, curves: Mapping, path: str | Path) -> Path:
     """Cosine of the apical potentials with the backprop error and of the forward-weight updates
     with minus the gradient, against the nudging strength (mean over the test inputs)."""
-    nudges = np.asarray(data["nudges"], dtype=float)
+    nudges = np.asarray(nudges, dtype=float)
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     ax = fig.add_subplot()
-    for key in sorted(k for k in data if k.endswith("_mean")):
+    for key in sorted(k for k in curves if k.endswith("_mean")):
         kind, k = key.split("_cosine_")[0], key.split("_")[-2]
         label = f"apical v_A,{k} vs e_{k}" if kind == "apical" else f"ΔW_{k} vs −∇W_{k}"
-        ax.semilogx(nudges, np.asarray(data[key]), "o-" if kind == "apical" else "s--", label=label)
+        style = "o-" if kind == "apical" else "s--"
+        ax.semilogx(nudges, np.asarray(curves[key]), style, label=label)
     ax.set_xlabel("nudging strength (× g_som)")
     ax.set_ylabel("cosine (mean over inputs)")
     ax.set_title("Error transport: B = Wᵀ, self-predicting lateral weights")
@@ -121,25 +127,29 @@ def plot_error_transport(data: Mapping, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def analyse(data: Mapping, pattern_ms: float, figures_dir: str | Path) -> dict:
-    """All figures for one run's ``data``; returns what analysis adds to the metrics."""
+def analyse(
+    record: FeedbackCancellationRecord, pattern_ms: float | None, figures_dir: str | Path
+) -> dict:
+    """All figures for one run's record; returns what analysis adds to the metrics.
+    ``pattern_ms``: the record's own unless given."""
     out = Path(figures_dir)
-    if data.get("stage") == "error-transport":
-        plot_error_transport(data, out / "error_transport.png")
+    if isinstance(record, ErrorTransportRecord):
+        plot_error_transport(record.nudges, record.curves, out / "error_transport.png")
         return {}
-    if data.get("stage") == "self-predicting":
-        plot_apical_rms(data["apical_rms"], pattern_ms, out / "apical_rms.png")
+    pattern_ms = record.pattern_ms if pattern_ms is None else pattern_ms
+    if isinstance(record, SelfPredictingRecord):
+        plot_apical_rms(record.apical_rms, pattern_ms, out / "apical_rms.png")
         plot_interneuron_rates(
-            data["interneuron_rates_1"],
-            data["next_layer_rates_1"],
+            record.interneuron_rates[1],
+            record.next_layer_rates[1],
             out / "interneuron_rates.png",
-            data.get("interneuron_rates_start_1"),
-            data.get("next_layer_rates_start_1"),
+            record.interneuron_rates_start.get(1),
+            record.next_layer_rates_start.get(1),
         )
         return {}
     plot_learning_curves(
-        data["history"], data["metric"], out / "learning_curves.png", data.get("backprop_history")
+        record.history, record.metric, out / "learning_curves.png", record.backprop_history
     )
-    if np.size(data["angles"]):
-        plot_angles(data["angles"], out / "topdown_angle.png")
+    if np.size(record.angles):
+        plot_angles(record.angles, out / "topdown_angle.png")
     return {}

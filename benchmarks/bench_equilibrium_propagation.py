@@ -213,13 +213,16 @@ def _lean_loop(ep: Any, w: dict[str, Any], x: Any, d: Any) -> dict[str, Any]:
     """``train_batch``'s arithmetic without its checks and residuals: the twin's floor."""
     import torch
 
+    from models.equilibrium_propagation.dynamics import _step
+    from models.equilibrium_propagation.updates import _correlations
+
     s = [torch.zeros((x.shape[0], n), dtype=ep.DTYPE) for n in SIZES[1:]]
     for _ in range(FREE_STEPS):
-        s = ep._step(w, s, x, None, 0.0, DT, True)
+        s = _step(w, s, x, None, 0.0, DT, True)
     free = s
     for _ in range(NUDGED_STEPS):
-        s = ep._step(w, s, x, d, BETA, DT, True)
-    hi, lo = ep._correlations(x, s), ep._correlations(x, free)
+        s = _step(w, s, x, d, BETA, DT, True)
+    hi, lo = _correlations(x, s), _correlations(x, free)
     return {n: v + LR[int(n[1:]) - 1] * (hi[n] - lo[n]) / BETA for n, v in w.items()}
 
 

@@ -53,7 +53,9 @@ def bench_circuit(device: str, examples: int) -> dict[str, float]:
     }
     start = time.perf_counter()
     sim = Simulation(
-        lambda tv: mc.build(params, SIZES, tv, dt_ms=DT, record={}, timed_dt_ms=PATTERN_MS),
+        mc.CIRCUIT.builder(
+            mc.MicrocircuitStructure(SIZES, record={}, timed_dt_ms=PATTERN_MS), params, DT
+        ),
         device=device,
         duration_ms=examples * PATTERN_MS,
         dt_ms=DT,

@@ -68,19 +68,11 @@ def microcircuit_case(
     timed = mc.timed_values(x, sizes[-1], targets=targets, nudge=1.0, plastic=1.0)
     params = mc.MicrocircuitParams(phi="logistic")
 
-    def builder(tv: Any) -> Any:
-        return mc.build(
-            params,
-            sizes,
-            tv,
-            dt_ms=MC_DT,
-            readout=readout,
-            record={},
-            timed_dt_ms=MC_PATTERN_MS,
-        )
-
+    structure = mc.MicrocircuitStructure(
+        sizes, readout=readout, record={}, timed_dt_ms=MC_PATTERN_MS
+    )
     sim = Simulation(
-        builder,
+        mc.CIRCUIT.builder(structure, params, MC_DT),
         device=device,
         duration_ms=examples * MC_PATTERN_MS,
         dt_ms=MC_DT,

@@ -102,11 +102,10 @@ the biases):
 
 The continual rule thus reads ρ'ṡ of the *current* step (6 before 7) with ρ from its start (4).
 
-``TimedArray`` inputs (:func:`timed_names`): ``inputs`` (rows × n0), ``targets`` (rows × nN,
-target rates d), ``beta`` (rows); with the rules ``plastic`` (continual), ``latch`` (two-phase),
-``restart`` (with ``example_ms``; one row per example), each sampled every ``timed_dt_ms`` (per
-name; a multiple of dt; the last row holds after the end). :func:`example_timed` lays out P
-examples of free and nudged phases.
+``TimedArray`` inputs and the layout of examples in time (:func:`timed_names`,
+:func:`example_timed`, ...) are in :mod:`circuits.hopfield_inputs`; the named weights and the
+other run values (:func:`weight_values`, :func:`eta_values`, :func:`state_keys`, ...) in
+:mod:`circuits.hopfield_values`. This module re-exports both.
 """
 
 from __future__ import annotations
@@ -117,8 +116,32 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
+from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, ms
 
+from circuits.hopfield_inputs import (
+    BASE_INPUTS,
+    _sample_dt,
+    _steps,
+    _timed_arrays,
+    duration_ms,
+    example_timed,
+    sampling_steps,
+    timed_names,
+    timed_values,
+)
+from circuits.hopfield_values import (
+    RECIPROCAL,
+    _check_reciprocal,
+    _check_sizes,
+    back_eta_values,
+    default_record,
+    eta_values,
+    p_fail_values,
+    state_keys,
+    weight_shapes,
+    weight_values,
+    weights_from_state,
+)
 from neurosim.blocks import RELEASE_FAILURE, SpikingReadout, trace, transmit
 from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
@@ -130,18 +153,21 @@ from neurosim.schedule import on_own_clock, set_slot
 
 NAME = "hopfield"
 READOUTS = ("rate", "spiking")
-RECIPROCAL = ("tied", "untied")
 RULES = ("two-phase", "continual")
-BASE_INPUTS = ("inputs", "targets", "beta")
 
 __all__ = [
+    "BASE_INPUTS",
     "CIRCUIT",
     "NAME",
+    "READOUTS",
+    "RECIPROCAL",
+    "RULES",
     "HopfieldCircuit",
     "HopfieldParams",
     "HopfieldStructure",
     "Neuron",
     "back_eta_values",
+    "default_record",
     "dense_connectivity",
     "duration_ms",
     "eta_values",
@@ -159,354 +185,7 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------ weight layout
-def _check_sizes(sizes: Sequence[int]) -> list[int]:
-    sizes = [int(n) for n in sizes]
-    if len(sizes) < 2 or any(n < 1 for n in sizes):
-        raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
-    return sizes
-
-
-def _n_layers(sizes: Sequence[int]) -> int:
-    return len(_check_sizes(sizes)) - 1
-
-
-def _check_reciprocal(reciprocal: str) -> str:
-    if reciprocal not in RECIPROCAL:
-        raise ValueError(f"reciprocal must be one of {RECIPROCAL}, got {reciprocal!r}")
-    return reciprocal
-
-
-def weight_shapes(sizes: Sequence[int], reciprocal: str = "tied") -> dict[str, tuple[int, ...]]:
-    """Every parameter and its shape, as the twin names them: ``W{k}`` (n_k, n_{k−1}) — the
-    symmetric weight between layers k−1 and k — and ``b{k}`` (n_k,); with ``reciprocal="untied"``
-    also ``W{k}_back`` (n_k, n_{k−1}), k ≥ 2, the backward weights (entry [i, j]: cell i of layer
-    k → cell j of layer k−1)."""
-    sizes = _check_sizes(sizes)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for k in range(1, len(sizes)):
-        shapes[f"W{k}"] = (sizes[k], sizes[k - 1])
-    if _check_reciprocal(reciprocal) == "untied":
-        for k in range(2, len(sizes)):
-            shapes[f"W{k}_back"] = (sizes[k], sizes[k - 1])
-    for k in range(1, len(sizes)):
-        shapes[f"b{k}"] = (sizes[k],)
-    return shapes
-
-
-def weight_values(
-    weights: Mapping[str, Any], sizes: Sequence[int] | None = None, reciprocal: str = "tied"
-) -> dict[str, np.ndarray]:
-    """Named parameters (``W{k}`` matrices, ``b{k}`` vectors, ``W{k}_back`` of an untied circuit;
-    numpy or torch) → run values ``{'W1.w': ..., 'layer1.b': ..., 'W2.wb': ...}``. With
-    ``sizes``, every shape is checked first."""
-    shapes = weight_shapes(sizes, reciprocal) if sizes is not None else None
-    out: dict[str, np.ndarray] = {}
-    for name, value in weights.items():
-        arr = np.array(value.detach().cpu() if hasattr(value, "detach") else value, dtype=float)
-        if shapes is not None:
-            if name not in shapes:
-                raise ValueError(f"unknown parameter {name!r} for sizes {list(sizes)}")
-            if arr.shape != shapes[name]:
-                raise ValueError(f"{name} has shape {arr.shape}, expected {shapes[name]}")
-        if name.startswith("W") and name.endswith("_back"):
-            out[f"{name[: -len('_back')]}.wb"] = matrix_to_w(arr)
-        elif name.startswith("W"):
-            out[f"{name}.w"] = matrix_to_w(arr)
-        elif name.startswith("b"):
-            if arr.ndim != 1:
-                raise ValueError(f"{name} must be a vector, got shape {arr.shape}")
-            out[f"layer{name[1:]}.b"] = arr.copy()
-        else:
-            raise ValueError(f"unknown parameter {name!r}: names are W1.., b1..")
-    return out
-
-
-def weights_from_state(
-    state: Mapping[str, np.ndarray], sizes: Sequence[int], reciprocal: str = "tied"
-) -> dict[str, np.ndarray]:
-    """The parameters found in a run's ``state`` (``'W1.w'``, ``'layer1.b'``, ``'W2.wb'``...)."""
-    out: dict[str, np.ndarray] = {}
-    for name, shape in weight_shapes(sizes, reciprocal).items():
-        if name.endswith("_back"):
-            key = f"{name[: -len('_back')]}.wb"
-        else:
-            key = f"{name}.w" if name.startswith("W") else f"layer{name[1:]}.b"
-        if key in state:
-            if name.startswith("W"):
-                out[name] = w_to_matrix(state[key], *shape)
-            else:
-                out[name] = np.array(state[key], dtype=float).reshape(shape)
-    return out
-
-
-def _per_layer(value: float | Sequence[float], n_layers: int, what: str) -> list[float]:
-    values = [float(value)] * n_layers if np.ndim(value) == 0 else [float(v) for v in value]
-    if len(values) != n_layers or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{what} needs one finite value or {n_layers}, got {value!r}")
-    return values
-
-
-def eta_values(
-    sizes: Sequence[int],
-    *,
-    two_phase: float | Sequence[float] | None = None,
-    continual: float | Sequence[float] | None = None,
-) -> dict[str, float]:
-    """Learning rates for ``Simulation.run``: one value, or one per layer k = 1..N (applied to
-    ``W{k}`` and ``b{k}``). ``two_phase`` → ``W{k}.eta`` and ``layer{k}.eta_b``, ``continual`` →
-    ``W{k}.eta_c`` and ``layer{k}.eta_bc``; a rule left at
-    ``None`` is not listed (it must be compiled in for its rate to be given)."""
-    n = _n_layers(sizes)
-    out: dict[str, float] = {}
-    for rule, var, bias_var in ((two_phase, "eta", "eta_b"), (continual, "eta_c", "eta_bc")):
-        if rule is None:
-            continue
-        for k, value in enumerate(_per_layer(rule, n, var), start=1):
-            out[f"W{k}.{var}"] = value
-            out[f"layer{k}.{bias_var}"] = value
-    return out
-
-
-def back_eta_values(
-    sizes: Sequence[int],
-    *,
-    two_phase: float | Sequence[float] | None = None,
-    continual: float | Sequence[float] | None = None,
-) -> dict[str, float]:
-    """Learning rates of the backward weights of an untied circuit (``reciprocal="untied"``): one
-    value, or one per layer k = 1..N (the value for k = 1 is unused: the input is clamped and has
-    no backward weights). ``two_phase`` → ``W{k}.eta_back``, ``continual`` → ``W{k}.eta_c_back``,
-    k ≥ 2; 0 freezes them."""
-    n = _n_layers(sizes)
-    out: dict[str, float] = {}
-    for rule, var in ((two_phase, "eta_back"), (continual, "eta_c_back")):
-        if rule is None:
-            continue
-        for k, value in enumerate(_per_layer(rule, n, var), start=1):
-            if k >= 2:
-                out[f"W{k}.{var}"] = value
-    return out
-
-
-def p_fail_values(sizes: Sequence[int], p_fail: float) -> dict[str, float]:
-    """The release-failure probability of every projection (spiking read-out)."""
-    return {f"W{k}.p_fail": float(p_fail) for k in range(1, _n_layers(sizes) + 1)}
-
-
-def state_keys(
-    sizes: Sequence[int], *, readout: str = "rate", reciprocal: str = "tied"
-) -> tuple[str, ...]:
-    """The state carried from one run into the next: states, weights, biases (and spike traces;
-    the backward weights of an untied circuit).
-
-    Rates, sums, latches and accumulators are recomputed or restart at 0 in every run.
-    """
-    n = _n_layers(sizes)
-    keys = [f"layer{k}.s" for k in range(1, n + 1)]
-    keys += [f"W{k}.w" for k in range(1, n + 1)]
-    keys += [f"layer{k}.b" for k in range(1, n + 1)]
-    if _check_reciprocal(reciprocal) == "untied":
-        keys += [f"W{k}.wb" for k in range(2, n + 1)]
-    if readout == "spiking":
-        keys += [f"W{k}.x" for k in range(1, n + 1)]
-        keys += [f"W{k}.xb" for k in range(2, n + 1)]
-    return tuple(keys)
-
-
-def default_record(sizes: Sequence[int]) -> dict[str, tuple[str, ...]]:
-    """The states s of layers 1..N."""
-    return {f"layer{k}": ("s",) for k in range(1, _n_layers(sizes) + 1)}
-
-
-def timed_names(plasticity: Sequence[str] = (), example_ms: float | None = None) -> tuple[str, ...]:
-    """The TimedArray inputs a build with these options needs."""
-    names = list(BASE_INPUTS)
-    if "continual" in plasticity:
-        names.append("plastic")
-    if "two-phase" in plasticity:
-        names.append("latch")
-    if example_ms is not None:
-        names.append("restart")
-    return tuple(names)
-
-
-def _rows(value: float | np.ndarray, rows: int) -> np.ndarray:
-    if np.ndim(value) == 0:
-        return np.full(rows, float(value))
-    return np.asarray(value, dtype=float)
-
-
-def timed_values(
-    inputs: np.ndarray,
-    n_out: int,
-    *,
-    targets: np.ndarray | None = None,
-    beta: float | np.ndarray = 0.0,
-    plastic: float | np.ndarray | None = None,
-    latch: float | np.ndarray | None = None,
-    restart: float | np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """TimedArray values: scalars broadcast to one value per row of ``inputs``; ``plastic``,
-    ``latch``, ``restart`` only when given (see :func:`timed_names`)."""
-    inputs = np.asarray(inputs, dtype=float)
-    rows = inputs.shape[0]
-    out = {
-        "inputs": inputs,
-        "targets": (
-            np.zeros((rows, n_out)) if targets is None else np.asarray(targets, dtype=float)
-        ),
-        "beta": _rows(beta, rows),
-    }
-    for name, value in (("plastic", plastic), ("latch", latch), ("restart", restart)):
-        if value is not None:
-            out[name] = _rows(value, rows)
-    return out
-
-
-def _steps(value_ms: float, dt_ms: float, what: str) -> int:
-    n = round(value_ms / dt_ms)
-    if n < 1 or abs(n * dt_ms - value_ms) > 1e-9 * max(1.0, value_ms):
-        raise ValueError(f"{what} ({value_ms} ms) must be a positive multiple of dt ({dt_ms} ms)")
-    return n
-
-
-def example_timed(
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    beta: float | Sequence[float],
-    *,
-    free_ms: float,
-    nudged_ms: float,
-    dt_ms: float,
-    symmetric: bool | Sequence[bool] = False,
-    restart: float | Sequence[float] = 1.0,
-    plastic: bool = True,
-    phases: int | None = None,
-    names: Sequence[str] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
-    """P examples (rows of ``inputs``, ``targets``) laid out for a build with ``example_ms``:
-    returns the TimedArray values (all six), their sampling steps and ``example_ms``.
-
-    Two-phase example: free phase (β = 0, ``latch`` 1) for ``free_ms``, then nudged at β
-    (``plastic`` 1) for ``nudged_ms``. Symmetric example (``symmetric`` per example or for all):
-    free, then −β with ``latch`` 1, then +β with ``plastic`` 0.5 (the continual rule then
-    integrates from −β to +β over 2β), each nudged phase ``nudged_ms`` long. ``phases``: 2 (free,
-    nudged) or 3 (free and two nudged phases; a two-phase example is then nudged for
-    2·``nudged_ms``); default 3 if any example is symmetric. ``beta``: one value
-    or one per example; ``restart``: start each example from s = 0 (1) or go on (0); ``plastic``:
-    False leaves the continual gate at 0 throughout; ``names``: keep only these inputs (those of
-    the build, :func:`timed_names`; default all six). ``beta``, ``latch`` and ``plastic`` end
-    with one neutral row (all 0) for the extra step of :func:`duration_ms`.
-    """
-    inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
-    targets = np.atleast_2d(np.asarray(targets, dtype=float))
-    p = inputs.shape[0]
-    if targets.shape[0] != p:
-        raise ValueError(f"{p} inputs but {targets.shape[0]} targets")
-    betas = _rows(np.asarray(beta, dtype=float), p)
-    sym = np.broadcast_to(np.asarray(symmetric, dtype=bool), (p,))
-    n_free, n_nudged = _steps(free_ms, dt_ms, "free_ms"), _steps(nudged_ms, dt_ms, "nudged_ms")
-    unit = math.gcd(n_free, n_nudged)  # phase rows, in steps
-    per_phase_free, per_phase_nudged = n_free // unit, n_nudged // unit
-    n_phases = (3 if sym.any() else 2) if phases is None else int(phases)
-    if n_phases not in (2, 3) or (sym.any() and n_phases == 2):
-        raise ValueError(f"phases must be 2 or 3 (3 with symmetric examples), got {phases!r}")
-    example_steps = n_free + (n_phases - 1) * n_nudged
-    beta_rows, latch_rows, plastic_rows = [], [], []
-    for e in range(p):
-        b = betas[e]
-        beta_rows += [0.0] * per_phase_free
-        if sym[e]:
-            latch_rows += [0.0] * per_phase_free + [1.0] * per_phase_nudged
-            plastic_rows += [0.0] * (per_phase_free + per_phase_nudged)
-            beta_rows += [-b] * per_phase_nudged + [b] * per_phase_nudged
-            latch_rows += [0.0] * per_phase_nudged
-            plastic_rows += [0.5] * per_phase_nudged
-        else:
-            latch_rows += [1.0] * per_phase_free + [0.0] * per_phase_nudged
-            plastic_rows += [0.0] * per_phase_free + [1.0] * per_phase_nudged
-            beta_rows += [b] * per_phase_nudged
-            if n_phases == 3:  # pad to the common example length with more nudged steps
-                beta_rows += [b] * per_phase_nudged
-                latch_rows += [0.0] * per_phase_nudged
-                plastic_rows += [1.0] * per_phase_nudged
-    example_ms = example_steps * dt_ms
-    timed = timed_values(
-        inputs,
-        targets.shape[1],
-        targets=targets,
-        beta=np.zeros(p),
-        restart=_rows(np.asarray(restart, dtype=float), p),
-    )
-    # one more row, for the step after the last example (:func:`duration_ms`): no nudging, no
-    # latching and no continual plasticity there
-    timed["beta"] = np.array([*beta_rows, 0.0])
-    timed["latch"] = np.array([*latch_rows, 0.0])
-    timed["plastic"] = np.array([*plastic_rows, 0.0]) * float(plastic)
-    if names is not None:
-        timed = {name: timed[name] for name in names}
-    timed_dt = sampling_steps(example_ms, unit * dt_ms)
-    return timed, timed_dt, example_ms
-
-
-def sampling_steps(example_ms: float, phase_ms: float) -> dict[str, float]:
-    """The sampling steps of the TimedArray inputs: one row per example for the inputs, targets
-    and restarts, one per ``phase_ms`` for β and the gates."""
-    per_example = {name: example_ms for name in ("inputs", "targets", "restart")}
-    return {**per_example, **{name: phase_ms for name in ("beta", "latch", "plastic")}}
-
-
-def duration_ms(n_examples: int, example_ms: float, dt_ms: float) -> float:
-    """The run length for ``n_examples`` examples: one step more, so that the last example's
-    two-phase update (applied at t = n·example_ms) is made within the run. That extra step also
-    runs the dynamics (after the restart, if the last example's ``restart`` is 1): ``beta``,
-    ``plastic`` and ``latch`` should be 0 there (:func:`example_timed` appends such a row), and
-    the final state is one step past the end of the last example (the monitors hold the state
-    at its end)."""
-    return n_examples * example_ms + dt_ms
-
-
 # ------------------------------------------------------------------------------ the builder
-def _timed_arrays(
-    timed: Mapping[str, np.ndarray],
-    names: tuple[str, ...],
-    sizes: Sequence[int],
-    dt_ms: float,
-    timed_dt_ms: float | Mapping[str, float] | None,
-) -> dict[str, TimedArray]:
-    unknown = set(timed) - set(names)
-    if unknown:
-        raise ValueError(
-            f"unknown TimedArray input(s) for this build: {', '.join(sorted(unknown))} "
-            f"(it takes {', '.join(names)})"
-        )
-    expected_cols = {"inputs": sizes[0], "targets": sizes[-1]}
-    arrays = {}
-    for name in names:
-        if name not in timed:
-            raise ValueError(f"missing the TimedArray input {name!r}")
-        values = np.asarray(timed[name], dtype=float)
-        if name in expected_cols:
-            if values.ndim != 2 or values.shape[1] != expected_cols[name]:
-                raise ValueError(
-                    f"{name} must have shape (rows, {expected_cols[name]}), got {values.shape}"
-                )
-        elif values.ndim != 1:
-            raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
-        sample_dt = _sample_dt(timed_dt_ms, name, dt_ms)
-        _steps(sample_dt, dt_ms, f"the sampling step of {name}")
-        arrays[name] = TimedArray(values, dt=sample_dt * ms, name=name)
-    return arrays
-
-
-def _sample_dt(timed_dt_ms: float | Mapping[str, float] | None, name: str, dt_ms: float) -> float:
-    """The sampling step (ms) of the TimedArray ``name`` (default: dt)."""
-    if isinstance(timed_dt_ms, Mapping):
-        return float(timed_dt_ms.get(name, dt_ms))
-    return float(timed_dt_ms) if timed_dt_ms is not None else dt_ms
-
-
 def _safe_inverse(numerator: str, denominator: str) -> str:
     """numerator/denominator as Brian2 text, 0 where the denominator is 0."""
     d = f"({denominator})"

@@ -67,99 +67,89 @@ of dt; the last row holds after the end).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import (
-    Hz,
-    NeuronGroup,
-    SpikeMonitor,
-    StateMonitor,
-    Synapses,
-    TimedArray,
-    ms,
-)
+from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
+from neurosim.blocks import RELEASE_FAILURE, SpikingReadout, low_pass, trace, transmit
+from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
-from neurosim.neurons import logistic, logistic_expr, soft_relu, soft_relu_expr
+from neurosim.parameters.microcircuit import MicrocircuitParams
 from neurosim.registry import register_circuit
-from neurosim.schedule import set_slot as _set_slot
-from neurosim.schedule import slot_rank as _slot_rank
+from neurosim.schedule import set_slot
+
+__all__ = [
+    "MicrocircuitCircuit",
+    "MicrocircuitParams",
+    "MicrocircuitStructure",
+    "dense_connectivity",
+    "matrix_to_w",
+    "w_to_matrix",
+]
 
 NAME = "microcircuit"
 TIMED_INPUTS = ("inputs", "targets", "nudge", "plastic")
 READOUTS = ("rate", "spiking")
 TOPDOWN = ("fixed", "learned", "tied")
 
-#: schedule slots (when, order) of the circuit's code objects; see the module docstring
-SUMMED_SLOT = ("start", -10)
-FACTOR_SLOT = ("start", -5)
-MONITOR_SLOT = ("start", 0)
-SYNAPSE_UPDATE_SLOT = ("groups", -1)
-NEURON_UPDATE_SLOT = ("groups", 0)
+
+def _pairs(value: Any) -> Any:
+    """A mapping as a tuple of (key, value) pairs, so that the frozen record stays hashable."""
+    if isinstance(value, Mapping):
+        return tuple((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in value.items())
+    return value
 
 
 @dataclass(frozen=True)
-class MicrocircuitParams:
-    """Parameters of DESIGN.md §4.2 (dimensionless; conductances in 1/ms; times in ms).
+class MicrocircuitStructure:
+    """What changes the generated code of one microcircuit (the build key is made from it).
 
-    ``phi`` is ``"soft_relu"`` (γ log(1 + e^{β(u − θ)})) or ``"logistic"`` (1/(1 + e^{−u})).
-    ``sigma`` is the default background-noise amplitude of the hidden somata (a run-time
-    parameter once the circuit is built with noise); ``rate_scale_hz`` converts φ to a spike rate.
+    ``readout``: ``"rate"`` or ``"spiking"``; ``p_fail``: compiled default of every projection's
+    release-failure probability (spiking only); ``topdown``: ``"fixed"``, ``"learned"`` or
+    ``"tied"``; ``noise``: include σ ξ(t) in the hidden somata (None: when ``params.sigma > 0``;
+    σ is then the run-time parameter ``layer{k}.sigma``); ``record``: variables to record per
+    group (None: :func:`default_record`; ``{}`` records none) every ``record_dt_ms``;
+    ``weight_record_dt_ms``: also record every projection's ``w`` that often; ``timed_dt_ms``:
+    the sampling step of the TimedArray inputs (one value, or one per name; None: dt).
     """
 
-    g_lk: float = 0.1
-    g_B: float = 1.0
-    g_A: float = 0.8
-    g_D: float = 1.0
-    g_som: float = 0.8
-    phi: str = "soft_relu"
-    gamma: float = 0.1
-    beta: float = 1.0
-    theta: float = 3.0
-    tau_in: float = 3.0
-    tau_s: float = 3.0
-    tau_w: float = 30.0
-    sigma: float = 0.0
-    rate_scale_hz: float = 1000.0
+    sizes: list[int] | tuple[int, ...] = field(
+        metadata={"description": "layer sizes [n0, ..., nN]: input, hidden layers, output"}
+    )
+    readout: str = "rate"
+    p_fail: float = 0.0
+    topdown: str = "fixed"
+    noise: bool | None = None
+    record: Any = None
+    record_dt_ms: float | None = 1.0
+    weight_record_dt_ms: float | None = None
+    timed_dt_ms: Any = None
 
-    def phi_expr(self, u: str) -> str:
-        """φ as Brian2 text."""
-        if self.phi == "soft_relu":
-            return soft_relu_expr(u, self.gamma, self.beta, self.theta)
-        if self.phi == "logistic":
-            return logistic_expr(u)
-        raise ValueError(f"phi must be 'soft_relu' or 'logistic', got {self.phi!r}")
-
-    def phi_numpy(self, u: np.ndarray) -> np.ndarray:
-        """φ in numpy (the twin of :meth:`phi_expr`)."""
-        if self.phi == "soft_relu":
-            return soft_relu(u, self.gamma, self.beta, self.theta)
-        if self.phi == "logistic":
-            return logistic(u)
-        raise ValueError(f"phi must be 'soft_relu' or 'logistic', got {self.phi!r}")
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.topdown not in TOPDOWN:
+            raise ValueError(f"topdown must be one of {TOPDOWN}, got {self.topdown!r}")
+        if not 0.0 <= self.p_fail <= 1.0:
+            raise ValueError(f"p_fail must lie in [0, 1], got {self.p_fail}")
+        if self.readout == "rate" and self.p_fail != 0.0:
+            raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
+        object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
+        object.__setattr__(self, "record", _pairs(self.record))
+        object.__setattr__(self, "timed_dt_ms", _pairs(self.timed_dt_ms))
 
     @property
-    def hidden_basal_gain(self) -> float:
-        """v̂_B/vB of a hidden cell: g_B/(g_lk + g_B + g_A)."""
-        return self.g_B / (self.g_lk + self.g_B + self.g_A)
+    def n_layers(self) -> int:
+        """N: the index of the output layer."""
+        return len(self.sizes) - 1
 
     @property
-    def output_basal_gain(self) -> float:
-        """v̂_B/vB of an output cell: g_B/(g_lk + g_B)."""
-        return self.g_B / (self.g_lk + self.g_B)
-
-    @property
-    def inter_dendrite_gain(self) -> float:
-        """v̂_I/vI of an interneuron: g_D/(g_lk + g_D)."""
-        return self.g_D / (self.g_lk + self.g_D)
-
-    def self_predicting_factor(self, next_is_output: bool) -> float:
-        """c in W^IP_k = c W_{k+1} of the self-predicting state (DESIGN.md §4.2)."""
-        gain = self.output_basal_gain if next_is_output else self.hidden_basal_gain
-        return gain / self.inter_dendrite_gain
+    def spiking(self) -> bool:
+        """Whether cells fire Poisson spikes that reach their targets through traces."""
+        return self.readout == "spiking"
 
 
 def _check_sizes(sizes: Sequence[int]) -> list[int]:
@@ -169,6 +159,7 @@ def _check_sizes(sizes: Sequence[int]) -> list[int]:
     return sizes
 
 
+# ------------------------------------------------------------------------------ named weights
 def weight_shapes(sizes: Sequence[int], topdown: str = "fixed") -> dict[str, tuple[int, int]]:
     """Every weighted projection of the circuit and its (n_post, n_pre) matrix shape."""
     sizes = _check_sizes(sizes)
@@ -298,6 +289,12 @@ def default_record(sizes: Sequence[int]) -> dict[str, tuple[str, ...]]:
     return rec
 
 
+def _per_row(value: float | np.ndarray, rows: int) -> np.ndarray:
+    if np.ndim(value) == 0:
+        return np.broadcast_to(np.asarray(value, dtype=float), (rows,)).copy()
+    return np.asarray(value, dtype=float)
+
+
 def timed_values(
     inputs: np.ndarray,
     n_out: int,
@@ -314,21 +311,20 @@ def timed_values(
         "targets": (
             np.zeros((rows, n_out)) if targets is None else np.asarray(targets, dtype=float)
         ),
-        "nudge": np.broadcast_to(np.asarray(nudge, dtype=float), (rows,)).copy()
-        if np.ndim(nudge) == 0
-        else np.asarray(nudge, dtype=float),
-        "plastic": np.broadcast_to(np.asarray(plastic, dtype=float), (rows,)).copy()
-        if np.ndim(plastic) == 0
-        else np.asarray(plastic, dtype=float),
+        "nudge": _per_row(nudge, rows),
+        "plastic": _per_row(plastic, rows),
     }
 
 
 # ------------------------------------------------------------------------------ the builder
+def _sample_dt(name: str, dt_ms: float, timed_dt_ms: Any) -> float:
+    if isinstance(timed_dt_ms, tuple):
+        return float(dict(timed_dt_ms).get(name, dt_ms))
+    return float(timed_dt_ms) if timed_dt_ms is not None else dt_ms
+
+
 def _timed_arrays(
-    timed: Mapping[str, np.ndarray],
-    sizes: list[int],
-    dt_ms: float,
-    timed_dt_ms: float | Mapping[str, float] | None,
+    timed: Mapping[str, np.ndarray], sizes: Sequence[int], dt_ms: float, timed_dt_ms: Any
 ) -> dict[str, TimedArray]:
     expected_cols = {"inputs": sizes[0], "targets": sizes[-1]}
     arrays = {}
@@ -343,10 +339,7 @@ def _timed_arrays(
                 )
         elif values.ndim != 1:
             raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
-        if isinstance(timed_dt_ms, Mapping):
-            sample_dt = float(timed_dt_ms.get(name, dt_ms))
-        else:
-            sample_dt = float(timed_dt_ms) if timed_dt_ms is not None else dt_ms
+        sample_dt = _sample_dt(name, dt_ms, timed_dt_ms)
         ratio = sample_dt / dt_ms
         if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
             raise ValueError(
@@ -359,108 +352,35 @@ def _timed_arrays(
     return arrays
 
 
-def schedule(build: CircuitBuild) -> list[tuple[str, str, str, int]]:
-    """The circuit's code objects in execution order within one step: (kind, name, when, order).
+@dataclass
+class _Parts:
+    """The objects of one build while it is put together, and what every part reads."""
 
-    ``kind`` is ``'rate'`` (r = φ(u) stored), ``'summed'``, ``'factors'`` (φ(v̂)),
-    ``'synapse_update'``, ``'neuron_update'``, ``'monitor'``, ``'threshold'`` or ``'spikes'``.
-    Brian2 breaks ties of (when, order) by name; the circuit never relies on that.
-    """
-    rows: list[tuple[str, Any]] = []
-    for obj in build.objects:
-        if isinstance(obj, NeuronGroup):
-            rows.append(("neuron_update", obj.state_updater))
-            if obj.subexpression_updater is not None:
-                rows.append(("rate", obj.subexpression_updater))
-            if getattr(obj, "thresholder", None):
-                rows += [("threshold", t) for t in obj.thresholder.values()]
-            rows += [("factors", o) for o in obj.contained_objects if "_factors" in o.name]
-        elif isinstance(obj, Synapses):
-            rows += [("summed", u) for u in obj.summed_updaters.values()]
-            if obj.state_updater is not None:
-                rows.append(("synapse_update", obj.state_updater))
-            rows += [("spikes", p) for p in obj._pathways]
-        elif isinstance(obj, StateMonitor):
-            rows.append(("monitor", obj))
-    table = [(kind, o.name, o.when, int(o.order)) for kind, o in rows]
-    return sorted(table, key=lambda row: (_slot_rank(row[2]), row[3], row[1]))
+    s: MicrocircuitStructure
+    params: MicrocircuitParams
+    circuit: MicrocircuitCircuit
+    namespace: dict[str, Any]
+    syn_namespace: dict[str, Any]
+    threshold: str | None
+    layers: list[NeuronGroup] = field(default_factory=list)
+    inters: list[NeuronGroup] = field(default_factory=list)
+    synapses: list[Synapses] = field(default_factory=list)
+    connectivity: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    factor_runners: list[Any] = field(default_factory=list)
 
-
-def build(
-    params: MicrocircuitParams,
-    sizes: Sequence[int],
-    timed: Mapping[str, np.ndarray],
-    *,
-    dt_ms: float,
-    readout: str = "rate",
-    p_fail: float = 0.0,
-    topdown: str = "fixed",
-    noise: bool | None = None,
-    record: Mapping[str, Sequence[str]] | None = None,
-    record_dt_ms: float | None = 1.0,
-    weight_record_dt_ms: float | None = None,
-    timed_dt_ms: float | Mapping[str, float] | None = None,
-) -> CircuitBuild:
-    """Create the groups, synapses and monitors of one microcircuit (see the module docstring).
-
-    ``readout``: ``"rate"`` or ``"spiking"``; ``p_fail``: compiled default of every projection's
-    release-failure probability (spiking only); ``topdown``: ``"fixed"``, ``"learned"`` or
-    ``"tied"``; ``noise``: include σ ξ(t) in the hidden somata (default: when ``params.sigma > 0``;
-    σ is then the run-time parameter ``layer{k}.sigma``); ``record``: variables to record per
-    group (default :func:`default_record`; ``{}`` records none) every ``record_dt_ms``;
-    ``weight_record_dt_ms``: also record every projection's ``w`` that often; ``timed_dt_ms``: the
-    sampling step of the TimedArray inputs (one value, or one per name; default ``dt_ms``).
-
-    Weights, learning rates and initial state default to 0 and are given per run as ``values``
-    (:func:`weight_values`, :func:`eta_values`). Monitors are returned by group (``'layer1'``),
-    by projection (``'W1'``, weights) and as ``'spikes_<group>'``.
-    """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-    if topdown not in TOPDOWN:
-        raise ValueError(f"topdown must be one of {TOPDOWN}, got {topdown!r}")
-    if not 0.0 <= p_fail <= 1.0:
-        raise ValueError(f"p_fail must lie in [0, 1], got {p_fail}")
-    if readout == "rate" and p_fail != 0.0:
-        raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
-    params.phi_expr("u")  # validates params.phi
-    sizes = _check_sizes(sizes)
-    n_layers = len(sizes) - 1
-    spiking = readout == "spiking"
-    with_noise = params.sigma > 0 if noise is None else bool(noise)
-    tas = _timed_arrays(timed, sizes, dt_ms, timed_dt_ms)
-    phi = params.phi_expr
-
-    namespace: dict[str, Any] = {
-        "g_lk": params.g_lk,
-        "g_B": params.g_B,
-        "g_A": params.g_A,
-        "g_D": params.g_D,
-        "g_som": params.g_som,
-        "tau_in": params.tau_in * ms,
-        "tau_s": params.tau_s * ms,
-        "tau_w": params.tau_w * ms,
-        "rate_scale": params.rate_scale_hz * Hz,
-        "x_jump": 1.0 / (params.rate_scale_hz * params.tau_s * 1e-3),
-    }
-    # synapses see only the plasticity gate: ``targets`` is also a Synapses-internal name
-    syn_namespace = {**namespace, "plastic": tas["plastic"]}
-    namespace.update(tas)
-    threshold = "rand() < r*rate_scale*dt" if spiking else None
-
-    def group(n: int, eqs: str, name: str) -> NeuronGroup:
-        g = NeuronGroup(n, eqs, threshold=threshold, method="euler", name=name, namespace=namespace)
-        _set_slot(g.state_updater, NEURON_UPDATE_SLOT)
+    def group(self, n: int, eqs: str, name: str) -> NeuronGroup:
+        g = NeuronGroup(
+            n, eqs, threshold=self.threshold, method="euler", name=name, namespace=self.namespace
+        )
+        set_slot(g.state_updater, self.circuit.slot("neuron_update"))
         return g
 
-    layers: list[NeuronGroup] = [
-        group(sizes[0], "dr0/dt = (inputs(t, i) - r0)/tau_in : 1\nr = r0 : 1", "layer0")
-    ]
-    factor_runners = []
-    for k in range(1, n_layers + 1):
-        if k < n_layers:
-            noise_term = " + sigma*xi*ms**-0.5" if with_noise else ""
-            eqs = f"""
+
+def _hidden_equations(parts: _Parts, with_noise: bool) -> tuple[str, str]:
+    """Equations and plasticity factors of a hidden pyramidal layer (soma, basal, apical)."""
+    p, phi = parts.params, parts.params.phi_expr
+    noise_term = " + sigma*xi*ms**-0.5" if with_noise else ""
+    eqs = f"""
             du/dt = (-g_lk*u + g_B*(vB - u) + g_A*(vA - u))/ms{noise_term} : 1
             vA = vA_td + vA_int : 1
             vB : 1
@@ -469,30 +389,47 @@ def build(
             r = {phi("u")} : 1 (constant over dt)
             phi_vhat : 1
             """
-            factors = f"phi_vhat = {phi(f'{params.hidden_basal_gain!r}*vB')}"
-            if topdown == "learned":
-                eqs += "phi_td : 1\n"
-                factors += f"\nphi_td = {phi('vA_td')}"
-            if with_noise:
-                eqs += "sigma : 1 (shared, constant)\n"
-        else:
-            eqs = f"""
+    factors = f"phi_vhat = {phi(f'{p.hidden_basal_gain!r}*vB')}"
+    if parts.s.topdown == "learned":
+        eqs += "phi_td : 1\n"
+        factors += f"\nphi_td = {phi('vA_td')}"
+    if with_noise:
+        eqs += "sigma : 1 (shared, constant)\n"
+    return eqs, factors
+
+
+def _output_equations(parts: _Parts) -> tuple[str, str]:
+    """Equations and plasticity factor of the output layer, nudged toward ``targets``."""
+    p, phi = parts.params, parts.params.phi_expr
+    eqs = f"""
             du/dt = (-g_lk*u + g_B*(vB - u) + g_som*nudge(t)*(u_target - u))/ms : 1
             u_target = targets(t, i) : 1
             vB : 1
             r = {phi("u")} : 1 (constant over dt)
             phi_vhat : 1
             """
-            factors = f"phi_vhat = {phi(f'{params.output_basal_gain!r}*vB')}"
-        g = group(sizes[k], eqs, f"layer{k}")
-        if with_noise and k < n_layers:
-            g.sigma = params.sigma
-        factor_runners.append(g.run_regularly(factors, name=f"layer{k}_factors"))
-        layers.append(g)
-    inters: list[NeuronGroup] = []
+    return eqs, f"phi_vhat = {phi(f'{p.output_basal_gain!r}*vB')}"
+
+
+def _build_groups(parts: _Parts) -> None:
+    """The input layer, the pyramidal layers and the interneurons, with their factor runners."""
+    s, p, phi = parts.s, parts.params, parts.params.phi_expr
+    n_layers = s.n_layers
+    with_noise = p.sigma > 0 if s.noise is None else bool(s.noise)
+    parts.layers.append(
+        parts.group(s.sizes[0], "dr0/dt = (inputs(t, i) - r0)/tau_in : 1\nr = r0 : 1", "layer0")
+    )
+    for k in range(1, n_layers + 1):
+        hidden = k < n_layers
+        eqs, factors = _hidden_equations(parts, with_noise) if hidden else _output_equations(parts)
+        g = parts.group(s.sizes[k], eqs, f"layer{k}")
+        if with_noise and hidden:
+            g.sigma = p.sigma
+        parts.factor_runners.append(g.run_regularly(factors, name=f"layer{k}_factors"))
+        parts.layers.append(g)
     for k in range(1, n_layers):
-        g = group(
-            sizes[k + 1],
+        g = parts.group(
+            s.sizes[k + 1],
             f"""
             duI/dt = (-g_lk*uI + g_D*(vI - uI) + g_som*(u_next - uI))/ms : 1
             vI : 1
@@ -502,134 +439,217 @@ def build(
             """,
             f"inter{k}",
         )
-        factor_runners.append(
+        parts.factor_runners.append(
             g.run_regularly(
-                f"phi_vhat = {phi(f'{params.inter_dendrite_gain!r}*vI')}", name=f"inter{k}_factors"
+                f"phi_vhat = {phi(f'{p.inter_dendrite_gain!r}*vI')}", name=f"inter{k}_factors"
             )
         )
-        inters.append(g)
-    for runner in factor_runners:
-        _set_slot(runner, FACTOR_SLOT)
+        parts.inters.append(g)
+    for runner in parts.factor_runners:
+        set_slot(runner, parts.circuit.slot("factors"))
 
-    synapses: list[Synapses] = []
-    connectivity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+def _projection(
+    parts: _Parts,
+    name: str,
+    source: NeuronGroup,
+    target: NeuronGroup,
+    summed_target: str,
+    induction: str | None,
+    backward_target: str | None = None,
+) -> Synapses:
+    """One dense weighted projection onto the summed variable ``summed_target``; plastic when
+    ``induction`` (the postsynaptic factor) is given; ``backward_target``: the same w also
+    carried backwards (tied top-down weights)."""
+    spiking = parts.s.spiking
     pre_quantity = "x" if spiking else "r_pre"
-
-    def projection(
-        name: str,
-        source: NeuronGroup,
-        target: NeuronGroup,
-        summed_target: str,
-        induction: str | None,
-        backward_target: str | None = None,
-    ) -> Synapses:
-        eqs = [f"{summed_target}_post = w*{pre_quantity} : 1 (summed)"]
-        if induction is None:
-            eqs.append("w : 1")
-        on_pre = on_post = None
+    eqs = [f"{summed_target}_post = w*{pre_quantity} : 1 (summed)"]
+    if induction is None:
+        eqs.append("w : 1")
+    on_pre = on_post = None
+    if spiking:
+        eqs += [trace("x"), RELEASE_FAILURE]
+        on_pre = transmit("x")
+    if backward_target is not None:
         if spiking:
-            eqs += ["dx/dt = -x/tau_s : 1 (clock-driven)", "p_fail : 1 (shared, constant)"]
-            on_pre = "x += int(rand() > p_fail)*x_jump"
-        if backward_target is not None:  # tied top-down weights: the same w carried backwards
-            if spiking:
-                eqs += [
-                    f"{backward_target}_pre = w*xb : 1 (summed)",
-                    "dxb/dt = -xb/tau_s : 1 (clock-driven)",
-                ]
-                on_post = "xb += int(rand() > p_fail)*x_jump"
-            else:
-                eqs.append(f"{backward_target}_pre = w*r_post : 1 (summed)")
-        if induction is not None:
-            eqs += [
-                f"dDelta/dt = (({induction})*{pre_quantity} - Delta)/tau_w : 1 (clock-driven)",
-                "dw/dt = eta*plastic(t)*Delta/ms : 1 (clock-driven)",
-                "eta : 1 (shared, constant)",
-            ]
-        syn = Synapses(
-            source,
-            target,
-            "\n".join(eqs),
-            on_pre=on_pre,
-            on_post=on_post,
-            method="euler",
-            name=name,
-            namespace=syn_namespace,
+            eqs += [f"{backward_target}_pre = w*xb : 1 (summed)", trace("xb")]
+            on_post = transmit("xb")
+        else:
+            eqs.append(f"{backward_target}_pre = w*r_post : 1 (summed)")
+    if induction is not None:
+        eqs += [
+            low_pass(induction, pre_quantity),
+            "dw/dt = eta*plastic(t)*Delta/ms : 1 (clock-driven)",
+            "eta : 1 (shared, constant)",
+        ]
+    syn = Synapses(
+        source, target, "\n".join(eqs), on_pre=on_pre, on_post=on_post, method="euler",
+        name=name, namespace=parts.syn_namespace,
+    )  # fmt: skip
+    i, j = dense_connectivity(len(source), len(target))
+    syn.connect(i=i, j=j)
+    if spiking:
+        syn.p_fail = parts.s.p_fail
+    parts.connectivity[name] = (i, j)
+    parts.synapses.append(syn)
+    return syn
+
+
+def _build_synapses(parts: _Parts) -> None:
+    """Forward, top-down and lateral projections, the one-to-one copies of u_{k+1}, and their
+    slots."""
+    s, layers, inters = parts.s, parts.layers, parts.inters
+    for k in range(1, s.n_layers + 1):
+        tied_back = "vA_td" if (s.topdown == "tied" and k >= 2) else None
+        _projection(
+            parts, f"W{k}", layers[k - 1], layers[k], "vB", "r_post - phi_vhat_post", tied_back
         )
-        i, j = dense_connectivity(len(source), len(target))
-        syn.connect(i=i, j=j)
-        if spiking:
-            syn.p_fail = p_fail
-        connectivity[name] = (i, j)
-        synapses.append(syn)
-        return syn
-
-    for k in range(1, n_layers + 1):
-        tied_back = "vA_td" if (topdown == "tied" and k >= 2) else None
-        projection(f"W{k}", layers[k - 1], layers[k], "vB", "r_post - phi_vhat_post", tied_back)
-    for k in range(1, n_layers):
-        if topdown != "tied":
-            rule = "r_post - phi_td_post" if topdown == "learned" else None
-            projection(f"B{k}", layers[k + 1], layers[k], "vA_td", rule)
-        projection(f"WPI{k}", inters[k - 1], layers[k], "vA_int", "-vA_post")
-        projection(f"WIP{k}", layers[k], inters[k - 1], "vI", "r_post - phi_vhat_post")
+    for k in range(1, s.n_layers):
+        if s.topdown != "tied":
+            rule = "r_post - phi_td_post" if s.topdown == "learned" else None
+            _projection(parts, f"B{k}", layers[k + 1], layers[k], "vA_td", rule)
+        _projection(parts, f"WPI{k}", inters[k - 1], layers[k], "vA_int", "-vA_post")
+        _projection(parts, f"WIP{k}", layers[k], inters[k - 1], "vI", "r_post - phi_vhat_post")
         copy = Synapses(
-            layers[k + 1],
-            inters[k - 1],
-            "u_next_post = u_pre : 1 (summed)",
-            name=f"copy{k}",
-            namespace=syn_namespace,
-        )
-        idx = np.arange(sizes[k + 1], dtype=np.int32)
+            layers[k + 1], inters[k - 1], "u_next_post = u_pre : 1 (summed)",
+            name=f"copy{k}", namespace=parts.syn_namespace,
+        )  # fmt: skip
+        idx = np.arange(s.sizes[k + 1], dtype=np.int32)
         copy.connect(i=idx, j=idx)
-        connectivity[f"copy{k}"] = (idx, idx.copy())
-        synapses.append(copy)
-    for syn in synapses:
+        parts.connectivity[f"copy{k}"] = (idx, idx.copy())
+        parts.synapses.append(copy)
+    for syn in parts.synapses:
         for updater in syn.summed_updaters.values():
-            _set_slot(updater, SUMMED_SLOT)
+            set_slot(updater, parts.circuit.slot("summed"))
         if syn.state_updater is not None:
-            _set_slot(syn.state_updater, SYNAPSE_UPDATE_SLOT)
+            set_slot(syn.state_updater, parts.circuit.slot("synapse_update"))
 
-    groups = {g.name: g for g in [*layers, *inters]}
+
+def _build_monitors(parts: _Parts) -> dict[str, Any]:
+    """State monitors by group (``'layer1'``), by projection (``'W1'``, weights) and spike
+    monitors ``'spikes_<group>'``."""
+    s = parts.s
+    groups = {g.name: g for g in [*parts.layers, *parts.inters]}
     monitors: dict[str, Any] = {}
-    rec = default_record(sizes) if record is None else dict(record)
-    if record_dt_ms is not None:
+    rec = default_record(s.sizes) if s.record is None else dict(s.record)
+    slot = parts.circuit.slot("monitor")
+    if s.record_dt_ms is not None:
         for gname, variables in rec.items():
             if gname not in groups:
                 raise ValueError(f"cannot record {gname!r}: the circuit has {sorted(groups)}")
             if not variables:
                 continue
             mon = StateMonitor(
-                groups[gname],
-                list(variables),
-                record=True,
-                dt=record_dt_ms * ms,
+                groups[gname], list(variables), record=True, dt=s.record_dt_ms * ms,
                 name=f"mon_{gname}",
-            )
-            _set_slot(mon, MONITOR_SLOT)
+            )  # fmt: skip
+            set_slot(mon, slot)
             monitors[gname] = mon
-    if weight_record_dt_ms is not None:
-        for syn in synapses:
+    if s.weight_record_dt_ms is not None:
+        for syn in parts.synapses:
             if "w" in syn.variables:
                 mon = StateMonitor(
-                    syn, "w", record=True, dt=weight_record_dt_ms * ms, name=f"mon_{syn.name}"
+                    syn, "w", record=True, dt=s.weight_record_dt_ms * ms, name=f"mon_{syn.name}"
                 )
-                _set_slot(mon, MONITOR_SLOT)
+                set_slot(mon, slot)
                 monitors[syn.name] = mon
-    if spiking:
+    if s.spiking:
         for g in groups.values():
             monitors[f"spikes_{g.name}"] = SpikeMonitor(g, name=f"spikes_{g.name}")
+    return monitors
 
-    return CircuitBuild(
-        objects=[*layers, *inters, *synapses, *monitors.values()],
-        namespace={},
-        timed_arrays=tas,
-        connectivity=connectivity,
-        monitors=monitors,
+
+class MicrocircuitCircuit(Circuit):
+    """The dendritic cortical microcircuit through the circuit interface (module docstring)."""
+
+    name = NAME
+    summary = (
+        "Sacramento et al. 2018 dendritic cortical microcircuit (pyramidal cells, SST interneurons)"
     )
+    Params = MicrocircuitParams
+    Structure = MicrocircuitStructure
+    configurable = ("sizes",)
+    schedule = {
+        "summed": ("start", -10),
+        "factors": ("start", -5),
+        "monitor": ("start", 0),
+        "synapse_update": ("groups", -1),
+        "neuron_update": ("groups", 0),
+    }
+
+    def build(
+        self,
+        structure: MicrocircuitStructure,
+        params: MicrocircuitParams,
+        timed: Mapping[str, np.ndarray],
+        *,
+        dt_ms: float,
+    ) -> CircuitBuild:
+        """Create the groups, synapses and monitors of one microcircuit. Weights, learning rates
+        and initial state default to 0 and are given per run as ``values``
+        (:func:`weight_values`, :func:`eta_values`)."""
+        params.phi_expr("u")  # validates params.phi
+        tas = _timed_arrays(timed, structure.sizes, dt_ms, structure.timed_dt_ms)
+        readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+        conductances = ("g_lk", "g_B", "g_A", "g_D", "g_som")
+        namespace: dict[str, Any] = {name: getattr(params, name) for name in conductances}
+        namespace.update(tau_in=params.tau_in * ms, tau_w=params.tau_w * ms)
+        namespace.update(readout.namespace())
+        # synapses see only the plasticity gate: ``targets`` is also a Synapses-internal name
+        syn_namespace = {**namespace, "plastic": tas["plastic"]}
+        namespace.update(tas)
+        threshold = readout.threshold if structure.spiking else None
+        parts = _Parts(structure, params, self, namespace, syn_namespace, threshold)
+        _build_groups(parts)
+        _build_synapses(parts)
+        monitors = _build_monitors(parts)
+        return CircuitBuild(
+            objects=[*parts.layers, *parts.inters, *parts.synapses, *monitors.values()],
+            namespace={},
+            timed_arrays=tas,
+            connectivity=parts.connectivity,
+            monitors=monitors,
+        )
+
+    # the circuit's helpers by sizes and top-down mode, for protocols that look it up by name
+    named_weight_shapes = staticmethod(weight_shapes)
+    named_weights_from_state = staticmethod(weights_from_state)
+    random_weights = staticmethod(random_weights)
+    self_predicting_weights = staticmethod(self_predicting_weights)
+    eta_values = staticmethod(eta_values)
+    p_fail_values = staticmethod(p_fail_values)
+    state_keys = staticmethod(state_keys)
+    timed_values = staticmethod(timed_values)
+
+    def weight_shapes(self, structure: MicrocircuitStructure) -> dict[str, tuple[int, ...]]:
+        return dict(weight_shapes(structure.sizes, structure.topdown))
+
+    def weights_from_state(
+        self, structure: MicrocircuitStructure, state: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        return weights_from_state(state, structure.sizes, structure.topdown)
+
+    def timed_names(self, structure: MicrocircuitStructure) -> tuple[str, ...]:
+        return TIMED_INPUTS
+
+    def cost(self, structure: MicrocircuitStructure) -> Cost:
+        """Groups with their state variables, the dense projections (w, Δ, and a trace when
+        spiking) and the one-to-one copies; monitors are left out (their size depends on the run
+        length, which the structure does not fix)."""
+        sizes, n_layers = structure.sizes, structure.n_layers
+        groups = {"layer0": (sizes[0], 2), f"layer{n_layers}": (sizes[-1], 4)}
+        for k in range(1, n_layers):
+            groups[f"layer{k}"] = (sizes[k], 7)
+            groups[f"inter{k}"] = (sizes[k + 1], 5)
+        per_synapse = 3 if structure.spiking else 2
+        projections = {
+            name: (pre, post, per_synapse)
+            for name, (post, pre) in weight_shapes(sizes, structure.topdown).items()
+        }
+        for k in range(1, n_layers):
+            projections[f"copy{k}"] = (sizes[k + 1], 1, 0)
+        return dense_cost(groups, projections)
 
 
-register_circuit(
-    NAME,
-    "Sacramento et al. 2018 dendritic cortical microcircuit (pyramidal cells, SST interneurons)",
-    build,
-)
+#: the registered circuit object (protocols look it up by name)
+CIRCUIT = register_circuit(MicrocircuitCircuit())

@@ -37,8 +37,8 @@ What is here:
 * plasticity induction terms :func:`forward_update`, :func:`ip_update`, :func:`pi_update`;
 * :func:`self_predicting_weights` (closed-form lateral weights), :func:`tied_feedback`;
 * :func:`backprop_reference` (error signals and gradients of the same architecture through
-  autograd) and :class:`BackpropNetwork` / :func:`backprop_baseline` (a torch network of the same
-  architecture trained by SGD or Adam);
+  autograd); the backprop baseline itself is :mod:`models.backprop` with :func:`feedforward`'s
+  layer function;
 * :func:`init_weights` (U(-1, 1) times a scale, reproducible from a seed).
 """
 
@@ -46,17 +46,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+
+from neurosim.parameters.microcircuit import MicrocircuitParams
 
 DTYPE = torch.float64
 
 #: named weight matrices, shape (post, pre)
 Weights = dict[str, torch.Tensor]
 
-RATE_FUNCTIONS = ("soft_relu", "logistic", "relu")
 LOSSES = ("circuit", "potential", "rate")
 
 
@@ -65,36 +65,9 @@ LOSSES = ("circuit", "potential", "rate")
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MicrocircuitParameters:
-    """Conductances (1/ms) and the rate function φ of the microcircuit (DESIGN.md §4.2).
-
-    ``phi`` is one of ``"soft_relu"`` (γ log(1 + e^{β(u − θ)}), with ``gamma``, ``beta``,
-    ``theta``; the teacher–student task's values are the defaults), ``"logistic"``
-    (1 / (1 + e^{−u})) or ``"relu"`` (max(u, 0)); ``gamma``, ``beta`` and ``theta`` are used by the
-    soft ReLU only. ``sigma`` scales the white noise of the hidden somata (only used by
-    :func:`step` when it is given noise samples).
-    """
-
-    g_lk: float = 0.1
-    g_B: float = 1.0
-    g_A: float = 0.8
-    g_D: float = 1.0
-    g_som: float = 0.8
-    phi: str = "soft_relu"
-    gamma: float = 0.1
-    beta: float = 1.0
-    theta: float = 3.0
-    sigma: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.phi not in RATE_FUNCTIONS:
-            raise ValueError(f"phi must be one of {RATE_FUNCTIONS}, not {self.phi!r}.")
-        for name in ("g_B", "g_A", "g_D", "g_som", "sigma"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name} must be non-negative, not {getattr(self, name)!r}.")
-        if not self.g_lk > 0.0:
-            raise ValueError(f"g_lk must be positive, not {self.g_lk!r}.")
+#: the one parameter record of the microcircuit, shared with the Brian2 circuit and its
+#: ``[circuit]`` table (:mod:`neurosim.parameters.microcircuit`)
+MicrocircuitParameters = MicrocircuitParams
 
 
 def soft_relu(
@@ -155,20 +128,18 @@ def rate_derivative(params: MicrocircuitParameters) -> Callable[[torch.Tensor], 
 def basal_gain(params: MicrocircuitParameters, output: bool) -> float:
     """Gain of the dendritic prediction v̂_B = gain · v_B: g_B/(g_lk + g_B + g_A) for hidden layers,
     g_B/(g_lk + g_B) for the output layer (its potential without nudging)."""
-    if output:
-        return params.g_B / (params.g_lk + params.g_B)
-    return params.g_B / (params.g_lk + params.g_B + params.g_A)
+    return params.basal_gain(output)
 
 
 def interneuron_gain(params: MicrocircuitParameters) -> float:
     """Gain of the interneurons' dendritic prediction v̂^I = g_D/(g_lk + g_D) · v^I."""
-    return params.g_D / (params.g_lk + params.g_D)
+    return params.inter_dendrite_gain
 
 
 def self_predicting_constant(params: MicrocircuitParameters, next_is_output: bool) -> float:
     """c in W^IP_k = c · W_{k+1}: g_B(g_lk + g_D) / (g_D (g_lk + g_B + g_A)), or
     g_B(g_lk + g_D) / (g_D (g_lk + g_B)) when layer k+1 is the output (DESIGN.md §4.2)."""
-    return basal_gain(params, next_is_output) / interneuron_gain(params)
+    return params.self_predicting_factor(next_is_output)
 
 
 # --------------------------------------------------------------------------------------------
@@ -880,107 +851,7 @@ def backprop_reference(
     )
 
 
-class BackpropNetwork(torch.nn.Module):
-    """The backprop baseline: a feed-forward torch network of the circuit's architecture.
-
-    r_k = φ(gain_k W_k r_{k−1}), the circuit's self-predicting forward pass (no biases, like the
-    circuit; gains from :func:`basal_gain`, so the same ``W{k}`` give the same output rates).
-    Trained on the batch-mean of ½‖r_N − y‖² (targets are rates).
-    """
-
-    def __init__(
-        self,
-        sizes: Sequence[int],
-        params: MicrocircuitParameters | None = None,
-        seed: int = 0,
-        scale: float = 1.0,
-        weights: Mapping[str, torch.Tensor] | None = None,
-    ) -> None:
-        super().__init__()
-        self.params = params or MicrocircuitParameters()
-        self.sizes = tuple(int(n) for n in sizes)
-        init = init_weights(self.sizes, seed, scale) if weights is None else check_weights(weights)
-        self.weights = torch.nn.ParameterDict(
-            {
-                f"W{k}": torch.nn.Parameter(init[f"W{k}"].detach().clone())
-                for k in range(1, len(self.sizes))
-            }
-        )
-
-    def forward(self, r0: torch.Tensor) -> torch.Tensor:
-        """Output rates r_N, (batch, n_N)."""
-        _, r = feedforward(self.params, dict(self.weights), r0)
-        return r[-1]
-
-    def loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """Batch mean of ½‖r_N − y‖²."""
-        return 0.5 * ((self(_batch(X)) - _batch(Y)) ** 2).sum(-1).mean()
-
-    def fit(
-        self,
-        X: object,
-        Y: object,
-        epochs: int = 100,
-        lr: float = 1e-2,
-        batch: int = 32,
-        seed: int = 0,
-        optimizer: str = "adam",
-    ) -> list[float]:
-        """Minibatch training (``"adam"`` or ``"sgd"``), reshuffled each epoch from ``seed``;
-        returns the full-training-set loss before training and after each epoch."""
-        X, Y = _batch(X), _batch(Y)
-        if optimizer == "adam":
-            opt = torch.optim.Adam(self.parameters(), lr=lr)
-        elif optimizer == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=lr)
-        else:
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}.")
-        gen = torch.Generator().manual_seed(int(seed))
-        with torch.no_grad():
-            history = [float(self.loss(X, Y))]
-        for _ in range(epochs):
-            order = torch.randperm(X.shape[0], generator=gen)
-            for start in range(0, X.shape[0], batch):
-                idx = order[start : start + batch]
-                opt.zero_grad()
-                self.loss(X[idx], Y[idx]).backward()
-                opt.step()
-            with torch.no_grad():
-                history.append(float(self.loss(X, Y)))
-        return history
-
-    @torch.no_grad()
-    def predict(self, X: object) -> torch.Tensor:
-        """Output rates for inputs ``X`` (batch, n0)."""
-        return self(_batch(X))
-
-    def to_weights(self) -> Weights:
-        """The forward weights as a detached ``dict`` (``W1..WN``)."""
-        return {name: p.detach().clone() for name, p in self.weights.items()}
-
-
-def backprop_baseline(
-    X: object,
-    Y: object,
-    sizes: Sequence[int],
-    params: MicrocircuitParameters | None = None,
-    epochs: int = 100,
-    lr: float = 1e-2,
-    batch: int = 32,
-    seed: int = 0,
-    optimizer: str = "adam",
-    scale: float = 1.0,
-) -> tuple[BackpropNetwork, list[float]]:
-    """Train a :class:`BackpropNetwork` of layer ``sizes`` on (X, Y); returns it and its loss
-    history (see :meth:`BackpropNetwork.fit`). Weights start from ``init_weights(sizes, seed,
-    scale)``."""
-    net = BackpropNetwork(sizes, params, seed=seed, scale=scale)
-    history = net.fit(X, Y, epochs=epochs, lr=lr, batch=batch, seed=seed, optimizer=optimizer)
-    return net, history
-
-
 __all__ = [
-    "BackpropNetwork",
     "BackpropReference",
     "MicrocircuitParameters",
     "MicrocircuitState",
@@ -988,7 +859,6 @@ __all__ = [
     "TwoPass",
     "Weights",
     "activities",
-    "backprop_baseline",
     "backprop_reference",
     "basal_gain",
     "check_weights",

@@ -179,7 +179,7 @@ class Circuit:
             key = f"{name}.w"
             if key in state:
                 flat = np.asarray(state[key], dtype=float)
-                out[name] = w_to_matrix(flat, shape[1], shape[0]) if len(shape) == 2 else flat
+                out[name] = w_to_matrix(flat, shape[0], shape[1]) if len(shape) == 2 else flat
         return out
 
     def timed_names(self, structure: Any) -> tuple[str, ...]:
@@ -253,7 +253,11 @@ def config_model(circuit: Circuit) -> type:
         meta = dict(f.metadata)
         description = meta.pop("description", "")
         default = f.default if f.default is not dataclasses.MISSING else None
-        specs[name] = (s_hints[name] | None, Field(default, description=description, **meta))
+        # not strict: TOML gives lists, which a tuple-typed structure field should take
+        specs[name] = (
+            s_hints[name] | None,
+            Field(default, description=description, strict=False, **meta),
+        )
     model_name = "".join(part.title() for part in circuit.name.replace("-", "_").split("_"))
     return create_model(f"{model_name}CircuitTable", __base__=CheckedTable, **specs)
 

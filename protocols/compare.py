@@ -23,6 +23,7 @@ The one pairing so far, ``icf-microcircuit``:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -31,22 +32,25 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from models import icf
 from neurosim import datasets as ds
 from neurosim import grid_world as gw
 from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
-from neurosim.protocol import Protocol, ProtocolResult
+from neurosim.protocol import Protocol, ProtocolResult, RunContext
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.registry import register_protocol
-from neurosim.seeding import run_seed, seed_everything
+from neurosim.seeding import run_seed
 from protocols.feedback_cancellation import (
     FeedbackCancellation,
     FeedbackCancellationConfig,
-    MicrocircuitConfig,
     Task,
+    frozen_pass,
+    pattern_ends,
+    preset_tables,
+    training_circuit,
 )
 from protocols.icf import ICFConfig, IndependentlyControllableFeatures
+from protocols.icf import steps as icf_steps
 
 PAIRINGS = ("icf-microcircuit",)
 #: the data set the circuit of the ``icf-microcircuit`` pairing learns
@@ -54,12 +58,17 @@ CIRCUIT_DATASET = "gridworld"
 
 
 #: the circuit's supervised training for a comparison, where ``[protocol.training]`` does not
-#: say otherwise: no shallow learner, no backprop baseline, no extra pass over the training set
+#: say otherwise: the feedback-cancellation preset of CIRCUIT_DATASET without a shallow learner,
+#: a backprop baseline or an extra pass over the training set
 TRAINING_DEFAULTS: dict[str, Any] = {"shallow": False, "backprop_epochs": 0, "train_eval": False}
 
 
+def _training_table() -> dict[str, Any]:
+    return {**preset_tables(CIRCUIT_DATASET)["protocol"], **TRAINING_DEFAULTS}
+
+
 def _training_defaults() -> FeedbackCancellationConfig:
-    return FeedbackCancellationConfig(**TRAINING_DEFAULTS)
+    return FeedbackCancellationConfig(**_training_table())
 
 
 class CompareConfig(StrictModel):
@@ -83,10 +92,10 @@ class CompareConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _training_table(cls, data: Any) -> Any:
-        """A given ``[protocol.training]`` table starts from TRAINING_DEFAULTS, not from the
-        feedback-cancellation protocol's own defaults."""
+        """A given ``[protocol.training]`` table starts from the training defaults (the
+        preset and TRAINING_DEFAULTS), not from the feedback-cancellation table's own."""
         if isinstance(data, dict) and isinstance(data.get("training"), dict):
-            data = {**data, "training": {**TRAINING_DEFAULTS, **data["training"]}}
+            data = {**data, "training": {**_training_table(), **data["training"]}}
         return data
 
     @model_validator(mode="after")
@@ -109,7 +118,19 @@ class Compare(Protocol):
     readouts = ("rate", "spiking")
     default_epochs = FeedbackCancellation.default_epochs
     protocol_config = CompareConfig
-    circuit_configs = {"microcircuit": MicrocircuitConfig}
+
+    def circuit_table(self, circuit_name: str) -> type[StrictModel]:
+        """The microcircuit's ``[circuit]`` table with the defaults of the feedback-cancellation
+        preset of CIRCUIT_DATASET (its sizes and φ)."""
+        from pydantic import create_model
+
+        base = super().circuit_table(circuit_name)
+        fields: dict[str, Any] = {}
+        for name, value in preset_tables(CIRCUIT_DATASET)["circuit"].items():
+            info = copy.copy(base.model_fields[name])
+            info.default = value
+            fields[name] = (info.annotation, info)
+        return create_model("CompareCircuitTable", __base__=base, **fields)
 
     def _circuit_run(self, run: RunConfig) -> RunConfig:
         """The run table of the circuit's training: the feedback-cancellation protocol on the
@@ -120,7 +141,6 @@ class Compare(Protocol):
 
     def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
         assert isinstance(protocol, CompareConfig)
-        assert isinstance(circuit, MicrocircuitConfig)
         IndependentlyControllableFeatures().check(
             run.model_copy(update={"epochs": None}), protocol.icf, circuit
         )
@@ -142,21 +162,13 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
-        icf_steps = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
-        fc_steps = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
-        return icf_steps + fc_steps + 1
+        n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
+        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
+        return n_icf + n_fc + 1
 
-    def run(
-        self,
-        run: RunConfig,
-        protocol: StrictModel,
-        circuit: StrictModel,
-        progress: Callable[[int, str], None] | None = None,
-    ) -> ProtocolResult:
+    def execute(self, ctx: RunContext) -> ProtocolResult:
+        run, protocol, circuit, progress = ctx.run, ctx.protocol, ctx.circuit, ctx.progress
         assert isinstance(protocol, CompareConfig)
-        assert isinstance(circuit, MicrocircuitConfig)
-        progress = progress or (lambda n, msg: None)
-        seed_everything(run.seed)
         model_metrics, model_data, model_weights = self._icf(run, protocol.icf, progress)
         circ_metrics, circ_data, circ_weights, segments = self._circuit(
             run, protocol, circuit, progress
@@ -180,23 +192,21 @@ class Compare(Protocol):
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
         """Train the ICF model and encode the 121 clean images: its features and 32-unit layer."""
         settings = IndependentlyControllableFeatures.settings(run, cfg)
+
+        def tick(step: int, record: dict[str, float]) -> None:
+            progress(1, f"ICF step {step}/{settings.steps}: recon {record['reconstruction']:.3f}")
+
+        progress(0, "training the ICF model")
+        trained = icf_steps.train_and_measure(settings, cfg.threads, tick)
         threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads)  # encoded on the threads it trained on
         try:
-
-            def tick(step: int, record: dict[str, float]) -> None:
-                progress(
-                    1, f"ICF step {step}/{settings.steps}: recon {record['reconstruction']:.3f}"
-                )
-
-            progress(0, "training the ICF model")
-            model, history = icf.train(settings, tick)
-            measures = icf.evaluate(model, settings)
             images = torch.from_numpy(gw.render(gw.all_positions()))[:, None]
             with torch.no_grad():
-                features, hidden = model.encoder(images)
+                features, hidden = trained.model.encoder(images)
         finally:
             torch.set_num_threads(threads)
+        measures, history = trained.measures, trained.history
         reg = measures["regression"]
         metrics = {
             "icf_steps": settings.steps,
@@ -211,7 +221,7 @@ class Compare(Protocol):
             "icf_features": features.numpy().astype(np.float64),
             "icf_hidden": hidden.numpy().astype(np.float64),
         }
-        weights = {f"icf_{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        weights = {f"icf_{k}": v for k, v in icf_steps.weights(trained).items()}
         return metrics, data, weights
 
     # ------------------------------------------------------------------ (b), (c): the circuit
@@ -219,7 +229,7 @@ class Compare(Protocol):
         self,
         run: RunConfig,
         cfg: CompareConfig,
-        circuit: MicrocircuitConfig,
+        circuit: StrictModel,
         progress: Callable[[int, str], None],
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray], list[SegmentRecord]]:
         """Train the microcircuit on the grid world's positions, then run it on the clean images
@@ -230,7 +240,8 @@ class Compare(Protocol):
         trained = fc.run(fc_run, cfg.training, circuit, progress)
         progress(0, "the circuit on the clean images")
         task = Task(fc_run, cfg.training, circuit)
-        sim, info = fc.simulation(fc_run, task)
+        tc = training_circuit(fc_run, task)
+        sim = tc.sim
         end = {k: v for k, v in trained.weights.items() if not k.startswith("initial_")}
         start = {k.removeprefix("initial_"): v for k, v in trained.weights.items()
                  if k.startswith("initial_")}  # fmt: skip
@@ -238,13 +249,13 @@ class Compare(Protocol):
         phi = task.params.phi_numpy
         x = task.data.x_test
         passes = {
-            label: fc.frozen_pass(sim, info, task, w, x, run_seed(run.seed, 77, part))
+            label: frozen_pass(tc, w, x, run_seed(run.seed, 77, part))
             for label, w, part in (("trained", end, 1), ("untrained", start, 2))
         }
         result, n = passes["trained"]
-        hidden = phi(fc.pattern_ends(result, f"layer{k}", "u", n))
-        out = phi(fc.pattern_ends(result, f"layer{n_layers}", "u", n))
-        untrained = phi(fc.pattern_ends(passes["untrained"][0], f"layer{k}", "u", n))
+        hidden = phi(pattern_ends(result, f"layer{k}", "u", n))
+        out = phi(pattern_ends(result, f"layer{n_layers}", "u", n))
+        untrained = phi(pattern_ends(passes["untrained"][0], f"layer{k}", "u", n))
         decoded = ds.gridworld_positions(out)
         truth = gw.all_positions()
         pattern_s = cfg.training.pattern_ms / 1000.0
@@ -267,25 +278,13 @@ class Compare(Protocol):
             )
         ]  # fmt: skip
         spikes: list[SpikeRecord] = []
-        if info["readout"] == "spiking":
-            mon = result.monitors[f"spikes_layer{k}"]
+        if tc.readout == "spiking":
             t_stop = sim.duration_ms / 1000.0
-            times = [np.sort(mon["t"][mon["i"] == i]) for i in range(task.sizes[k])]
-            spikes = [
-                SpikeRecord(f"layer{k}_{i}", t, 0.0, t_stop, {"layer": k, "neuron": i})
-                for i, t in enumerate(times)
-            ]
-            data["hidden_spikes"] = {
-                "times_s": times,
-                "n_patterns": n,
-                "pattern_ms": cfg.training.pattern_ms,
-                "window_start_ms": cfg.window_start_ms,
-                "t_stop_s": t_stop,
-            }
+            spikes, data["hidden_spikes"] = _hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
         segments = [
             SegmentRecord(
                 "clean-images", spikes, signals,
-                {"pairing": cfg.pairing, "readout": info["readout"], "hidden_layer": k,
+                {"pairing": cfg.pairing, "readout": tc.readout, "hidden_layer": k,
                  "plasticity": "off", "nudging": "off"},
             )
         ]  # fmt: skip
@@ -293,7 +292,7 @@ class Compare(Protocol):
         metrics = {
             "circuit_dataset": CIRCUIT_DATASET,
             "circuit_sizes": task.sizes,
-            "circuit_readout": info["readout"],
+            "circuit_readout": tc.readout,
             "circuit_epochs": tm["epochs"],
             "circuit_test_mse": tm["test_mse"],
             "circuit_mse_history": tm["history"]["circuit"],
@@ -307,6 +306,27 @@ class Compare(Protocol):
         weights = {f"circuit_{name}": m for name, m in trained.weights.items()}
         progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
         return metrics, data, weights, segments
+
+
+def _hidden_spikes(
+    result: Any, k: int, cells: int, n: int, t_stop: float, cfg: CompareConfig
+) -> tuple[list[SpikeRecord], dict[str, Any]]:
+    """The spike trains of hidden layer ``k`` in a frozen pass (run length ``t_stop`` s), as
+    records and as the arrays :mod:`analysis.compare` turns into rates per pattern window."""
+    mon = result.monitors[f"spikes_layer{k}"]
+    times = [np.sort(mon["t"][mon["i"] == i]) for i in range(cells)]
+    spikes = [
+        SpikeRecord(f"layer{k}_{i}", t, 0.0, t_stop, {"layer": k, "neuron": i})
+        for i, t in enumerate(times)
+    ]
+    arrays = {
+        "times_s": times,
+        "n_patterns": n,
+        "pattern_ms": cfg.training.pattern_ms,
+        "window_start_ms": cfg.window_start_ms,
+        "t_stop_s": t_stop,
+    }
+    return spikes, arrays
 
 
 register_protocol(Compare.name, Compare.summary, Compare)

@@ -46,6 +46,7 @@ CASES = (
         "ep-two-phase-2-epochs",
         ("run", "equilibrium-propagation", "--dataset", "digits", "--epochs", "2"),
         "metrics.json",
+        slow=True,
     ),
     Case(
         "feedback-cancellation-digits-1-epoch",

@@ -185,12 +185,8 @@ def _circuit_params(net: Network) -> mc.MicrocircuitParams:
 
 
 def _twin_params(net: Network) -> dm.MicrocircuitParameters:
-    """The twin's parameters copied field by field from the circuit's (same names, same values)."""
-    circuit = _circuit_params(net)
-    shared = {f.name for f in dataclasses.fields(dm.MicrocircuitParameters)}
-    return dm.MicrocircuitParameters(
-        **{k: v for k, v in dataclasses.asdict(circuit).items() if k in shared}
-    )
+    """The twin's parameters: the circuit's own record (one record for both)."""
+    return _circuit_params(net)
 
 
 def _timed(net: Network, x: np.ndarray, target: np.ndarray | None, nudge: float):
@@ -207,13 +203,9 @@ def _simulation(net: Network) -> Simulation:
     """A rate circuit of ``net``, plasticity off (η = 0, gate 0), no monitors."""
     params, sizes = _circuit_params(net), list(net.sizes)
 
-    def builder(tv: Mapping[str, np.ndarray]):
-        return mc.build(
-            params, sizes, tv, dt_ms=DT, timed_dt_ms=DURATION, record={}, topdown="fixed"
-        )
-
+    structure = mc.MicrocircuitStructure(sizes, timed_dt_ms=DURATION, record={}, topdown="fixed")
     return Simulation(
-        builder,
+        mc.CIRCUIT.builder(structure, params, DT),
         device="cpp_standalone",
         duration_ms=DURATION,
         dt_ms=DT,

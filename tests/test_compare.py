@@ -52,6 +52,23 @@ def test_gridworld_is_a_feedback_cancellation_dataset() -> None:
     assert task.sizes == [144, 32, 2] and task.phi == "logistic"
 
 
+def test_compare_trains_the_circuit_with_the_gridworld_preset() -> None:
+    """The comparison's circuit table and [protocol.training] default to feedback cancellation's
+    gridworld preset (no copy of its values), without the shallow learner and backprop."""
+    from neurosim import presets
+    from protocols.feedback_cancellation import FeedbackCancellation
+
+    tables = presets.load(FeedbackCancellation, "gridworld")
+    raw = {"run": {"protocol": "compare"}, "protocol": {"training": {"n_train": 50}}}
+    resolved = pipeline.resolve(raw)
+    training = resolved.protocol.training
+    assert training.n_train == 50 and not training.shallow and training.backprop_epochs == 0
+    for key in ("eta_forward", "eta_ip", "eta_pi", "eta_decay", "w_gain", "b_scale"):
+        assert getattr(training, key) == tables["protocol"][key], key
+    assert list(resolved.circuit.sizes) == tables["circuit"]["sizes"]
+    assert resolved.circuit.phi == tables["circuit"]["phi"]
+
+
 # ------------------------------------------------------------------------------ analysis
 def _rotation_embedding(positions: np.ndarray, units: int, seed: int) -> np.ndarray:
     """The positions (shifted by 1: no all-zero row, whose correlation distance is undefined)
@@ -232,11 +249,9 @@ def test_compare_spiking_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_compare_circuit_encodes_position(tmp_path: Path) -> None:
-    """The default comparison (seed 1, rate read-out; about 6.5 min on 2 busy cores): the trained
-    circuit's hidden rates encode the square's position. Measured on seed 1: probe R² x 0.927,
-    y 0.936 (untrained circuit: 0.288, 0.185), CKA with the ICF 32-unit layer 0.764 (untrained:
-    0.134), circuit test MSE 0.0062 (from 0.136). The bounds leave room for other seeds and
-    machines and stay far above the untrained control."""
+    """The default comparison (seed 1, rate read-out): the trained circuit's hidden rates encode
+    the square's position. The bounds leave room for other seeds and machines and stay far above
+    the untrained control (measured values: README, comparing models with circuits)."""
     out = tmp_path / "cmp"
     assert main(["compare", "--no-progress", "--seed", "1", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())

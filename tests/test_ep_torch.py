@@ -1,5 +1,5 @@
 """The torch twin of the layered Hopfield circuit trained by Equilibrium Propagation
-(models/equilibrium_propagation.py): energy and dynamics, fixed points, the EP updates against
+(models/equilibrium_propagation/): energy and dynamics, fixed points, the EP updates against
 the loss gradient at the free fixed point, the continual (ds/dt) update, the backprop baseline
 (DESIGN.md §4.3, issue 4)."""
 

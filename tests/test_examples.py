@@ -25,7 +25,17 @@ def test_every_example_is_listed() -> None:
     assert {p.name for p in SCRIPTS} == set(PROMISES)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+#: examples that run in the slow tier only (the default tier keeps its time budget)
+SLOW = {"ep_digits.py"}
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(p, id=p.name, marks=[pytest.mark.slow] if p.name in SLOW else [])
+        for p in SCRIPTS
+    ],
+)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(script)],

@@ -17,6 +17,7 @@ from scipy.optimize import root
 from circuits import microcircuit as mc
 from neurosim.engine import CircuitBuild, Simulation
 from neurosim.errors import NeurosimError
+from neurosim.schedule import execution_order
 
 DT = 0.1
 PATTERN_MS = 100.0
@@ -38,6 +39,14 @@ SPIKE_DURATION = 300.0
 
 
 # ------------------------------------------------------------------------------ helpers
+def _build(
+    params: mc.MicrocircuitParams, sizes: list[int], tv: Mapping[str, np.ndarray], *,
+    dt_ms: float, **structure: object,
+) -> CircuitBuild:  # fmt: skip
+    """The registered circuit's build of ``sizes`` with the structure fields ``structure``."""
+    return mc.CIRCUIT.build(mc.MicrocircuitStructure(sizes, **structure), params, tv, dt_ms=dt_ms)
+
+
 def _timed(
     x: np.ndarray,
     n_out: int,
@@ -63,7 +72,7 @@ def _simulation(
     captured: dict[str, CircuitBuild] = {}
 
     def builder(tv: Mapping[str, np.ndarray]) -> CircuitBuild:
-        captured["build"] = mc.build(params, sizes, tv, dt_ms=DT, timed_dt_ms=TIMED_DT, **kwargs)
+        captured["build"] = _build(params, sizes, tv, dt_ms=DT, timed_dt_ms=TIMED_DT, **kwargs)
         return captured["build"]
 
     x = np.zeros((1, sizes[0]))
@@ -264,15 +273,15 @@ def test_weight_layout_helpers_round_trip() -> None:
 def test_invalid_arguments_are_refused() -> None:
     tv = _timed(np.zeros(3), 2, 100.0)
     with pytest.raises(ValueError, match="readout"):
-        mc.build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, readout="bursts")
+        _build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, readout="bursts")
     with pytest.raises(ValueError, match="topdown"):
-        mc.build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, topdown="random")
+        _build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, topdown="random")
     with pytest.raises(ValueError, match="spiking"):
-        mc.build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, p_fail=0.5)
+        _build(TIED_PARAMS, [3, 4, 2], tv, dt_ms=DT, p_fail=0.5)
     with pytest.raises(ValueError, match="sizes"):
-        mc.build(TIED_PARAMS, [3], tv, dt_ms=DT)
+        _build(TIED_PARAMS, [3], tv, dt_ms=DT)
     with pytest.raises(ValueError, match="inputs"):
-        mc.build(TIED_PARAMS, [4, 4, 2], tv, dt_ms=DT)
+        _build(TIED_PARAMS, [4, 4, 2], tv, dt_ms=DT)
 
 
 # ------------------------------------------------------------------------------ rate circuit
@@ -365,7 +374,7 @@ def test_lateral_plasticity_learns_the_self_predicting_state(rate_sim) -> None:
 
 def test_schedule_sums_then_factors_then_synapses_then_neurons(rate_sim) -> None:
     _, captured = rate_sim
-    table = mc.schedule(captured["build"])
+    table = execution_order(captured["build"].objects)
     position: dict[str, list[int]] = {}
     for index, (kind, _name, _when, _order) in enumerate(table):
         position.setdefault(kind, []).append(index)

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from models import backprop
 from models import dendritic_microcircuit as dm
 
 SIZES = [6, 8, 7, 4]  # input, two hidden layers, output
@@ -217,18 +218,54 @@ def test_two_pass_distance_with_random_lateral_weights() -> None:
         assert set(tp.errors) == {"e1", "e2", "e3"}
 
 
+def _baseline(p: dm.MicrocircuitParameters, weights: dm.Weights) -> backprop.FeedForward:
+    """The one backprop baseline with the circuit's self-predicting forward pass as its layer."""
+    phi, top = dm.rate_function(p), len(dm.layer_sizes(weights)) - 1
+    return backprop.FeedForward(weights, lambda k, u: phi(dm.basal_gain(p, k == top) * u))
+
+
 def test_backprop_baseline_learns_regression() -> None:
     p = _params("logistic")
     sizes = [4, 16, 2]
     X = _inputs(4, batch=128, seed=0, high=1.0) * 2 - 1
-    teacher = dm.BackpropNetwork(sizes, p, seed=100, scale=3.0)
-    Y = teacher.predict(X)
-    net, history = dm.backprop_baseline(X, Y, sizes, p, epochs=150, lr=0.03, batch=16, seed=0)
-    print(f"\nbackprop baseline: loss {history[0]:.3e} -> {history[-1]:.3e}")
-    assert history[-1] < history[0] / 10
+    Y = _baseline(p, dm.init_weights(sizes, seed=100, scale=3.0)).predict(X)
+    net = _baseline(p, dm.init_weights(sizes, seed=0))
+    with torch.no_grad():
+        start = float(net.loss(X, Y))
+
+    def loss(n: backprop.FeedForward, epoch: int) -> dict[str, float]:
+        with torch.no_grad():
+            return {"loss": float(n.loss(X, Y))}
+
+    history = backprop.train(
+        net, X, Y, epochs=150, lr=0.03, batch=16, seed=0, optimiser="adam", evaluate=loss
+    )
+    print(f"\nbackprop baseline: loss {start:.3e} -> {history[-1]['loss']:.3e}")
+    assert history[-1]["loss"] < start / 10
     assert net.predict(X).shape == (128, 2)
     assert set(net.to_weights()) == {"W1", "W2"}
     # the baseline's forward pass is the circuit's self-predicting forward pass
-    w = dm.self_predicting_weights(dict(dm.init_weights(sizes, seed=0), **net.to_weights()), p)
+    trained = {k: torch.as_tensor(v) for k, v in net.to_weights().items()}
+    w = dm.self_predicting_weights(dict(dm.init_weights(sizes, seed=0), **trained), p)
     fp = dm.fixed_point(p, w, X[:8])
-    torch.testing.assert_close(dm.rate_function(p)(fp.state.u[-1]), net.predict(X[:8]))
+    torch.testing.assert_close(
+        dm.rate_function(p)(fp.state.u[-1]), torch.as_tensor(net.predict(X[:8]))
+    )
+
+
+def test_one_parameter_record_for_circuit_twin_and_table() -> None:
+    """The Brian2 circuit, the torch twin and the derived [circuit] table read one record."""
+    from circuits import microcircuit as mc
+    from neurosim.circuit import config_model
+    from neurosim.parameters.microcircuit import MicrocircuitParams
+
+    assert dm.MicrocircuitParameters is MicrocircuitParams
+    assert mc.MicrocircuitCircuit.Params is MicrocircuitParams
+    assert mc.MicrocircuitParams is MicrocircuitParams
+    table = config_model(mc.CIRCUIT)
+    defaults = MicrocircuitParams()
+    for name, info in table.model_fields.items():
+        if name != "sizes":
+            assert info.default == getattr(defaults, name), name
+    p = MicrocircuitParams(phi="logistic", g_A=0.5)
+    assert dm.self_predicting_constant(p, False) == p.self_predicting_factor(False)

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -127,7 +128,9 @@ def _cmd_list() -> int:
             print(f"  {name:24s} {entry.summary}")
             if title == "protocols":
                 for preset, description in presets.available(entry.target).items():
-                    print(f"    --preset {preset:15s} {description}")
+                    print(f"    --preset {preset}")
+                    for line in textwrap.wrap(description, 92):
+                        print(f"        {line}")
     import protocols.experiments  # noqa: F401  (registers the virtual experiments)
     from neurosim.experiment import EXPERIMENTS
 

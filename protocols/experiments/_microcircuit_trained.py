@@ -31,23 +31,27 @@ from typing import Any
 
 import numpy as np
 
-from circuits import microcircuit as mc
 from neurosim.config import RunConfig
 from neurosim.engine import RunResult, Simulation
 from neurosim.errors import NeurosimError
 from neurosim.experiment import ExperimentSettings
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
+from neurosim.registry import circuit as registered_circuit
 from neurosim.seeding import run_seed
 from protocols.feedback_cancellation import (
     FeedbackCancellation,
     FeedbackCancellationConfig,
-    MicrocircuitConfig,
     Task,
-    default_eta_forward,
+    TrainingCircuit,
     initial_weights,
+    learning_pass,
+    learning_values,
+    preset_tables,
+    training_circuit,
 )
 
 FAMILY = "microcircuit-trained"
+CIRCUIT = "microcircuit"
 #: layer sizes: the teacher's own architecture (30 inputs, 20 hidden cells, 10 outputs)
 SIZES = (30, 20, 10)
 DATASET = "teacher"
@@ -63,10 +67,8 @@ WINDOW_START_MS = 40.0
 RECORD_DT_MS = 1.0
 #: test inputs on which training is checked (apical RMS, output MSE), two frozen runs
 PROBE_PATTERNS = 16
-#: the protocol's teacher forward learning rates (3e-2/ms) × this in the supervised stage.
-#: Measured (default schedule, apical RMS / output MSE on held-out inputs after training): at
-#: × 1, seed 5 lost its self-predicting state (RMS 0.46 → 2.31, MSE 0.162 → 0.223), seed 2
-#: 0.30 / 0.134; at × 1/3, seed 5 0.48 / 0.155 and seed 2 0.35 / 0.138
+#: the teacher preset's forward learning rates × this in the supervised stage: at × 1 some seeds
+#: lose their self-predicting state (README, feedback cancellation)
 SUPERVISED_ETA_SCALE = 1.0 / 3.0
 #: output nudging during supervised training and in the experiments' teaching conditions
 TEACHING_NUDGE = 1.0
@@ -95,11 +97,8 @@ class Schedule:
     supervised: int
 
 
-#: default and quick training (teacher learning rates of the protocol; self-predicting stage at
-#: its η_IP = η_PI = 0.1). Measured, seed 1, spiking, one trial (noise floor ~0.4): apical RMS on
-#: held-out inputs 1.81 at the start, 0.99 after 3000 self-predicting patterns, 0.46 after 1000
-#: supervised ones (quick: 0.85 after 400). The three experiments on 5 default seeds, training
-#: included, took 2.7 min of CPU (8 min wall on 2 heavily shared cores)
+#: default and quick training at the teacher preset's rates (how the lengths were chosen: README,
+#: feedback cancellation)
 SCHEDULES = {False: Schedule(self_predicting=3000, supervised=1000), True: Schedule(400, 200)}
 
 
@@ -158,7 +157,7 @@ class FrozenRun:
 def _run_config(seed: int, settings: ExperimentSettings) -> RunConfig:
     return RunConfig(
         protocol=FeedbackCancellation.name,
-        circuit=mc.NAME,
+        circuit=CIRCUIT,
         dataset=DATASET,
         device=settings.device,
         readout="spiking",
@@ -167,17 +166,29 @@ def _run_config(seed: int, settings: ExperimentSettings) -> RunConfig:
 
 
 def _task(seed: int, settings: ExperimentSettings) -> Task:
+    """The protocol's ``teacher`` preset with the experiments' sizes, chunking and stages."""
+    tables = preset_tables(DATASET)
     cfg = FeedbackCancellationConfig(
-        stage="supervised",
-        dt_ms=DT_MS,
-        pattern_ms=PATTERN_MS,
-        learning_lag_ms=LAG_MS,
-        patterns_per_run=TRAIN_PATTERNS_PER_RUN,
-        shallow=False,
-        train_eval=False,
-        backprop_epochs=0,
+        **{
+            **tables["protocol"],
+            "stage": "supervised",
+            "dt_ms": DT_MS,
+            "pattern_ms": PATTERN_MS,
+            "learning_lag_ms": LAG_MS,
+            "patterns_per_run": TRAIN_PATTERNS_PER_RUN,
+            "shallow": False,
+            "train_eval": False,
+            "backprop_epochs": 0,
+        }
     )
-    return Task(_run_config(seed, settings), cfg, MicrocircuitConfig(sizes=list(SIZES)))
+    table = FeedbackCancellation().circuit_table(CIRCUIT)
+    circuit = table(**{**tables["circuit"], "sizes": list(SIZES)})
+    return Task(_run_config(seed, settings), cfg, circuit)
+
+
+def microcircuit() -> Any:
+    """The registered microcircuit."""
+    return registered_circuit(CIRCUIT)
 
 
 def _shared(settings: ExperimentSettings, key: str, make: Callable[[], Any]) -> Any:
@@ -187,13 +198,12 @@ def _shared(settings: ExperimentSettings, key: str, make: Callable[[], Any]) -> 
     return settings.shared[full]
 
 
-def _training_simulation(
-    settings: ExperimentSettings, fc: FeedbackCancellation, task: Task
-) -> tuple[Simulation, dict[str, Any]]:
+def _training_circuit(settings: ExperimentSettings, task: Task) -> TrainingCircuit:
     """The protocol's own compiled build (one per device, shared by all seeds: weights and data
-    go in as run values; on ``cuda_standalone`` the curand seed compiled into it is seed 0's)."""
+    go in as run values)."""
     run = _run_config(0, settings)
-    return _shared(settings, f"train-sim/{settings.device}", lambda: fc.simulation(run, task))
+    shared = _shared(settings, f"train-sim/{settings.device}", lambda: training_circuit(run, task))
+    return TrainingCircuit(shared.sim, task, shared.readout, shared.keys)
 
 
 def trained_microcircuit(
@@ -211,35 +221,31 @@ def trained_microcircuit(
     start = time.perf_counter()
     schedule = SCHEDULES[bool(settings.quick)]
     task = _task(seed, settings)
-    fc = FeedbackCancellation()
-    sim, info = _training_simulation(settings, fc, task)
+    tc = _training_circuit(settings, task)
     rng = np.random.default_rng([int(seed), 6_4_2])
-    data, defaults, n = task.data, task.defaults, task.n_layers
+    data, cfg, n = task.data, task.cfg, task.n_layers
     probe_x = data.x_test[:PROBE_PATTERNS]
     probe_y = data.y_test[:PROBE_PATTERNS]
     metrics: dict[str, float] = {}
 
     w0 = initial_weights(task, rng, "random")
     say(f"self-predicting learning, {schedule.self_predicting} patterns")
-    eta_sp = (float(defaults["sp_eta_ip"]), float(defaults["sp_eta_pi"]))
-    values = fc.learning_values(task, w0, "spiking", forward=[0.0] * n, ip=eta_sp[0], pi=eta_sp[1])
+    eta_sp = (cfg.self_predicting_eta_ip, cfg.self_predicting_eta_pi)
+    values = learning_values(task, w0, "spiking", forward=[0.0] * n, ip=eta_sp[0], pi=eta_sp[1])
     order = _orders(rng, len(data.x_train), schedule.self_predicting)
-    values, _ = fc.learning_pass(
-        sim, info, task, values, data.x_train[order], None, nudge=0.0, seed=run_seed(seed, 65)
+    values, _ = learning_pass(
+        tc, values, data.x_train[order], None, nudge=0.0, seed=run_seed(seed, 65)
     )
-    w_sp = mc.weights_from_state(values, task.sizes, task.cfg.top_down)
+    w_sp = task.circuit.named_weights_from_state(values, task.sizes, cfg.top_down)
     say(f"supervised learning, {schedule.supervised} patterns")
-    eta_f = [eta * SUPERVISED_ETA_SCALE for eta in default_eta_forward(task)]
-    values = fc.learning_values(
-        task, w_sp, "spiking", forward=eta_f,
-        ip=float(defaults["eta_ip"]), pi=float(defaults["eta_pi"]),
-    )  # fmt: skip
+    eta_f = [eta * SUPERVISED_ETA_SCALE for eta in cfg.eta_forward]
+    values = learning_values(task, w_sp, "spiking", forward=eta_f, ip=cfg.eta_ip, pi=cfg.eta_pi)
     order = _orders(rng, len(data.x_train), schedule.supervised)
-    values, _ = fc.learning_pass(
-        sim, info, task, values, data.x_train[order], data.u_train[order],
+    values, _ = learning_pass(
+        tc, values, data.x_train[order], data.u_train[order],
         nudge=TEACHING_NUDGE, seed=run_seed(seed, 66),
     )  # fmt: skip
-    w_end = mc.weights_from_state(values, task.sizes, task.cfg.top_down)
+    w_end = task.circuit.named_weights_from_state(values, task.sizes, cfg.top_down)
     # checks on held-out inputs, plasticity off, after training (all on the frozen build, so
     # that the two compiled builds are swapped on the device once per seed, not per stage)
     for part, (label, weights) in enumerate(
@@ -250,7 +256,7 @@ def trained_microcircuit(
         metrics[f"apical_rms_{label}"] = float(np.sqrt(np.mean(out.means["vA"] ** 2)))
         rates = task.params.phi_numpy(out.means["u2"])
         metrics[f"test_mse_{label}"] = float(np.mean(np.sum((rates - probe_y) ** 2, axis=1)))
-    closed = mc.self_predicting_weights(w_end, task.params, task.sizes)
+    closed = task.circuit.self_predicting_weights(w_end, task.params, task.sizes)
     for name in ("WPI1", "WIP1"):
         metrics[f"cosine_{name}_closed_form"] = _cosine(w_end[name], closed[name])
     metrics.update(
@@ -291,7 +297,9 @@ def _frozen_timed(
     us = np.repeat(targets[-1:], P, axis=0)
     us[:n_active] = targets
     active = (np.arange(P) < n_active).astype(float)
-    return mc.timed_values(xs, len(targets[0]), targets=us, nudge=nudge * active, plastic=0.0)
+    return microcircuit().timed_values(
+        xs, len(targets[0]), targets=us, nudge=nudge * active, plastic=0.0
+    )
 
 
 def _frozen_simulation(settings: ExperimentSettings, task: Task) -> Simulation:
@@ -303,20 +311,17 @@ def _frozen_simulation(settings: ExperimentSettings, task: Task) -> Simulation:
             np.zeros((1, sizes[0])), np.zeros((1, sizes[-1])), 0.0, FROZEN_PATTERNS_PER_RUN
         )
 
-        def builder(tv: Any) -> Any:
-            return mc.build(
-                task.params, sizes, tv, dt_ms=DT_MS, readout="spiking", record=_frozen_record(),
-                record_dt_ms=RECORD_DT_MS, timed_dt_ms=STIMULUS_MS,
-            )  # fmt: skip
-
+        structure = task.circuit.Structure(
+            sizes, readout="spiking", record=_frozen_record(), record_dt_ms=RECORD_DT_MS,
+            timed_dt_ms=STIMULUS_MS,
+        )  # fmt: skip
         return Simulation(
-            builder,
+            task.circuit.builder(structure, task.params, DT_MS),
             device=settings.device,
             duration_ms=FROZEN_PATTERNS_PER_RUN * STIMULUS_MS,
             dt_ms=DT_MS,
             initial_timed=init,
-            label=f"{mc.NAME}-experiments",
-            cuda_seed=run_seed(0, 0),
+            label=f"{CIRCUIT}-experiments",
         )
 
     return _shared(settings, f"frozen-sim/{settings.device}", make)
@@ -344,24 +349,14 @@ def scrambled(weights: Mapping[str, np.ndarray], rng: np.random.Generator) -> di
     return {"WIP1": w[derangement(w.shape[0], rng)].copy()}
 
 
-def run_frozen(
+def _checked_inputs(
     trained: TrainedMicrocircuit,
     x: np.ndarray,
-    *,
-    seed: int,
-    settings: ExperimentSettings,
-    targets: np.ndarray | None = None,
-    nudge: float = 0.0,
-    overrides: Mapping[str, np.ndarray] | None = None,
-    trials: int = 1,
-) -> FrozenRun:
-    """Present the stimuli ``x`` (n, n0) to ``trained`` with plasticity off, the output nudged
-    by ``nudge`` (× g_som) toward the target potentials ``targets`` (n, n_out), and the weight
-    matrices in ``overrides`` replacing the trained ones; window means and spike counts per
-    stimulus (:class:`FrozenRun`), averaged over ``trials`` repetitions with fresh spike noise
-    (a lab's trial average; the recording keeps the first trial)."""
-    if trials < 1:
-        raise NeurosimError(f"At least one trial is needed, got {trials}.")
+    targets: np.ndarray | None,
+    nudge: float,
+    overrides: Mapping[str, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Stimuli, targets (zeros where none) and the weights with ``overrides``, shapes checked."""
     sizes = trained.sizes
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[1] != sizes[0] or len(x) == 0:
@@ -384,11 +379,35 @@ def run_frozen(
                 "with a matrix of the same shape."
             )
         weights[name] = np.asarray(m, dtype=float)
+    return x, targets, weights
+
+
+def run_frozen(
+    trained: TrainedMicrocircuit,
+    x: np.ndarray,
+    *,
+    seed: int,
+    settings: ExperimentSettings,
+    targets: np.ndarray | None = None,
+    nudge: float = 0.0,
+    overrides: Mapping[str, np.ndarray] | None = None,
+    trials: int = 1,
+) -> FrozenRun:
+    """Present the stimuli ``x`` (n, n0) to ``trained`` with plasticity off, the output nudged
+    by ``nudge`` (× g_som) toward the target potentials ``targets`` (n, n_out), and the weight
+    matrices in ``overrides`` replacing the trained ones; window means and spike counts per
+    stimulus (:class:`FrozenRun`), averaged over ``trials`` repetitions with fresh spike noise
+    (a lab's trial average; the recording keeps the first trial)."""
+    if trials < 1:
+        raise NeurosimError(f"At least one trial is needed, got {trials}.")
+    sizes = trained.sizes
+    x, targets, weights = _checked_inputs(trained, x, targets, nudge, overrides)
     sim = _frozen_simulation(settings, trained.task)
+    circuit = trained.task.circuit
     values = {
-        **mc.weight_values(weights),
-        **mc.eta_values(sizes),  # every learning rate 0: plasticity off
-        **mc.p_fail_values(sizes, 0.0),
+        **circuit.weight_values(circuit.Structure(sizes), weights),
+        **circuit.eta_values(sizes),  # every learning rate 0: plasticity off
+        **circuit.p_fail_values(sizes, 0.0),
     }
     P = FROZEN_PATTERNS_PER_RUN
     means: dict[str, list[np.ndarray]] = {k: [] for k in MEASURED}

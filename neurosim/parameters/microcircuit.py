@@ -1,0 +1,90 @@
+"""The one parameter record of the dendritic cortical microcircuit (Sacramento et al. 2018;
+DESIGN.md §4.2), read by the Brian2 circuit (:mod:`circuits.microcircuit`), its torch twin
+(:mod:`models.dendritic_microcircuit`) and the derived ``[circuit]`` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from neurosim.circuit import param
+from neurosim.neurons import logistic, logistic_expr, soft_relu, soft_relu_expr
+
+#: rate functions the twin knows; the Brian2 circuit writes the first two
+RATE_FUNCTIONS = ("soft_relu", "logistic", "relu")
+
+
+@dataclass(frozen=True)
+class MicrocircuitParams:
+    """Dimensionless potentials, conductances in 1/ms, times in ms.
+
+    ``phi`` is ``"soft_relu"`` (γ log(1 + e^{β(u − θ)})), ``"logistic"`` (1/(1 + e^{−u})) or, in
+    the torch twin only, ``"relu"``. ``sigma`` scales the background noise of the hidden somata
+    (a run-time parameter once the circuit is built with noise); ``rate_scale_hz`` turns φ = 1
+    into a spike rate (spiking read-out).
+    """
+
+    g_lk: float = param(0.1, "leak conductance (1/ms)", gt=0)
+    g_B: float = param(1.0, "basal → soma conductance (1/ms)", gt=0)
+    g_A: float = param(0.8, "apical → soma conductance (1/ms)", ge=0)
+    g_D: float = param(1.0, "interneuron dendrite → soma conductance (1/ms)", gt=0)
+    g_som: float = param(0.8, "somatic nudging conductance (1/ms)", ge=0)
+    phi: Literal["soft_relu", "logistic", "relu"] = param("soft_relu", "rate function φ")
+    gamma: float = param(0.1, "soft-ReLU scale γ", gt=0)
+    beta: float = param(1.0, "soft-ReLU slope β", gt=0)
+    theta: float = param(3.0, "soft-ReLU threshold θ")
+    tau_in: float = param(3.0, "input filter (ms)", gt=0)
+    tau_s: float = param(3.0, "synaptic trace of the spiking read-out (ms)", gt=0)
+    tau_w: float = param(30.0, "low-pass of the plasticity induction (ms)", gt=0)
+    sigma: float = param(0.0, "background noise of the hidden somata", ge=0)
+    rate_scale_hz: float = param(1000.0, "φ = 1 as a spike rate (spiking)", gt=0)
+
+    def __post_init__(self) -> None:
+        if self.phi not in RATE_FUNCTIONS:
+            raise ValueError(f"phi must be one of {RATE_FUNCTIONS}, not {self.phi!r}.")
+        for name in ("g_B", "g_A", "g_D", "g_som", "sigma"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be non-negative, not {getattr(self, name)!r}.")
+        if not self.g_lk > 0.0:
+            raise ValueError(f"g_lk must be positive, not {self.g_lk!r}.")
+
+    def phi_expr(self, u: str) -> str:
+        """φ as Brian2 text."""
+        if self.phi == "soft_relu":
+            return soft_relu_expr(u, self.gamma, self.beta, self.theta)
+        if self.phi == "logistic":
+            return logistic_expr(u)
+        raise ValueError(f"phi must be 'soft_relu' or 'logistic', got {self.phi!r}")
+
+    def phi_numpy(self, u: np.ndarray) -> np.ndarray:
+        """φ in numpy (the twin of :meth:`phi_expr`)."""
+        if self.phi == "soft_relu":
+            return soft_relu(u, self.gamma, self.beta, self.theta)
+        if self.phi == "logistic":
+            return logistic(u)
+        raise ValueError(f"phi must be 'soft_relu' or 'logistic', got {self.phi!r}")
+
+    @property
+    def hidden_basal_gain(self) -> float:
+        """v̂_B/vB of a hidden cell: g_B/(g_lk + g_B + g_A)."""
+        return self.g_B / (self.g_lk + self.g_B + self.g_A)
+
+    @property
+    def output_basal_gain(self) -> float:
+        """v̂_B/vB of an output cell: g_B/(g_lk + g_B)."""
+        return self.g_B / (self.g_lk + self.g_B)
+
+    @property
+    def inter_dendrite_gain(self) -> float:
+        """v̂_I/vI of an interneuron: g_D/(g_lk + g_D)."""
+        return self.g_D / (self.g_lk + self.g_D)
+
+    def basal_gain(self, output: bool) -> float:
+        """v̂_B/vB of an output (``output``) or hidden cell."""
+        return self.output_basal_gain if output else self.hidden_basal_gain
+
+    def self_predicting_factor(self, next_is_output: bool) -> float:
+        """c in W^IP_k = c W_{k+1} of the self-predicting state (DESIGN.md §4.2)."""
+        return self.basal_gain(next_is_output) / self.inter_dendrite_gain

@@ -1,0 +1,81 @@
+"""Measures of the circuit's output and weights, and the backprop baseline of the same
+architecture (:mod:`models.backprop`) on the same split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from protocols.feedback_cancellation.task import Task, forward_scales
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two arrays, flattened (nan for a zero array)."""
+    a, b = np.ravel(a), np.ravel(b)
+    den = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / den) if den > 0 else float("nan")
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two arrays, flattened (nan for a constant one)."""
+    x, y = np.ravel(x), np.ravel(y)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle between two arrays in degrees."""
+    c = cosine(a, b)
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def metric_key(task: Task) -> str:
+    """``accuracy`` for classification, ``mse`` for regression."""
+    return "accuracy" if task.data.task == "classification" else "mse"
+
+
+def evaluate_rates(task: Task, r: np.ndarray, y: np.ndarray, labels: Any) -> dict[str, float]:
+    """MSE ‖r − y‖² per pattern and, for classification, the accuracy of argmax r."""
+    out = {"mse": float(np.mean(np.sum((r - y) ** 2, axis=1)))}
+    if task.data.task == "classification":
+        out["accuracy"] = float(np.mean(np.argmax(r, axis=1) == labels))
+    return out
+
+
+def evaluate(task: Task, u_out: np.ndarray, y: np.ndarray, labels: Any) -> dict[str, float]:
+    """:func:`evaluate_rates` of the output potentials ``u_out``."""
+    return evaluate_rates(task, task.params.phi_numpy(u_out), y, labels)
+
+
+def backprop_baseline(task: Task, seed: int) -> dict[str, Any]:
+    """Backprop in torch on the same split and architecture: the circuit's self-predicting
+    forward pass r_k = φ(gain_k W_k r_{k−1}), Adam, batch 32 (:mod:`models.backprop`)."""
+    import torch
+
+    from models import backprop
+    from models import dendritic_microcircuit as dm
+
+    cfg, data, sizes, params = task.cfg, task.data, task.sizes, task.params
+    if cfg.backprop_epochs == 0:
+        return {}
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    weights = {
+        f"W{k}": rng.uniform(-a, a, (sizes[k], sizes[k - 1]))
+        for k, a in enumerate(forward_scales(task), start=1)
+    }
+    phi = dm.rate_function(params)
+    gains = {k: params.basal_gain(k == task.n_layers) for k in range(1, task.n_layers + 1)}
+    net = backprop.FeedForward(weights, lambda k, u: phi(gains[k] * u))
+    key = metric_key(task)
+
+    def test(net: backprop.FeedForward, epoch: int) -> dict[str, Any]:
+        return evaluate_rates(task, net.predict(data.x_test), data.y_test, data.labels_test)
+
+    hist = backprop.train(
+        net, data.x_train, data.y_train, epochs=cfg.backprop_epochs, lr=cfg.backprop_lr,
+        optimiser="adam", batch=32, seed=seed, evaluate=test,
+    )  # fmt: skip
+    return {"test": hist[-1][key], "history": [h[key] for h in hist], "epochs": len(hist)}

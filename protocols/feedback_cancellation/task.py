@@ -1,0 +1,119 @@
+"""The data and circuit of one run: the data set, the circuit's structure and parameters, the
+chunking into compiled runs, and the initial weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from neurosim import datasets as ds
+from neurosim.circuit import check_fits, params_from_table
+from neurosim.config import RunConfig, StrictModel
+from neurosim.errors import ConfigError
+from neurosim.registry import circuit as registered_circuit
+from protocols.feedback_cancellation.config import FeedbackCancellationConfig
+
+CIRCUIT = "microcircuit"
+
+
+def microcircuit() -> Any:
+    """The registered microcircuit (:class:`circuits.microcircuit.MicrocircuitCircuit`)."""
+    return registered_circuit(CIRCUIT)
+
+
+class Task:
+    """The data of one run: the data set, the circuit's sizes and parameters, chunking."""
+
+    def __init__(self, run: RunConfig, cfg: FeedbackCancellationConfig, circ: StrictModel):
+        data = ds.load(run.dataset, seed=run.seed)
+        self.data = data.subset(cfg.n_train, cfg.n_test)
+        self.circuit = microcircuit()
+        sizes = getattr(circ, "sizes", None)
+        if sizes is None:
+            raise ConfigError("circuit.sizes is not set: give the layer sizes [n0, ..., nN].")
+        if len(sizes) < 3 or min(sizes) < 1:
+            raise ConfigError(
+                "circuit.sizes needs an input, at least one hidden and an output layer."
+            )
+        if sizes[0] != data.n_inputs or sizes[-1] != data.n_outputs:
+            raise ConfigError(
+                f"circuit.sizes {list(sizes)} do not fit data set {data.name!r}: it has "
+                f"{data.n_inputs} inputs and {data.n_outputs} outputs."
+            )
+        self.sizes = [int(n) for n in sizes]
+        self.params = params_from_table(self.circuit, circ)
+        self.phi = self.params.phi
+        if self.phi != data.phi:
+            raise ConfigError(
+                f"the targets of {data.name!r} are potentials of φ = {data.phi}; "
+                f"circuit.phi = {self.phi} would nudge toward the wrong rates."
+            )
+        self.n_layers = len(self.sizes) - 1
+        n_ws = len(cfg.w_scale) if cfg.w_scale is not None else self.n_layers
+        n_eta = len(cfg.eta_forward) if cfg.stage == "supervised" else self.n_layers
+        if n_eta != self.n_layers or n_ws != self.n_layers:
+            raise ConfigError(
+                f"protocol.eta_forward and w_scale need one value per forward projection "
+                f"({self.n_layers} for circuit.sizes {self.sizes})."
+            )
+        self.P = cfg.patterns_per_run or len(self.data.x_test)
+        self.cfg = cfg
+        structure = self.circuit.Structure(
+            self.sizes, readout=run.readout or "rate", topdown=cfg.top_down
+        )
+        check_fits(self.circuit, structure)
+
+
+def forward_scales(task: Task) -> list[float]:
+    """U(−a, a) of each W_k. ``w_init`` 'gain': a = w_gain/√n_pre. 'teacher' (one hidden layer):
+    the student's initial potentials have the teacher's spread, a_1 = k1/gain_B and
+    a_N = k2·√(n_teacher_hidden/n_hidden)/gain."""
+    cfg, sizes, p = task.cfg, task.sizes, task.params
+    if cfg.w_scale is not None:
+        return list(cfg.w_scale)
+    if cfg.w_init == "teacher" and task.n_layers == 2:
+        return [
+            ds.TEACHER_K1 / p.hidden_basal_gain,
+            ds.TEACHER_K2 * math.sqrt(ds.TEACHER_SIZES[1] / sizes[1]) / p.output_basal_gain,
+        ]
+    gain = cfg.w_gain if cfg.w_init == "gain" else 4.0
+    return [gain / math.sqrt(sizes[k - 1]) for k in range(1, task.n_layers + 1)]
+
+
+def initial_weights(task: Task, rng: np.random.Generator, lateral: str) -> dict[str, np.ndarray]:
+    """Forward weights U(−a_k, a_k), top-down U(−b, b) (unless tied), lateral weights in the
+    closed form (``lateral='closed-form'``) or random of a size ``lateral_scale`` × its."""
+    cfg, sizes = task.cfg, task.sizes
+    scales = forward_scales(task)
+    w: dict[str, np.ndarray] = {}
+    for k in range(1, task.n_layers + 1):
+        a = scales[k - 1]
+        w[f"W{k}"] = rng.uniform(-a, a, (sizes[k], sizes[k - 1]))
+    for k in range(1, task.n_layers):
+        if cfg.top_down != "tied":
+            b = cfg.b_scale or scales[k]
+            w[f"B{k}"] = rng.uniform(-b, b, (sizes[k], sizes[k + 1]))
+    closed = task.circuit.self_predicting_weights(w, task.params, sizes)
+    for name, m in closed.items():
+        if lateral == "closed-form":
+            w[name] = m.copy()
+        else:  # random, with a typical size of lateral_scale × the closed form's entries
+            a = cfg.lateral_scale * math.sqrt(3.0) * float(np.sqrt(np.mean(m**2)))
+            w[name] = rng.uniform(-a, a, m.shape)
+    return w
+
+
+def gate_rows(
+    n_patterns: int, active: np.ndarray, pattern_ms: float, lag_ms: float, dt_ms: float
+) -> tuple[np.ndarray, float]:
+    """The ``plastic`` gate: 0 for the first ``lag_ms`` of each pattern and in padded patterns."""
+    steps_p = int(round(pattern_ms / dt_ms))
+    steps_l = int(round(lag_ms / dt_ms))
+    g = math.gcd(steps_p, steps_l) if steps_l else steps_p
+    per = steps_p // g
+    lag_rows = steps_l // g
+    row = (np.arange(per) >= lag_rows).astype(float)
+    gate = np.tile(row, n_patterns) * np.repeat(active.astype(float), per)
+    return gate, g * dt_ms

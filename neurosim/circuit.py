@@ -253,13 +253,31 @@ def config_model(circuit: Circuit) -> type:
         meta = dict(f.metadata)
         description = meta.pop("description", "")
         default = f.default if f.default is not dataclasses.MISSING else None
-        # not strict: TOML gives lists, which a tuple-typed structure field should take
+        # TOML gives lists: a tuple- or sequence-typed field is a list in the table (strict
+        # still: no ``true`` for a size); the structure record takes the list
         specs[name] = (
-            s_hints[name] | None,
-            Field(default, description=description, strict=False, **meta),
+            _as_list_type(s_hints[name]) | None,
+            Field(default, description=description, **meta),
         )
     model_name = "".join(part.title() for part in circuit.name.replace("-", "_").split("_"))
     return create_model(f"{model_name}CircuitTable", __base__=CheckedTable, **specs)
+
+
+def _as_list_type(hint: Any) -> Any:
+    """``tuple[int, ...]`` or ``Sequence[int]`` -> ``list[int]`` (also inside a union)."""
+    import collections.abc
+    import functools
+    import operator
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = list(dict.fromkeys(_as_list_type(arg) for arg in typing.get_args(hint)))
+        return functools.reduce(operator.or_, args)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return list[typing.get_args(hint)[0]] if typing.get_args(hint) else list
+    return hint
 
 
 def _field_types(record: type) -> dict[str, Any]:

@@ -18,7 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from brian2 import TimedArray, ms
+from brian2 import TimedArray
+
+from neurosim.blocks import timed_inputs
 
 BASE_INPUTS = ("inputs", "targets", "beta")
 
@@ -178,29 +180,9 @@ def _timed_arrays(
     dt_ms: float,
     timed_dt_ms: float | Mapping[str, float] | None,
 ) -> dict[str, TimedArray]:
-    unknown = set(timed) - set(names)
-    if unknown:
-        raise ValueError(
-            f"unknown TimedArray input(s) for this build: {', '.join(sorted(unknown))} "
-            f"(it takes {', '.join(names)})"
-        )
-    expected_cols = {"inputs": sizes[0], "targets": sizes[-1]}
-    arrays = {}
-    for name in names:
-        if name not in timed:
-            raise ValueError(f"missing the TimedArray input {name!r}")
-        values = np.asarray(timed[name], dtype=float)
-        if name in expected_cols:
-            if values.ndim != 2 or values.shape[1] != expected_cols[name]:
-                raise ValueError(
-                    f"{name} must have shape (rows, {expected_cols[name]}), got {values.shape}"
-                )
-        elif values.ndim != 1:
-            raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
-        sample_dt = _sample_dt(timed_dt_ms, name, dt_ms)
-        _steps(sample_dt, dt_ms, f"the sampling step of {name}")
-        arrays[name] = TimedArray(values, dt=sample_dt * ms, name=name)
-    return arrays
+    columns = {"inputs": sizes[0], "targets": sizes[-1]}
+    steps = {name: _sample_dt(timed_dt_ms, name, dt_ms) for name in names}
+    return timed_inputs(timed, names, columns, dt_ms, steps)
 
 
 def _sample_dt(timed_dt_ms: float | Mapping[str, float] | None, name: str, dt_ms: float) -> float:

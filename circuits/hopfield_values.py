@@ -12,16 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from neurosim.blocks import layer_sizes
 from neurosim.connectivity import matrix_to_w, w_to_matrix
 
 RECIPROCAL = ("tied", "untied")
 
 
-def _check_sizes(sizes: Sequence[int]) -> list[int]:
-    sizes = [int(n) for n in sizes]
-    if len(sizes) < 2 or any(n < 1 for n in sizes):
-        raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
-    return sizes
+_check_sizes = layer_sizes  # the one check of layered circuits (neurosim.blocks)
 
 
 def _n_layers(sizes: Sequence[int]) -> int:

@@ -73,7 +73,15 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
-from neurosim.blocks import RELEASE_FAILURE, SpikingReadout, low_pass, trace, transmit
+from neurosim.blocks import (
+    RELEASE_FAILURE,
+    SpikingReadout,
+    layer_sizes,
+    low_pass,
+    timed_inputs,
+    trace,
+    transmit,
+)
 from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
@@ -137,7 +145,7 @@ class MicrocircuitStructure:
             raise ValueError(f"p_fail must lie in [0, 1], got {self.p_fail}")
         if self.readout == "rate" and self.p_fail != 0.0:
             raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
-        object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
+        object.__setattr__(self, "sizes", tuple(layer_sizes(self.sizes)))
         object.__setattr__(self, "record", _pairs(self.record))
         object.__setattr__(self, "timed_dt_ms", _pairs(self.timed_dt_ms))
 
@@ -152,17 +160,10 @@ class MicrocircuitStructure:
         return self.readout == "spiking"
 
 
-def _check_sizes(sizes: Sequence[int]) -> list[int]:
-    sizes = [int(n) for n in sizes]
-    if len(sizes) < 2 or any(n < 1 for n in sizes):
-        raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
-    return sizes
-
-
 # ------------------------------------------------------------------------------ named weights
 def weight_shapes(sizes: Sequence[int], topdown: str = "fixed") -> dict[str, tuple[int, int]]:
     """Every weighted projection of the circuit and its (n_post, n_pre) matrix shape."""
-    sizes = _check_sizes(sizes)
+    sizes = layer_sizes(sizes)
     n_layers = len(sizes) - 1
     shapes: dict[str, tuple[int, int]] = {}
     for k in range(1, n_layers + 1):
@@ -213,7 +214,7 @@ def self_predicting_weights(
 
     ``weights`` needs ``W{k}`` and, unless the top-down weights are tied, ``B{k}``.
     """
-    sizes = _check_sizes(sizes)
+    sizes = layer_sizes(sizes)
     n_layers = len(sizes) - 1
     out = {}
     for k in range(1, n_layers):
@@ -260,7 +261,7 @@ def state_keys(
 
     The dendritic sums, rates and plasticity factors are recomputed at the start of every step.
     """
-    sizes = _check_sizes(sizes)
+    sizes = layer_sizes(sizes)
     n_layers = len(sizes) - 1
     keys = ["layer0.r0"]
     keys += [f"layer{k}.u" for k in range(1, n_layers + 1)]
@@ -279,7 +280,7 @@ def state_keys(
 
 def default_record(sizes: Sequence[int]) -> dict[str, tuple[str, ...]]:
     """The potentials recorded by default: r0; u, vB, vA of hidden cells; u, vB; uI, vI."""
-    sizes = _check_sizes(sizes)
+    sizes = layer_sizes(sizes)
     n_layers = len(sizes) - 1
     rec: dict[str, tuple[str, ...]] = {"layer0": ("r0",)}
     for k in range(1, n_layers):
@@ -326,30 +327,9 @@ def _sample_dt(name: str, dt_ms: float, timed_dt_ms: Any) -> float:
 def _timed_arrays(
     timed: Mapping[str, np.ndarray], sizes: Sequence[int], dt_ms: float, timed_dt_ms: Any
 ) -> dict[str, TimedArray]:
-    expected_cols = {"inputs": sizes[0], "targets": sizes[-1]}
-    arrays = {}
-    for name in TIMED_INPUTS:
-        if name not in timed:
-            raise ValueError(f"missing the TimedArray input {name!r}")
-        values = np.asarray(timed[name], dtype=float)
-        if name in expected_cols:
-            if values.ndim != 2 or values.shape[1] != expected_cols[name]:
-                raise ValueError(
-                    f"{name} must have shape (rows, {expected_cols[name]}), got {values.shape}"
-                )
-        elif values.ndim != 1:
-            raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
-        sample_dt = _sample_dt(name, dt_ms, timed_dt_ms)
-        ratio = sample_dt / dt_ms
-        if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
-            raise ValueError(
-                f"the sampling step of {name} ({sample_dt} ms) must be a multiple of dt"
-            )
-        arrays[name] = TimedArray(values, dt=sample_dt * ms, name=name)
-    unknown = set(timed) - set(TIMED_INPUTS)
-    if unknown:
-        raise ValueError(f"unknown TimedArray input(s): {', '.join(sorted(unknown))}")
-    return arrays
+    columns = {"inputs": sizes[0], "targets": sizes[-1]}
+    steps = {name: _sample_dt(name, dt_ms, timed_dt_ms) for name in TIMED_INPUTS}
+    return timed_inputs(timed, TIMED_INPUTS, columns, dt_ms, steps)
 
 
 @dataclass

@@ -29,7 +29,7 @@ def main() -> None:
     print(f"preset {result.config['run']['preset']}: sizes {result.config['circuit']['sizes']}")
     print(f"test accuracy before training and after each epoch: {m['history']['test_accuracy']}")
     print(f"backprop baseline, same sizes: {m['backprop_baseline']['test_accuracy']:.3f}")
-    print(f"compilations: {m['compilations']} for {m['epochs']} epochs")
+    print(f"builds: {len(m['builds'])} for {m['epochs']} epochs ({m['compilations']} compiled now)")
     print(
         f"spike trains in the recording: {sum(len(s.spiketrains) for s in result.block.segments)}"
     )

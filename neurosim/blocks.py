@@ -1,6 +1,7 @@
 """Building blocks every circuit shares, defined once (DESIGN.md §3): the spiking read-out
 (an inhomogeneous Poisson threshold and exponentially filtered synaptic traces), release failure
-(spiking dropout) and low-pass filtered plasticity terms.
+(spiking dropout), low-pass filtered plasticity terms, and the checked TimedArray inputs and
+layer sizes of layered circuits.
 
 Each returns Brian2 text, so a circuit's equations stay readable as equations; the strings are the
 ones the circuits compiled before they shared them, so builds (and their cache keys) are unchanged.
@@ -8,10 +9,12 @@ ones the circuits compiled before they shared them, so builds (and their cache k
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brian2 import Hz, ms
+import numpy as np
+from brian2 import Hz, TimedArray, ms
 
 from neurosim.errors import ConfigError
 
@@ -67,3 +70,51 @@ def low_pass(induction: str, pre: str, name: str = "Delta", tau: str = "tau_w") 
 def poisson_threshold(rate_per_ms: str) -> str:
     """Spiking read-out of a rate in 1/ms: one Bernoulli draw per step."""
     return f"rand() < ({rate_per_ms})*dt/ms"
+
+
+def layer_sizes(sizes: Sequence[int]) -> list[int]:
+    """The layer sizes of a layered circuit, checked: an input and at least one more layer."""
+    checked = [int(n) for n in sizes]
+    if len(checked) < 2 or any(n < 1 for n in checked):
+        raise ValueError(f"sizes must list at least two positive layer sizes, got {checked}")
+    return checked
+
+
+def timed_inputs(
+    timed: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    columns: Mapping[str, int],
+    dt_ms: float,
+    sample_dt_ms: Mapping[str, float],
+) -> dict[str, TimedArray]:
+    """The TimedArray inputs ``names`` of a build, checked before Brian2 sees them: none missing
+    or unknown, ``columns[name]`` columns where given (one value per row otherwise), and each
+    sampled every ``sample_dt_ms[name]`` (default dt), a whole number of steps. Each TimedArray is
+    named after its input, so compiled runs receive its values by name."""
+    unknown = set(timed) - set(names)
+    if unknown:
+        raise ValueError(
+            f"unknown TimedArray input(s) for this build: {', '.join(sorted(unknown))} "
+            f"(it takes {', '.join(names)})"
+        )
+    arrays = {}
+    for name in names:
+        if name not in timed:
+            raise ValueError(f"missing the TimedArray input {name!r}")
+        values = np.asarray(timed[name], dtype=float)
+        if name in columns:
+            if values.ndim != 2 or values.shape[1] != columns[name]:
+                raise ValueError(
+                    f"{name} must have shape (rows, {columns[name]}), got {values.shape}"
+                )
+        elif values.ndim != 1:
+            raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
+        step = float(sample_dt_ms.get(name, dt_ms))
+        n = round(step / dt_ms)
+        if n < 1 or abs(n * dt_ms - step) > 1e-9 * max(1.0, step):
+            raise ValueError(
+                f"the sampling step of {name} ({step} ms) must be a positive multiple of dt "
+                f"({dt_ms} ms)"
+            )
+        arrays[name] = TimedArray(values, dt=step * ms, name=name)
+    return arrays

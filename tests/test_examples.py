@@ -15,8 +15,8 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 #: a line each example must print (its headline result)
 PROMISES = {
     "analyze_nwb.py": "spike trains in 2 segments",
-    "custom_neuron_circuit.py": "compilations: 1 of the training build for 2 epochs",
-    "ep_digits.py": "compilations: 1 for 2 epochs",
+    "custom_neuron_circuit.py": "builds: 1 for 2 epochs",
+    "ep_digits.py": "builds: 1 for 2 epochs",
 }
 
 

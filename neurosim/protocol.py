@@ -33,7 +33,8 @@ class ProtocolResult:
     metrics: dict[str, Any]
     segments: list[SegmentRecord] = field(default_factory=list)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+    #: the protocol's typed result record (``neurosim/records/``), read by its ``analysis/`` module
+    data: Any = field(default_factory=dict)
 
 
 @dataclass

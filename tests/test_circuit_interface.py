@@ -72,7 +72,7 @@ def test_the_registry_check_names_what_is_missing() -> None:
 
 def test_the_circuit_table_is_derived_from_the_parameter_record() -> None:
     table = config_model(Tiny())
-    assert table().g == 0.5 and table(sizes=[5, 2]).sizes == (5, 2)  # TOML lists are taken
+    assert table().g == 0.5 and table(sizes=[5, 2]).sizes == [5, 2]  # a TOML list
     with pytest.raises(Exception, match="greater than 0"):
         table(g=-1.0)
     with pytest.raises(Exception, match="Extra inputs"):

@@ -61,7 +61,7 @@ class ConsciousnessPrior(TorchModelProtocol):
         out.update(_training_metrics(cfg, samples, trained))
         return ProtocolResult(
             metrics=out,
-            data=record,  # type: ignore[arg-type]  # the protocol's typed record
+            data=record,
             weights=_weights(samples, trained),
         )
 

@@ -68,7 +68,7 @@ def result(
             "dendritic_w_trajectory": weights_w,
             "trajectory_t_s": weights_t,
         },
-        data=record,  # type: ignore[arg-type]  # the protocol's typed record
+        data=record,
     )
 
 

@@ -67,7 +67,7 @@ class IndependentlyControllableFeatures(TorchModelProtocol):
         return ProtocolResult(
             metrics=steps.metrics(model_settings, trained),
             weights=steps.weights(trained),
-            data=steps.record(model_settings, trained),  # type: ignore[arg-type]  # typed record
+            data=steps.record(model_settings, trained),
         )
 
 

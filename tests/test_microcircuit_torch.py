@@ -1,4 +1,4 @@
-"""The torch twin of the dendritic cortical microcircuit (models/dendritic_microcircuit.py):
+"""The torch twin of the dendritic cortical microcircuit (models/dendritic_microcircuit/):
 fixed point, self-predicting state, error transport against backprop, two-pass approximation,
 backprop baseline (DESIGN.md §4.2, issue 3)."""
 

@@ -84,3 +84,18 @@ def test_a_build_that_cannot_fit_is_refused_with_the_estimate() -> None:
     assert small.synapses == 12
     with pytest.raises(ConfigError, match=r"will not fit: .*1,000,000,000 synapses"):
         check_fits(Tiny(), Structure((100_000, 10_000)), memory_bytes=2**30)
+
+
+def test_importing_any_protocol_registers_the_circuits() -> None:
+    """Protocols look circuits up by name, so a process that imports only a protocol (the virtual
+    experiments under `neurosim predict`) must still find them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import protocols.experiments\n"
+        "from neurosim.registry import CIRCUITS\n"
+        "print(sorted(CIRCUITS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['hopfield', 'microcircuit', 'urbanczik-senn']"

@@ -124,8 +124,15 @@ COMMANDS: dict[str, Quick] = {
     "neurosim predict --out results/predict": Quick(
         (*PREDICT_QUICK, "--only", "interneuron-silencing")
     ),
-    "neurosim predict --only interneuron-silencing --seeds 8": Quick(PREDICT_QUICK),
-    "neurosim predict --quick --seeds 2": Quick(),
+    "neurosim predict --only interneuron-silencing --seeds 8": Quick(
+        tier="resolve",
+        reason="the same experiment as the line above, which runs; more seeds only repeat it",
+    ),
+    "neurosim predict --quick --seeds 2": Quick(
+        tier="resolve",
+        reason="every experiment's quick outcome is computed by tests/test_experiments_*.py and "
+        "the predict command by tests/test_predict.py; CI has 90 minutes in all",
+    ),
     "neurosim analyze results/predict/recordings/interneuron-silencing/predicted-intact.nwb": (
         Quick()
     ),

@@ -53,6 +53,7 @@ def test_run_returns_a_result_and_saves_it(tmp_path) -> None:
     assert saved["rate_correlation_end"] == result.metrics["rate_correlation_end"]
 
 
+@pytest.mark.slow  # two more runs; the command line's own tests cover `neurosim run`
 def test_run_with_out_writes_the_folder_and_matches_the_command_line(tmp_path) -> None:
     from neurosim.cli import main
 

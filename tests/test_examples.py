@@ -25,8 +25,9 @@ def test_every_example_is_listed() -> None:
     assert {p.name for p in SCRIPTS} == set(PROMISES)
 
 
-#: examples that run in the slow tier only (the default tier keeps its time budget)
-SLOW = {"ep_digits.py"}
+#: examples that run in the slow tier only (the default tier keeps its time budget; the user-neuron
+#: hook itself is tested in the default tier by tests/test_hopfield_circuit.py)
+SLOW = {"ep_digits.py", "custom_neuron_circuit.py"}
 
 
 @pytest.mark.parametrize(

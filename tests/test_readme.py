@@ -86,6 +86,11 @@ COMPARE_QUICK = (
 )
 PREDICT_QUICK = ("--quick", "--seeds", "2")
 
+#: why a command is resolved but not run: CI has 90 minutes for both tiers, and these take the code
+#: path of a neighbouring command that runs (another variant, data set or epoch count), which
+#: their own test files run too
+SAME_PATH = "the same code path as a README command that runs here, with other settings"
+
 #: every command of the README, as written there (comments dropped, spaces normalised)
 COMMANDS: dict[str, Quick] = {
     # feedback cancellation
@@ -95,12 +100,16 @@ COMMANDS: dict[str, Quick] = {
     "neurosim run feedback-cancellation --dataset digits --set protocol.stage=error-transport": (
         Quick(FC_QUICK + _sets("protocol.transport_patterns=2"))
     ),
-    "neurosim run feedback-cancellation --dataset digits --epochs 15": Quick(FC_QUICK),
-    "neurosim run feedback-cancellation --dataset teacher --epochs 3": Quick(FC_QUICK),
+    "neurosim run feedback-cancellation --dataset digits --epochs 15": Quick(
+        tier="resolve", reason=SAME_PATH
+    ),
+    "neurosim run feedback-cancellation --dataset teacher --epochs 3": Quick(
+        tier="resolve", reason=SAME_PATH
+    ),
     # equilibrium propagation
     "neurosim run equilibrium-propagation --circuit hopfield --dataset digits": Quick(EP_QUICK),
     "neurosim run equilibrium-propagation --dataset digits --set protocol.variant=symmetric": (
-        Quick(EP_QUICK)
+        Quick(tier="resolve", reason=SAME_PATH)
     ),
     "neurosim run equilibrium-propagation --dataset digits --set protocol.variant=continual "
     "--epochs 40": Quick(EP_QUICK),
@@ -111,14 +120,14 @@ COMMANDS: dict[str, Quick] = {
         Quick(EP_QUICK + EP_GRAD)
     ),
     "neurosim run equilibrium-propagation --dataset mnist1d --set protocol.variant=symmetric": (
-        Quick(EP_QUICK)
+        Quick(tier="resolve", reason=SAME_PATH)
     ),
     # PyTorch models and the comparison
     "neurosim run icf": Quick(ICF_QUICK),
-    "neurosim run icf --set protocol.variant=continuous": Quick(ICF_QUICK),
+    "neurosim run icf --set protocol.variant=continuous": Quick(tier="resolve", reason=SAME_PATH),
     "neurosim run consciousness-prior": Quick(CP_QUICK),
     "neurosim compare": Quick(COMPARE_QUICK),
-    "neurosim compare --readout spiking": Quick(COMPARE_QUICK),
+    "neurosim compare --readout spiking": Quick(tier="resolve", reason=SAME_PATH),
     # predictions and the analysis of their recordings (run in this order: analyze reads
     # what the first predict wrote; its --only keeps it to the experiment analyze reads)
     "neurosim predict --out results/predict": Quick(

@@ -49,7 +49,8 @@ class RunResult:
     figures: dict[str, Path]
     config: dict[str, Any]
     out: Path | None = None
-    _files: dict[str, Path] = field(default_factory=dict, repr=False)
+    #: the temporary folder holding the figures of a run not yet saved (removed by :meth:`save`)
+    workdir: Path | None = field(default=None, repr=False)
 
     def save(self, directory: str | Path) -> Path:
         """Write the results folder (metrics.json, weights.npz, recording.nix, config.toml,
@@ -65,6 +66,9 @@ class RunResult:
             figures[name] = dest
         _write_run_files(self, out)
         self.figures, self.out = figures, out
+        if self.workdir is not None:  # the figures now live in ``out``
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
         return out
 
 
@@ -165,6 +169,8 @@ def run(
     if target is not None:
         _write_run_files(result, target)
         result.out = target
+    else:
+        result.workdir = work
     return result
 
 

@@ -42,6 +42,8 @@ def test_run_returns_a_result_and_saves_it(tmp_path) -> None:
     assert isinstance(result.block, neo.Block) and result.block.segments
     assert result.weights and all(isinstance(w, np.ndarray) for w in result.weights.values())
     assert result.figures and all(p.is_file() for p in result.figures.values())
+    workdir = result.workdir
+    assert workdir is not None and workdir.is_dir()
     assert result.config["circuit"]["n_inputs"] == 20
     out = result.save(tmp_path / "saved")
     for name in ("metrics.json", "weights.npz", "recording.nix", "config.toml"):
@@ -49,6 +51,8 @@ def test_run_returns_a_result_and_saves_it(tmp_path) -> None:
     assert {p.name for p in (out / "figures").iterdir()} >= {
         p.name for p in result.figures.values()
     }
+    assert not workdir.exists(), "the temporary folder outlived save()"
+    assert all(p.parent == out / "figures" and p.is_file() for p in result.figures.values())
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["rate_correlation_end"] == result.metrics["rate_correlation_end"]
 

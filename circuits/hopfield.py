@@ -142,7 +142,15 @@ from circuits.hopfield_values import (
     weight_values,
     weights_from_state,
 )
-from neurosim.blocks import RELEASE_FAILURE, SpikingReadout, trace, transmit
+from neurosim.blocks import (
+    READOUTS,
+    RELEASE_FAILURE,
+    LayeredStructure,
+    SpikingReadout,
+    check_readout,
+    trace,
+    transmit,
+)
 from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
@@ -152,7 +160,6 @@ from neurosim.registry import register_circuit
 from neurosim.schedule import on_own_clock, set_slot
 
 NAME = "hopfield"
-READOUTS = ("rate", "spiking")
 RULES = ("two-phase", "continual")
 
 __all__ = [
@@ -227,7 +234,7 @@ class Neuron:
 
 
 @dataclass(frozen=True)
-class HopfieldStructure:
+class HopfieldStructure(LayeredStructure):
     """Everything that changes the generated code of one build (:meth:`HopfieldCircuit.build`).
 
     ``readout``: ``"rate"`` or ``"spiking"``; ``p_fail``: compiled default of every projection's
@@ -267,15 +274,6 @@ class HopfieldStructure:
         object.__setattr__(self, "plasticity", tuple(self.plasticity))
 
     @property
-    def n_layers(self) -> int:
-        """N, the layers above the input."""
-        return len(self.sizes) - 1
-
-    @property
-    def spiking(self) -> bool:
-        return self.readout == "spiking"
-
-    @property
     def two_phase(self) -> bool:
         return "two-phase" in self.plasticity
 
@@ -289,13 +287,8 @@ class HopfieldStructure:
 
     def check(self, params: HopfieldParams, dt_ms: float) -> None:
         """Refuse a structure that cannot be built, in one sentence."""
-        if self.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        check_readout(self.readout, self.p_fail)
         _check_reciprocal(self.reciprocal)
-        if not 0.0 <= self.p_fail <= 1.0:
-            raise ValueError(f"p_fail must lie in [0, 1], got {self.p_fail}")
-        if self.readout == "rate" and self.p_fail != 0.0:
-            raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
         unknown_rules = set(self.plasticity) - set(RULES)
         if unknown_rules:
             raise ValueError(f"plasticity rules must be among {RULES}, got {sorted(unknown_rules)}")

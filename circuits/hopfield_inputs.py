@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from brian2 import TimedArray
 
-from neurosim.blocks import timed_inputs
+from neurosim.blocks import per_row, timed_inputs
 
 BASE_INPUTS = ("inputs", "targets", "beta")
 
@@ -35,12 +35,6 @@ def timed_names(plasticity: Sequence[str] = (), example_ms: float | None = None)
     if example_ms is not None:
         names.append("restart")
     return tuple(names)
-
-
-def _rows(value: float | np.ndarray, rows: int) -> np.ndarray:
-    if np.ndim(value) == 0:
-        return np.full(rows, float(value))
-    return np.asarray(value, dtype=float)
 
 
 def timed_values(
@@ -62,11 +56,11 @@ def timed_values(
         "targets": (
             np.zeros((rows, n_out)) if targets is None else np.asarray(targets, dtype=float)
         ),
-        "beta": _rows(beta, rows),
+        "beta": per_row(beta, rows),
     }
     for name, value in (("plastic", plastic), ("latch", latch), ("restart", restart)):
         if value is not None:
-            out[name] = _rows(value, rows)
+            out[name] = per_row(value, rows)
     return out
 
 
@@ -110,7 +104,7 @@ def example_timed(
     p = inputs.shape[0]
     if targets.shape[0] != p:
         raise ValueError(f"{p} inputs but {targets.shape[0]} targets")
-    betas = _rows(np.asarray(beta, dtype=float), p)
+    betas = per_row(np.asarray(beta, dtype=float), p)
     sym = np.broadcast_to(np.asarray(symmetric, dtype=bool), (p,))
     n_free, n_nudged = _steps(free_ms, dt_ms, "free_ms"), _steps(nudged_ms, dt_ms, "nudged_ms")
     unit = math.gcd(n_free, n_nudged)  # phase rows, in steps
@@ -143,7 +137,7 @@ def example_timed(
         targets.shape[1],
         targets=targets,
         beta=np.zeros(p),
-        restart=_rows(np.asarray(restart, dtype=float), p),
+        restart=per_row(np.asarray(restart, dtype=float), p),
     )
     # one more row, for the step after the last example (:func:`duration_ms`): no nudging, no
     # latching and no continual plasticity there

@@ -75,9 +75,12 @@ from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray
 
 from neurosim.blocks import (
     RELEASE_FAILURE,
+    LayeredStructure,
     SpikingReadout,
+    check_readout,
     layer_sizes,
     low_pass,
+    per_row,
     timed_inputs,
     trace,
     transmit,
@@ -100,7 +103,6 @@ __all__ = [
 
 NAME = "microcircuit"
 TIMED_INPUTS = ("inputs", "targets", "nudge", "plastic")
-READOUTS = ("rate", "spiking")
 TOPDOWN = ("fixed", "learned", "tied")
 
 
@@ -112,7 +114,7 @@ def _pairs(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class MicrocircuitStructure:
+class MicrocircuitStructure(LayeredStructure):
     """What changes the generated code of one microcircuit (the build key is made from it).
 
     ``readout``: ``"rate"`` or ``"spiking"``; ``p_fail``: compiled default of every projection's
@@ -137,27 +139,12 @@ class MicrocircuitStructure:
     timed_dt_ms: Any = None
 
     def __post_init__(self) -> None:
-        if self.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        check_readout(self.readout, self.p_fail)
         if self.topdown not in TOPDOWN:
             raise ValueError(f"topdown must be one of {TOPDOWN}, got {self.topdown!r}")
-        if not 0.0 <= self.p_fail <= 1.0:
-            raise ValueError(f"p_fail must lie in [0, 1], got {self.p_fail}")
-        if self.readout == "rate" and self.p_fail != 0.0:
-            raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
         object.__setattr__(self, "sizes", tuple(layer_sizes(self.sizes)))
         object.__setattr__(self, "record", _pairs(self.record))
         object.__setattr__(self, "timed_dt_ms", _pairs(self.timed_dt_ms))
-
-    @property
-    def n_layers(self) -> int:
-        """N: the index of the output layer."""
-        return len(self.sizes) - 1
-
-    @property
-    def spiking(self) -> bool:
-        """Whether cells fire Poisson spikes that reach their targets through traces."""
-        return self.readout == "spiking"
 
 
 # ------------------------------------------------------------------------------ named weights
@@ -290,12 +277,6 @@ def default_record(sizes: Sequence[int]) -> dict[str, tuple[str, ...]]:
     return rec
 
 
-def _per_row(value: float | np.ndarray, rows: int) -> np.ndarray:
-    if np.ndim(value) == 0:
-        return np.broadcast_to(np.asarray(value, dtype=float), (rows,)).copy()
-    return np.asarray(value, dtype=float)
-
-
 def timed_values(
     inputs: np.ndarray,
     n_out: int,
@@ -312,8 +293,8 @@ def timed_values(
         "targets": (
             np.zeros((rows, n_out)) if targets is None else np.asarray(targets, dtype=float)
         ),
-        "nudge": _per_row(nudge, rows),
-        "plastic": _per_row(plastic, rows),
+        "nudge": per_row(nudge, rows),
+        "plastic": per_row(plastic, rows),
     }
 
 

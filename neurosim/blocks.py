@@ -118,3 +118,41 @@ def timed_inputs(
             )
         arrays[name] = TimedArray(values, dt=step * ms, name=name)
     return arrays
+
+
+#: the read-outs every layered circuit offers
+READOUTS = ("rate", "spiking")
+
+
+def check_readout(readout: str, p_fail: float) -> None:
+    """A read-out every layered circuit knows, and release failure only where spikes exist."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    if not 0.0 <= p_fail <= 1.0:
+        raise ValueError(f"p_fail must lie in [0, 1], got {p_fail}")
+    if readout == "rate" and p_fail != 0.0:
+        raise ValueError("release failure (p_fail > 0) needs the spiking read-out")
+
+
+class LayeredStructure:
+    """What the structure records of layered circuits (``sizes``, ``readout``) derive alike."""
+
+    sizes: tuple[int, ...]
+    readout: str
+
+    @property
+    def n_layers(self) -> int:
+        """N: the index of the output layer (the layers above the input)."""
+        return len(self.sizes) - 1
+
+    @property
+    def spiking(self) -> bool:
+        """Whether cells fire Poisson spikes that reach their targets through traces."""
+        return self.readout == "spiking"
+
+
+def per_row(value: float | np.ndarray, rows: int) -> np.ndarray:
+    """A TimedArray column: a constant repeated for every row, or the given values."""
+    if np.ndim(value) == 0:
+        return np.full(rows, float(value))
+    return np.asarray(value, dtype=float)

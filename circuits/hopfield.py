@@ -386,7 +386,7 @@ class HopfieldCircuit(Circuit):
     )
     Params = HopfieldParams
     Structure = HopfieldStructure
-    configurable = ("sizes",)
+    configurable = ("sizes", "batch")
     #: the neuron model of layers 1..N (the hook for user-written neurons)
     neuron: ClassVar[Neuron] = Neuron()
     schedule = {
@@ -522,6 +522,8 @@ class HopfieldCircuit(Circuit):
     timed_values = staticmethod(timed_values)
     example_timed = staticmethod(example_timed)
     duration_ms = staticmethod(duration_ms)
+    batch_rows = staticmethod(batch_rows)
+    unbatch_rows = staticmethod(unbatch_rows)
     sampling_steps = staticmethod(sampling_steps)
 
     # ------------------------------------------------------------------ the parts of a build

@@ -297,7 +297,6 @@ def _training_metrics(
         "w_scale": task.w_scale,
         "continual_gain": task.continual_gain if task.rule == "continual" else None,
         "examples_per_run": task.P,
-        "batch": plan.batch,
         "n_train": len(task.data.x_train),
         "n_test": len(task.data.x_test),
         "samples_per_second": seen / train_wall if train_wall > 0 else None,

@@ -36,6 +36,13 @@ own process (this script's worker mode) with ``torch.set_num_threads(1)`` and on
 thread; the table gives the median and the minimum over the repeats; the JSON result
 (``benchmarks/results/equilibrium_propagation.json``) is written atomically (a temporary file,
 then ``os.replace``). ``--quick``: P = 200 (runtime 10), 2 repeats, fewer twin examples.
+
+``--batch 1,8,32,128`` measures batch mode instead (issue 14): the two-phase circuit on
+cpp_standalone, one core, with B examples side by side per presentation (B copies sharing their
+weights, the changes summed), for each B a compiling and a cached process as above, each run
+``--examples`` examples (default 2048, rounded up to whole presentations); cost per example =
+wall / (presentations · B). Written to ``benchmarks/results/equilibrium_propagation_batch.json``
+unless ``--out`` says otherwise.
 """
 
 from __future__ import annotations
@@ -105,12 +112,14 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
     from models import equilibrium_propagation as ep
     from neurosim.engine import Simulation
 
-    device, rule, examples = cfg["device"], cfg["rule"], int(cfg["examples"])
+    device, rule, batch = cfg["device"], cfg["rule"], int(cfg.get("batch", 1))
+    presentations = -(-int(cfg["examples"]) // batch)  # batch mode: B examples side by side
+    examples = presentations * batch
     plasticity = (rule,)
     x, d = _data(examples)
     timed, timed_dt, example_ms = hp.example_timed(
-        x,
-        d,
+        hp.batch_rows(x, batch),
+        hp.batch_rows(d, batch),
         BETA,
         free_ms=FREE_STEPS * DT,
         nudged_ms=NUDGED_STEPS * DT,
@@ -129,6 +138,7 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
                 example_ms=example_ms,
                 record={},
                 timed_dt_ms=timed_dt,
+                batch=batch,
             ),
             hp.HopfieldParams(),
             tv,
@@ -137,7 +147,7 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
 
     weights = {k: v.numpy() for k, v in ep.init_weights(SIZES, seed=SEED).items()}
     rates = {"two_phase": LR} if rule == "two-phase" else {"continual": LR}
-    values = {**hp.weight_values(weights, SIZES), **hp.eta_values(SIZES, **rates)}
+    values = {**hp.weight_values(weights, SIZES, batch=batch), **hp.eta_values(SIZES, **rates)}
     read = tuple(k for k in hp.state_keys(SIZES) if not k.endswith(".s"))  # weights, biases
 
     # the simulation loop alone: the binary's own timer (standalone) or Network.run (runtime)
@@ -158,10 +168,10 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
     sim = Simulation(
         builder,
         device=device,
-        duration_ms=hp.duration_ms(examples, example_ms, DT),
+        duration_ms=hp.duration_ms(presentations, example_ms, DT),
         dt_ms=DT,
         initial_timed=timed,
-        label=f"bench-ep-{rule}",
+        label=f"bench-ep-{rule}-batch{batch}",
     )
     setup_seconds = time.perf_counter() - start
     run_walls, sim_walls = [], []
@@ -190,6 +200,8 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "device": device,
         "rule": rule,
+        "batch": batch,
+        "presentations": presentations,
         "codegen_target": (
             brian2.get_device().code_object_class().__name__ if device == "runtime" else None
         ),
@@ -473,6 +485,81 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]:
+    """Batch mode: the two-phase circuit on cpp_standalone at every B of ``batches``."""
+    examples = args.examples or 2048
+    repeats = args.repeats or (2 if args.quick else 5)
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="neurosim-bench-ep-batch-"))
+    cache = work / "cache"
+    circuits: dict[str, dict[str, Any]] = {}
+    try:
+        print(f"workers (fresh NEUROSIM_CACHE {cache}):", flush=True)
+        for batch in batches:
+            cfg = {"device": "cpp_standalone", "rule": "two-phase", "examples": examples}
+            cfg["batch"] = batch
+            first = _spawn(
+                "circuit", {**cfg, "warmup": 0, "repeats": 1}, work, f"batch-{batch}-compile", cache
+            )
+            cached = _spawn(
+                "circuit", {**cfg, "warmup": 1, "repeats": repeats}, work, f"batch-{batch}", cache
+            )
+            cached["compile_seconds"] = first["compile_seconds"]
+            cached["compilations_cached_process"] = cached.pop("compilations")
+            cached["load_average_after"] = os.getloadavg()
+            circuits[f"batch_{batch}"] = cached
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "benchmark": "equilibrium-propagation batch mode",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": bool(args.quick),
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "platform": platform.platform(),
+        },
+        "versions": _versions(),
+        "setup": {
+            "sizes": SIZES,
+            "dt_ms": DT,
+            "free_steps": FREE_STEPS,
+            "nudged_steps": NUDGED_STEPS,
+            "beta": BETA,
+            "learning_rates": list(LR),
+            "rule": "two-phase",
+            "examples_requested": examples,
+            "repeats": repeats,
+            "threads": 1,
+        },
+        "circuits": circuits,
+    }
+
+
+def _print_batch_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print()
+    print(
+        f"EP batch mode ({report['date']}, {m['cores']} cores, {m['cpu']}, load "
+        f"{m['load_average_before'][0]:.1f} before, {m['load_average_after'][0]:.1f} after), "
+        "two-phase, cpp_standalone, one thread"
+    )
+    header = (
+        f"{'B':>5s}{'examples':>10s}{'sim ms/ex':>11s}{'min':>9s}{'run ms/ex':>11s}"
+        f"{'min':>9s}{'compile s':>11s}{'load':>6s}"
+    )
+    print(header)
+    for c in report["circuits"].values():
+        sim, whole = c["simulation"]["ms_per_example"], c["whole_run"]["ms_per_example"]
+        print(
+            f"{c['batch']:5d}{c['examples']:10d}{sim['median']:11.4f}{sim['min']:9.4f}"
+            f"{whole['median']:11.4f}{whole['min']:9.4f}{c['compile_seconds']:11.1f}"
+            f"{c['load_average_after'][0]:6.1f}"
+        )
+
+
 def _print_report(report: dict[str, Any]) -> None:
     s = report["setup"]
     print()
@@ -546,9 +633,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="measured cpp_standalone runs (5)")
     parser.add_argument("--runtime-repeats", type=int, help="measured runtime runs (2)")
     parser.add_argument("--skip-runtime", action="store_true", help="leave the runtime device out")
+    parser.add_argument(
+        "--batch", help="batch mode instead: comma-separated B (e.g. 1,8,32,128), two-phase only"
+    )
     args = parser.parse_args(argv)
-    report = _bench(args)
-    _print_report(report)
+    if args.batch:
+        report = _bench_batch(args, [int(b) for b in args.batch.split(",")])
+        _print_batch_report(report)
+        if args.out == DEFAULT_OUT:
+            args.out = HERE / "results" / "equilibrium_propagation_batch.json"
+    else:
+        report = _bench(args)
+        _print_report(report)
     from neurosim.results import write_json  # atomic: a temporary file, then os.replace
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

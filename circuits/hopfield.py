@@ -88,7 +88,9 @@ the biases):
 
 1. ``start`` −60: the state monitors: s(t) as the previous step left it, before this step's
    per-example events (other recorded variables hold the values computed in the previous step);
-2. ``start`` −50: per-example, every example_ms: apply the two-phase update (``*_apply``);
+2. ``start`` −50: per-example, every example_ms: apply the two-phase update (``*_apply``; batch
+   mode: the copies' changes, then at −49 their sums, ``*_tie`` summed updaters, and at −48 the
+   sums added to every copy, ``*_tie_apply``);
 3. ``start`` −45: per-example: restart the states (``layer{k}_restart``);
 4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``);
 5. ``start`` −10: summed updaters (up, down). The input drive ``W1 ρ(x)`` is constant within an
@@ -101,6 +103,38 @@ the biases):
    then thresholds and spike transmission (a spike of step t enters the sums at t + dt).
 
 The continual rule thus reads ρ'ṡ of the *current* step (6 before 7) with ρ from its start (4).
+
+**Batch mode** (``batch = B > 1``, two-phase rule; issue 14, as GeNN's batch mode): B copies of
+the circuit run side by side in one build, each on its own example, learning mini-batches: one
+weight per synapse shared by the copies, their changes summed. Brian2 has no batch dimension, so
+
+* every layer is one ``NeuronGroup`` of B·n cells, copy b holding cells b·n .. (b+1)·n − 1, and
+  every ``W{k}`` one ``Synapses`` object of B·n_pre·n_post synapses, B dense blocks on the
+  diagonal (copy b to copy b only; :func:`~neurosim.connectivity.batched_connectivity`: no
+  synapse between copies, so the cost is B times batch 1's, not B²). Each copy holds its own
+  ``w`` (and ``b``), and the copies are kept *equal* rather than the weight being stored once:
+  the summed variables ``up``/``down`` can read only the synapse's own, pre- and postsynaptic
+  variables, so a weight held once elsewhere (a linked variable, which ``Synapses`` lack) could
+  not be read where it is used;
+* at the start of every example the two-phase rule computes each copy's change into
+  ``delta_w`` (``delta_wb``, ``delta_b``) instead of adding it (``apply``); a group
+  ``W{k}_sum`` (``layer{k}_sum``) of one cell per shared weight (bias) sums the B changes, a
+  summed variable of the ``Synapses`` ``W{k}_tie`` (``layer{k}_tie``) from that group to the B
+  copies (one synapse per copy entry, B·n_pre·n_post in all; ``batch_sum``, on a per-example
+  clock); the tie then adds the sum to every copy (``batch_apply``). Every copy gets the same
+  increment of the same value, so the copies stay bitwise equal; the update is the twin's
+  mini-batch update with the rate × B (the twin averages, this sums, as GeNN);
+* ``inputs`` and ``targets`` have B·n columns (copy b's example in columns b·n .. (b+1)·n − 1,
+  :func:`batch_rows`: example k·B + b is copy b's in presentation k); ``beta``, ``latch`` and
+  ``restart`` are shared by the copies; monitors record the B·n cells
+  (:func:`unbatch_rows`); run values of ``W{k}.w`` and ``layer{k}.b`` hold the B copies one after
+  the other (:meth:`HopfieldCircuit.weight_values` tiles them,
+  :func:`weights_from_state` reads the first).
+
+The spiking read-out works unchanged in batch mode (each copy's cells fire and its synapses keep
+their traces). The continual rule changes the weights every step, so it is refused in batch
+mode (summing every step would cost a reduction per step; not built). ``batch = 1`` builds
+exactly the circuit above (no ``delta``, no sums, the same generated code and build key).
 
 ``TimedArray`` inputs and the layout of examples in time (:func:`timed_names`,
 :func:`example_timed`, ...) are in :mod:`circuits.hopfield_inputs`; the named weights and the
@@ -123,11 +157,13 @@ from circuits.hopfield_inputs import (
     _sample_dt,
     _steps,
     _timed_arrays,
+    batch_rows,
     duration_ms,
     example_timed,
     sampling_steps,
     timed_names,
     timed_values,
+    unbatch_rows,
 )
 from circuits.hopfield_values import (
     RECIPROCAL,
@@ -152,7 +188,12 @@ from neurosim.blocks import (
     transmit,
 )
 from neurosim.circuit import Circuit, Cost, dense_cost
-from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
+from neurosim.connectivity import (
+    batched_connectivity,
+    dense_connectivity,
+    matrix_to_w,
+    w_to_matrix,
+)
 from neurosim.engine import CircuitBuild
 from neurosim.errors import ConfigError
 from neurosim.parameters.hopfield import HopfieldParams
@@ -174,6 +215,7 @@ __all__ = [
     "HopfieldStructure",
     "Neuron",
     "back_eta_values",
+    "batch_rows",
     "default_record",
     "dense_connectivity",
     "duration_ms",
@@ -185,6 +227,7 @@ __all__ = [
     "state_keys",
     "timed_names",
     "timed_values",
+    "unbatch_rows",
     "w_to_matrix",
     "weight_shapes",
     "weight_values",
@@ -248,7 +291,8 @@ class HopfieldStructure(LayeredStructure):
     (default dt); ``weight_record_dt_ms``: also record every ``w`` that often;
     ``timed_dt_ms``: sampling steps of the TimedArray inputs (one value, or one per name;
     default dt); ``examples``: examples per run (the run length is compiled in; it sizes the
-    recordings in :meth:`HopfieldCircuit.cost`).
+    recordings in :meth:`HopfieldCircuit.cost`); ``batch``: copies of the circuit simulated side
+    by side (batch mode, module docstring; two-phase rule only).
     """
 
     sizes: Sequence[int] = field(
@@ -268,6 +312,12 @@ class HopfieldStructure(LayeredStructure):
     weight_record_dt_ms: float | None = None
     timed_dt_ms: float | Mapping[str, float] | None = None
     examples: int = 1
+    batch: int = field(
+        default=1,
+        metadata={"description": "examples simulated side by side, one shared weight per "
+                  "synapse, their changes summed (mini-batch); 1: one example at a time",
+                  "ge": 1},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
@@ -298,6 +348,13 @@ class HopfieldStructure(LayeredStructure):
             raise ValueError("measure=True accumulates the continual rule: add it to plasticity")
         if self.example_ms is not None:
             _steps(self.example_ms, dt_ms, "example_ms")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"batch must be a whole number of copies ≥ 1, got {self.batch!r}")
+        if self.batch > 1 and self.continual:
+            raise ValueError(
+                "batch mode sums the copies' changes once per example: it takes the two-phase "
+                "rule, not the continual one"
+            )
         if self.spiking:
             readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
             try:
@@ -329,12 +386,14 @@ class HopfieldCircuit(Circuit):
     )
     Params = HopfieldParams
     Structure = HopfieldStructure
-    configurable = ("sizes",)
+    configurable = ("sizes", "batch")
     #: the neuron model of layers 1..N (the hook for user-written neurons)
     neuron: ClassVar[Neuron] = Neuron()
     schedule = {
         "monitor": ("start", -60),
         "apply": ("start", -50),
+        "batch_sum": ("start", -49),
+        "batch_apply": ("start", -48),
         "restart": ("start", -45),
         "rate": ("start", -40),
         "summed": ("start", -10),
@@ -358,7 +417,8 @@ class HopfieldCircuit(Circuit):
         group (``'layer1'``), by projection (``'W1'``) and as ``'spikes_<group>'``."""
         s = structure
         s.check(params, dt_ms)
-        tas = _timed_arrays(timed, self.timed_names(s), s.sizes, dt_ms, s.timed_dt_ms)
+        cells = [n * s.batch for n in s.sizes]  # B copies of every layer, copy-major
+        tas = _timed_arrays(timed, self.timed_names(s), cells, dt_ms, s.timed_dt_ms)
         readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
         parts = _Parts(
             structure=s,
@@ -378,11 +438,23 @@ class HopfieldCircuit(Circuit):
         for k in range(1, s.n_layers + 1):
             syn, connectivity[f"W{k}"] = self._projection(parts, layers, k)
             synapses.append(syn)
+        ties: list[Any] = []
+        if s.batch > 1 and s.two_phase:
+            for k in range(1, s.n_layers + 1):
+                weights = ("w", "wb") if k >= 2 and s.untied else ("w",)
+                for owner, n_shared, names in (
+                    (synapses[k - 1], s.sizes[k - 1] * s.sizes[k], weights),
+                    (layers[k], s.sizes[k], ("b",)),
+                ):
+                    sums, tie, connectivity[f"{owner.name}_tie"] = self._tie(
+                        parts, owner, n_shared, names
+                    )
+                    ties += [sums, tie]
         for runner, slot in parts.runners:
             set_slot(runner, slot)
         monitors = self._monitors(s, layers, synapses, dt_ms)
         return CircuitBuild(
-            objects=[*layers, *synapses, *monitors.values()],
+            objects=[*layers, *synapses, *ties, *monitors.values()],
             namespace={},
             timed_arrays=tas,
             connectivity=connectivity,
@@ -395,7 +467,7 @@ class HopfieldCircuit(Circuit):
     def weight_values(
         self, structure: HopfieldStructure, weights: Mapping[str, Any]
     ) -> dict[str, np.ndarray]:
-        return weight_values(weights, structure.sizes, structure.reciprocal)
+        return weight_values(weights, structure.sizes, structure.reciprocal, structure.batch)
 
     def weights_from_state(
         self, structure: HopfieldStructure, state: Mapping[str, np.ndarray]
@@ -409,11 +481,20 @@ class HopfieldCircuit(Circuit):
         """Cells and dense projections with the variables each keeps, and the recordings over
         one run of ``examples`` examples."""
         s = structure
-        sizes = s.sizes
-        per_cell = 7 + s.two_phase + s.measure
-        per_synapse = 1 + s.untied + s.measure + 2 * s.spiking
-        groups = {f"layer{k}": (n, per_cell) for k, n in enumerate(sizes)}
-        projections = {f"W{k}": (sizes[k - 1], sizes[k], per_synapse) for k in range(1, len(sizes))}
+        sizes, B = s.sizes, s.batch
+        tied = B > 1 and s.two_phase  # batch mode: the copies' changes and their sums
+        per_cell = 7 + s.two_phase + s.measure + tied
+        per_synapse = 1 + s.untied + s.measure + 2 * s.spiking + tied * (1 + s.untied)
+        groups = {f"layer{k}": (n * B, per_cell) for k, n in enumerate(sizes)}
+        projections = {
+            f"W{k}": (sizes[k - 1], sizes[k] * B, per_synapse) for k in range(1, len(sizes))
+        }
+        if tied:
+            for k in range(1, len(sizes)):
+                groups[f"W{k}_sum"] = (sizes[k - 1] * sizes[k], 1 + s.untied)
+                groups[f"layer{k}_sum"] = (sizes[k], 1)
+                projections[f"W{k}_tie"] = (sizes[k - 1] * sizes[k], B, 0)
+                projections[f"layer{k}_tie"] = (sizes[k], B, 0)
         recorded = 0
         if s.example_ms is not None and s.record_dt_ms:
             rows = s.examples * s.example_ms / s.record_dt_ms
@@ -422,10 +503,11 @@ class HopfieldCircuit(Circuit):
         record = default_record(sizes) if s.record is None else s.record
         for gname, variables in record.items():
             k = int(gname.removeprefix("layer"))
-            recorded += int(rows * sizes[k] * len(variables))
+            recorded += int(rows * sizes[k] * B * len(variables))
         if s.weight_record_dt_ms and s.example_ms is not None:
             w_rows = s.examples * s.example_ms / s.weight_record_dt_ms
-            recorded += int(w_rows * sum(a * b for a, b, _ in projections.values()))
+            weights = sum(sizes[k - 1] * sizes[k] * B for k in range(1, len(sizes)))
+            recorded += int(w_rows * weights)
         return dense_cost(groups, projections, recorded)
 
     # ------------------------------------------------------------------ run values
@@ -440,6 +522,8 @@ class HopfieldCircuit(Circuit):
     timed_values = staticmethod(timed_values)
     example_timed = staticmethod(example_timed)
     duration_ms = staticmethod(duration_ms)
+    batch_rows = staticmethod(batch_rows)
+    unbatch_rows = staticmethod(unbatch_rows)
     sampling_steps = staticmethod(sampling_steps)
 
     # ------------------------------------------------------------------ the parts of a build
@@ -447,7 +531,7 @@ class HopfieldCircuit(Circuit):
         """``layer0``: clamped to ρ(inputs(t, i)); ``s`` holds the same value after the step."""
         two_phase = parts.structure.two_phase
         layer0 = NeuronGroup(
-            parts.structure.sizes[0],
+            parts.structure.sizes[0] * parts.structure.batch,
             "s : 1\nr : 1\n" + ("rl : 1\n" if two_phase else ""),
             threshold=parts.threshold,
             name="layer0",
@@ -488,8 +572,10 @@ class HopfieldCircuit(Circuit):
                 "beta_h : 1 (shared)",
                 "eta_b : 1 (shared, constant)",
             ]
+        if s.two_phase and s.batch > 1:
+            eqs.append("delta_b : 1")
         g = NeuronGroup(
-            s.sizes[k],
+            s.sizes[k] * s.batch,
             "\n".join(eqs),
             threshold=parts.threshold,
             name=f"layer{k}",
@@ -520,8 +606,10 @@ class HopfieldCircuit(Circuit):
         if s.two_phase:
             gain = _safe_inverse("eta_b", "beta_h - beta_l")
             settled = neuron.settled_of("s")
+            # batch mode: each copy's change, summed over the copies by _tie
+            target = "delta_b = " if s.batch > 1 else "b = b + "
             apply = g.run_regularly(
-                f"b = b + {gain}*({settled} - rl)", dt=parts.per_example, name=f"layer{k}_apply"
+                f"{target}{gain}*({settled} - rl)", dt=parts.per_example, name=f"layer{k}_apply"
             )
             parts.runners.append((apply, self.slot("apply")))
         return g
@@ -583,6 +671,10 @@ class HopfieldCircuit(Circuit):
             eqs.append("eta : 1 (shared, constant)")
             if back:
                 eqs.append("eta_back : 1 (shared, constant)")
+            if s.batch > 1:
+                eqs.append("delta_w : 1")
+                if back:
+                    eqs.append("delta_wb : 1")
         return eqs, on_pre, on_post
 
     def _projection(
@@ -604,7 +696,7 @@ class HopfieldCircuit(Circuit):
             name=f"W{k}",
             namespace=syn_namespace,
         )
-        i, j = dense_connectivity(s.sizes[k - 1], s.sizes[k])
+        i, j = batched_connectivity(s.sizes[k - 1], s.sizes[k], s.batch)
         syn.connect(i=i, j=j)
         if s.spiking:
             syn.p_fail = s.p_fail
@@ -626,11 +718,44 @@ class HopfieldCircuit(Circuit):
         post = _factor(self.neuron.settled_of("s_post"))
         pre = "s_pre" if k == 1 else _factor(self.neuron.settled_of("s_pre"))  # input: s is ρ
         difference = f"{post}*{pre} - rl_post*rl_pre"
-        apply = f"w = w + {_safe_inverse('eta', 'beta_h_post - beta_l_post')}*({difference})"
+        # batch mode: each copy's change, summed over the copies by _tie
+        w_to, wb_to = ("delta_w = ", "delta_wb = ") if s.batch > 1 else ("w = w + ", "wb = wb + ")
+        apply = f"{w_to}{_safe_inverse('eta', 'beta_h_post - beta_l_post')}*({difference})"
         if k >= 2 and s.untied:
             gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")
-            apply += f"\nwb = wb + {gain_b}*({difference})"
+            apply += f"\n{wb_to}{gain_b}*({difference})"
         return syn.run_regularly(apply, dt=parts.per_example, name=f"W{k}_apply")
+
+    def _tie(
+        self, parts: _Parts, owner: Any, n_shared: int, variables: Sequence[str]
+    ) -> tuple[NeuronGroup, Synapses, tuple[np.ndarray, np.ndarray]]:
+        """Batch mode: keep the B copies of ``variables`` of ``owner`` (copy b holds entries
+        b·n_shared .. (b+1)·n_shared − 1) equal. A group ``<owner>_sum`` of ``n_shared`` cells
+        sums the copies' changes ``delta_<v>`` (a summed variable of ``<owner>_tie``, one synapse
+        per copy entry, B·n_shared in all), and the tie adds that sum to every copy, once per
+        example, after the copies computed their changes (``apply``). Returns the group, the
+        tie and its (i, j)."""
+        sums = NeuronGroup(
+            n_shared,
+            "\n".join(f"sum_{v} : 1" for v in variables),
+            name=f"{owner.name}_sum",
+        )
+        tie = Synapses(
+            sums,
+            owner,
+            "\n".join(f"sum_{v}_pre = delta_{v}_post : 1 (summed)" for v in variables),
+            name=f"{owner.name}_tie",
+        )
+        i = np.tile(np.arange(n_shared, dtype=np.int32), parts.structure.batch)
+        j = np.arange(n_shared * parts.structure.batch, dtype=np.int32)
+        tie.connect(i=i, j=j)
+        for v, updater in zip(variables, tie.summed_updaters.values(), strict=True):
+            set_slot(updater, self.slot("batch_sum"))
+            on_own_clock(updater, parts.per_example, f"{owner.name}_sum_{v}_clock")
+        add = "\n".join(f"{v}_post = {v}_post + sum_{v}_pre" for v in variables)
+        apply = tie.run_regularly(add, dt=parts.per_example, name=f"{owner.name}_tie_apply")
+        parts.runners.append((apply, self.slot("batch_apply")))
+        return sums, tie, (i, j)
 
     def _monitors(
         self,

@@ -49,11 +49,15 @@ def weight_shapes(sizes: Sequence[int], reciprocal: str = "tied") -> dict[str, t
 
 
 def weight_values(
-    weights: Mapping[str, Any], sizes: Sequence[int] | None = None, reciprocal: str = "tied"
+    weights: Mapping[str, Any],
+    sizes: Sequence[int] | None = None,
+    reciprocal: str = "tied",
+    batch: int = 1,
 ) -> dict[str, np.ndarray]:
     """Named parameters (``W{k}`` matrices, ``b{k}`` vectors, ``W{k}_back`` of an untied circuit;
     numpy or torch) → run values ``{'W1.w': ..., 'layer1.b': ..., 'W2.wb': ...}``. With
-    ``sizes``, every shape is checked first."""
+    ``sizes``, every shape is checked first; ``batch``: one copy of each per copy of the circuit
+    (batch mode)."""
     shapes = weight_shapes(sizes, reciprocal) if sizes is not None else None
     out: dict[str, np.ndarray] = {}
     for name, value in weights.items():
@@ -73,13 +77,14 @@ def weight_values(
             out[f"layer{name[1:]}.b"] = arr.copy()
         else:
             raise ValueError(f"unknown parameter {name!r}: names are W1.., b1..")
-    return out
+    return {key: np.tile(value, batch) for key, value in out.items()} if batch > 1 else out
 
 
 def weights_from_state(
     state: Mapping[str, np.ndarray], sizes: Sequence[int], reciprocal: str = "tied"
 ) -> dict[str, np.ndarray]:
-    """The parameters found in a run's ``state`` (``'W1.w'``, ``'layer1.b'``, ``'W2.wb'``...)."""
+    """The parameters found in a run's ``state`` (``'W1.w'``, ``'layer1.b'``, ``'W2.wb'``...);
+    in batch mode, the first copy's (the copies are kept equal)."""
     out: dict[str, np.ndarray] = {}
     for name, shape in weight_shapes(sizes, reciprocal).items():
         if name.endswith("_back"):
@@ -87,10 +92,11 @@ def weights_from_state(
         else:
             key = f"{name}.w" if name.startswith("W") else f"layer{name[1:]}.b"
         if key in state:
+            first = np.asarray(state[key], dtype=float)[: math.prod(shape)]
             if name.startswith("W"):
-                out[name] = w_to_matrix(state[key], *shape)
+                out[name] = w_to_matrix(first, *shape)
             else:
-                out[name] = np.array(state[key], dtype=float).reshape(shape)
+                out[name] = first.reshape(shape).copy()
     return out
 
 

@@ -15,6 +15,16 @@ def dense_connectivity(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]
     return i, j
 
 
+def batched_connectivity(n_pre: int, n_post: int, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) of ``batch`` copies of an all-to-all projection between groups of ``batch`` copies
+    (copy b of a group holds cells b·n .. (b+1)·n − 1): copy b's synapses follow copy b − 1's,
+    each copy in :func:`dense_connectivity`'s order, so the synaptic array is ``batch`` weight
+    arrays one after the other (B·n_pre·n_post synapses: no synapse between copies)."""
+    i, j = dense_connectivity(n_pre, n_post)
+    copies = np.arange(batch, dtype=np.int32)[:, None]
+    return (i + copies * n_pre).reshape(-1), (j + copies * n_post).reshape(-1)
+
+
 def matrix_to_w(matrix: np.ndarray) -> np.ndarray:
     """A (post, pre) weight matrix as the synaptic array ``w`` of :func:`dense_connectivity`."""
     m = np.asarray(matrix, dtype=float)

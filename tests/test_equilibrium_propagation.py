@@ -478,3 +478,60 @@ def test_the_protocol_runs_every_registered_hopfield_circuit() -> None:
                 None, {"protocol": "equilibrium-propagation", "circuit": "microcircuit"}, {}
             )
         )
+
+
+def test_batch_mode_trains_the_twins_mini_batches() -> None:
+    """``circuit.batch = 4``: one epoch of the protocol's training on 150 digits (37 mini-batches
+    of 4 in the epoch's permutation, the 2 left over left out; 15 presentations per run, so the
+    last of the 3 runs is padded at β = 0) ends with the weights of the twin's ``train_batch``
+    over the same mini-batches in the same order at rates × 4 (the circuit sums the copies'
+    changes, the twin averages), to 1e-9 of the change; the test-set outputs of a batched
+    evaluation equal those of the twin's free phase (1e-9). A batch below 1 or with the continual
+    rule is refused."""
+    import torch
+
+    from models import equilibrium_propagation as ep
+    from protocols.equilibrium_propagation.simulation import simulation
+    from protocols.equilibrium_propagation.training import run_chunks, train
+
+    for bad in (["circuit.batch=0"], ["circuit.batch=2", "protocol.variant=continual"]):
+        with pytest.raises(ConfigError, match="batch"):
+            _resolve(*bad)
+    resolved = _resolve(*SMALL[1::2], "circuit.batch=4")
+    ses = _session(resolved)
+    plan, task, B = ses.plan, ses.task, 4
+    assert plan.batch == B and plan.P == 15  # 60 examples per run, 4 side by side
+    sim = simulation(
+        ses.circuit, plan, ses.params, "cpp_standalone", n_examples=plan.P,
+        record={"layer2": ("s",)}, record_steps=plan.unit_steps, label="test-ep-batch4",
+    )  # fmt: skip
+    w0 = {k: v.numpy() for k, v in ep.init_weights(task.sizes, seed=1).items()}
+    x, d = task.data.x_train, task.d_train
+    values = train(
+        sim, ses.circuit, plan, ses.weight_values(w0, B), x, d, epochs=1,
+        rng=np.random.default_rng(0), lr_decay=1.0, epoch_seed=lambda e: 0,
+    )  # fmt: skip
+    got = ses.circuit.weights_from_state(ses.circuit.Structure(sizes=plan.sizes), values)
+    twin = ep.EPParameters.for_circuit(
+        ses.params, task.sizes, plan.dt_ms, free_steps=plan.free_steps,
+        nudged_steps=plan.nudged_steps,
+    )  # fmt: skip
+    perm = np.random.default_rng(0).permutation(len(x))[: len(x) // B * B]
+    w = {k: torch.tensor(v) for k, v in w0.items()}
+    for start in range(0, len(perm), B):
+        idx = perm[start : start + B]
+        w, _ = ep.train_batch(
+            twin, w, torch.tensor(x[idx]), torch.tensor(d[idx]), [B * v for v in plan.rates],
+            variant="two-phase",
+        )  # fmt: skip
+    for name, value in w.items():
+        change = value.numpy() - w0[name]
+        assert np.linalg.norm(change) > 1e-2, name
+        rel = np.linalg.norm(got[name] - value.numpy()) / np.linalg.norm(change)
+        assert rel < 1e-9, (name, rel)
+    done = run_chunks(
+        sim, ses.circuit, plan, values, task.data.x_test[:10], task.d_test[:10], learn=False,
+        seed=0,
+    )  # fmt: skip
+    free = ep.relax(twin, w, torch.tensor(task.data.x_test[:10]), steps=plan.free_steps).state
+    np.testing.assert_allclose(done.outputs, free.s[-1].numpy(), rtol=0, atol=1e-9)

@@ -4,7 +4,8 @@ issue 4): ``neurosim run equilibrium-propagation``.
 Two stages on a registered :class:`circuits.hopfield.HopfieldCircuit` (``hopfield`` or a
 subclass with its own neuron model), time in ms, τ = 1 ms, so ``dt_ms`` is the step ε:
 
-* ``train``: online learning, one example after another inside one run (batch 1), in one of
+* ``train``: online learning, one example after another inside one run (or B side by side,
+  learning mini-batches: ``circuit.batch``, two-phase and symmetric variants), in one of
   four variants — ``two-phase`` (free, then +β; ΔW = η/β (ρ^β ρ^βᵀ − ρ⁰ρ⁰ᵀ) at the start of the
   next example), ``symmetric`` (free, −β, +β; difference over 2β, Laborieux et al. 2021),
   ``continual`` (the error in ds/dt during the nudged phase, every step, Ernoult et al. 2020) and
@@ -138,7 +139,7 @@ class EquilibriumPropagation(Protocol):
             hopfield.Structure(
                 sizes=plan.sizes, readout=plan.readout, plasticity=plan.compiled,
                 example_ms=example_ms, record=_train_record(task, plan),
-                record_dt_ms=plan.unit_steps * plan.dt_ms, examples=plan.P,
+                record_dt_ms=plan.unit_steps * plan.dt_ms, examples=plan.P, batch=plan.batch,
             ),
         )  # fmt: skip
 
@@ -207,7 +208,7 @@ def _train_stage(
         ).items()
     }
     values: dict[str, Any] = {
-        **ses.weight_values(w0),
+        **ses.weight_values(w0, plan.batch),
         **static_values(ses.circuit, plan, cfg.p_fail),
     }
 
@@ -322,7 +323,7 @@ def _trace(ses: Session, w: Mapping[str, np.ndarray]) -> dict[str, Any]:
     (learning rates 0, β as in training): states s and their rate of change ρ'ṡ (``rdot``) of
     every layer at every step (a one-example build of the same layout)."""
     task, plan, run = ses.task, ses.plan, ses.run
-    N, one = plan.n_layers, replace(plan, P=1)
+    N, one = plan.n_layers, replace(plan, P=1, batch=1)
     sim = ses.builds.add(
         simulation(
             ses.circuit, one, ses.params, run.device, n_examples=1,

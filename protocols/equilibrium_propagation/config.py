@@ -180,6 +180,13 @@ class Task:
         self.sigma = cfg.sigma if cfg.variant == "stochastic" else 0.0
         self.w_scale = cfg.w_scale
         self.P = cfg.examples_per_run or len(self.data.x_test)
+        #: examples side by side per presentation (``circuit.batch``; mini-batch learning)
+        self.batch = int(getattr(circ, "batch", None) or 1)
+        if self.batch > 1 and self.rule != "two-phase":
+            raise ConfigError(
+                f"circuit.batch = {self.batch} sums the copies' changes once per example: it "
+                f"takes the two-phase or symmetric variant, not {cfg.variant!r}."
+            )
         n_out = self.sizes[-1]
         self.d_train = one_hot(self.data.labels_train, n_out)
         self.d_test = one_hot(self.data.labels_test, n_out)

@@ -86,14 +86,14 @@ def training_layout_check(
     phases at the protocol's β and learning rates 0; each example's end-point update from the
     recorded states (what the latch applies; the continual rule's centred sum), against −∇L of
     the twin at the free fixed point."""
-    plan, N, P = ses.plan, ses.plan.n_layers, ses.plan.P
-    n = min(len(x), P)
+    plan, P, B = ses.plan, ses.plan.P, ses.plan.batch
+    n = min(len(x), P * B)
     x, d = x[:n], d[:n]
     betas = np.zeros(P)
-    betas[:n] = plan.beta
-    tv, _, _ = timed_layout(ses.circuit, plan, padded(x, P), padded(d, P), betas)
+    betas[: -(-n // B)] = plan.beta
+    tv, _, _ = timed_layout(ses.circuit, plan, padded(x, P * B), padded(d, P * B), betas)
     values = {
-        **ses.weight_values(w),
+        **ses.weight_values(w, B),
         **static_values(ses.circuit, plan, ses.task.cfg.p_fail),
         **rule_values(ses.circuit, plan, 0.0),
     }
@@ -103,14 +103,18 @@ def training_layout_check(
     e_units = plan.example_steps // unit
     f_units, n_units = plan.free_steps // unit, plan.nudged_steps // unit
     symmetric = plan.variant == "symmetric"
-    mons = [result.monitors[f"layer{k}"]["s"] for k in range(1, N + 1)]
+    # one row block per example: presentation i // B, copy i % B (batch mode)
+    mons = [
+        ses.circuit.unbatch_rows(result.monitors[f"layer{k}"]["s"], B).reshape(-1, B, n_k)
+        for k, n_k in enumerate(plan.sizes[1:], start=1)
+    ]
     grads = [{k: v.numpy() for k, v in r.grads.items()} for r in references(ses, w, x, d)]
     updates = []
     for i in range(n):
-        start = i * e_units
+        start = (i // B) * e_units
 
         def rates(idx: int, i: int = i) -> list[np.ndarray]:
-            return [np.clip(x[i], 0, 1)] + [np.clip(m[idx], 0, 1) for m in mons]
+            return [np.clip(x[i], 0, 1)] + [np.clip(m[idx, i % B], 0, 1) for m in mons]
 
         low = rates(start + f_units + (n_units if symmetric else 0))
         high = rates(start + e_units)

@@ -23,7 +23,9 @@ class Plan:
     ``average_steps`` states by the continual rule); phases in steps of ``dt_ms``; ``rates``: the
     variant's rule per layer; ``back_rates``: the backward weights' rates of an untied circuit
     (default ``rates``; 0 freezes them); ``rules``: the rules compiled in (default the variant's;
-    a compiled rule that is not the variant's runs at rate 0); ``P``: examples per run."""
+    a compiled rule that is not the variant's runs at rate 0); ``P``: presentations per run;
+    ``batch``: examples per presentation, side by side in B copies of the circuit sharing their
+    weights (mini-batch learning, two-phase rule; a run takes P·B examples)."""
 
     sizes: tuple[int, ...]
     variant: str = "two-phase"
@@ -40,6 +42,7 @@ class Plan:
     centred: bool = False
     sigma: float = 0.0
     P: int = 50
+    batch: int = 1
 
     @property
     def rule(self) -> str:
@@ -74,8 +77,11 @@ class Plan:
 def timed_layout(
     circuit: Any, plan: Plan, x: np.ndarray, d: np.ndarray, betas: np.ndarray
 ) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
-    """The TimedArray values of P examples for ``plan``'s build, their sampling steps and
-    ``example_ms``."""
+    """The TimedArray values of P presentations for ``plan``'s build, their sampling steps and
+    ``example_ms``: ``x``, ``d`` hold P·B examples (example k·B + b is copy b's in presentation
+    k), ``betas`` one value per presentation."""
+    if plan.batch > 1:
+        x, d = circuit.batch_rows(x, plan.batch), circuit.batch_rows(d, plan.batch)
     names = circuit.timed_names(
         circuit.Structure(sizes=plan.sizes, plasticity=plan.compiled, example_ms=1.0)
     )

@@ -60,21 +60,22 @@ def simulation(
     p_fail: float = 0.0,
     cuda_seed: int | None = None,
 ) -> Simulation:
-    """The build of ``plan`` for ``n_examples`` examples per run, recording ``record`` every
+    """The build of ``plan`` for ``n_examples`` presentations per run (of ``plan.batch``
+    examples each), recording ``record`` every
     ``record_steps`` steps (and the weights every ``weight_record_steps``); ``p_fail``: the
     compiled default of release failure (the run-time value is :func:`static_values`'s)."""
     dt = plan.dt_ms
-    zeros = np.zeros(n_examples)
+    zeros, examples = np.zeros(n_examples), n_examples * plan.batch
     timed, timed_dt, example_ms = timed_layout(
-        circuit, plan, np.zeros((n_examples, plan.sizes[0])),
-        np.zeros((n_examples, plan.sizes[-1])), zeros,
+        circuit, plan, np.zeros((examples, plan.sizes[0])),
+        np.zeros((examples, plan.sizes[-1])), zeros,
     )  # fmt: skip
     structure = circuit.Structure(
         sizes=plan.sizes, readout=plan.readout, p_fail=p_fail, plasticity=plan.compiled,
         reciprocal=plan.reciprocal, example_ms=example_ms, noise=plan.variant == "stochastic",
         sigma=plan.sigma, record=dict(record), record_dt_ms=record_steps * dt,
         weight_record_dt_ms=weight_record_steps * dt if weight_record_steps else None,
-        timed_dt_ms=timed_dt, examples=n_examples,
+        timed_dt_ms=timed_dt, examples=n_examples, batch=plan.batch,
     )  # fmt: skip
     kwargs = {} if cuda_seed is None else {"cuda_seed": cuda_seed}
     return Simulation(
@@ -140,16 +141,21 @@ class Session:
         dt = self.task.cfg.dt_ms if dt_ms is None else dt_ms
         return ep.EPParameters.for_circuit(self.params, self.task.sizes, dt)
 
-    def weight_values(self, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Named weights -> run values of the run's circuit."""
-        return self.circuit.weight_values(self.circuit.Structure(sizes=self.plan.sizes), weights)
+    def weight_values(
+        self, weights: Mapping[str, np.ndarray], batch: int = 1
+    ) -> dict[str, np.ndarray]:
+        """Named weights -> run values of the run's circuit (a build of ``batch`` copies)."""
+        structure = self.circuit.Structure(sizes=self.plan.sizes, batch=batch)
+        return self.circuit.weight_values(structure, weights)
 
 
 def plan_of(task: Any) -> Plan:
-    """The training plan of a run's settings."""
+    """The training plan of a run's settings (batch mode: the examples per run in presentations
+    of B, rounded up)."""
     return Plan(
         sizes=tuple(task.sizes), variant=task.variant, free_steps=task.free_steps,
         nudged_steps=task.nudged_steps, average_steps=task.average_steps,
         dt_ms=task.cfg.dt_ms, beta=task.cfg.beta, rates=tuple(task.rates),
-        readout=task.readout, centred=task.centred, sigma=task.sigma, P=task.P,
+        readout=task.readout, centred=task.centred, sigma=task.sigma,
+        P=-(-task.P // task.batch), batch=task.batch,
     )  # fmt: skip

@@ -2,9 +2,13 @@
 and by the virtual experiments alike (one way to train).
 
 Every example restarts the states at 0, relaxes freely, is nudged toward its target and learns
-in-run (batch 1); P examples make one run of the build, a shorter last chunk is padded with
-examples at β = 0 (no update), and the weights and states are carried from run to run. The
-read-out is argmax ρ(s_N) at the end of the free phase."""
+in-run; P presentations make one run of the build, a shorter last chunk is padded with examples
+at β = 0 (no update), and the weights and states are carried from run to run. The read-out is
+argmax ρ(s_N) at the end of the free phase. Batch mode (``plan.batch`` = B): each presentation
+shows B examples to B copies sharing their weights and learns their summed update (a
+mini-batch); an epoch trains on the first ⌊n/B⌋·B examples of its permutation (the few left over
+are left out of that epoch, a different few each epoch), and an evaluation pads its last
+presentation."""
 
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ def run_chunks(
     """Run ``x`` through the circuit, P examples per run. ``learn``: nudge at β and carry the
     weights from run to run; otherwise β = 0 and learning rates 0. ``on_result(chunk, result)``
     sees every run."""
-    P, N = plan.P, plan.n_layers
+    P, N, B = plan.P, plan.n_layers, plan.batch
     structure = circuit.Structure(
         sizes=plan.sizes, readout=plan.readout, reciprocal=plan.reciprocal
     )
@@ -53,20 +57,23 @@ def run_chunks(
     if not learn:
         run_values.update(rule_values(circuit, plan, 0.0))
     outs, wall = [], 0.0
-    for c, start in enumerate(range(0, len(x), P)):
-        xs, dss = x[start : start + P], d[start : start + P]
+    if learn and B > 1 and len(x) % B:
+        raise ValueError(f"learning takes whole mini-batches: {len(x)} examples, batch {B}")
+    for c, start in enumerate(range(0, len(x), P * B)):
+        xs, dss = x[start : start + P * B], d[start : start + P * B]
         n = len(xs)
         betas = np.zeros(P)
         if learn:
-            betas[:n] = plan.beta
-        tv, _, _ = timed_layout(circuit, plan, padded(xs, P), padded(dss, P), betas)
+            betas[: n // B] = plan.beta
+        tv, _, _ = timed_layout(circuit, plan, padded(xs, P * B), padded(dss, P * B), betas)
         result = sim.run(values=run_values, timed=tv, seed=run_seed(seed, c), read=keys)
         if on_result is not None:
             on_result(c, result)
         wall += result.wall_seconds
         if learn:
             run_values.update(result.state)
-        s_out = result.monitors[f"layer{N}"]["s"][free_rows[:n]]
+        s_out = result.monitors[f"layer{N}"]["s"][free_rows[: -(-n // B)]]
+        s_out = circuit.unbatch_rows(s_out, B)[:n]
         outs.append(np.clip(s_out, 0.0, 1.0))
     carried = {**values, **{k: run_values[k] for k in keys if k in run_values}}
     return Pass(carried, np.concatenate(outs), wall)
@@ -96,6 +103,7 @@ def train(
     for epoch in range(first_epoch, first_epoch + epochs):
         values.update(rule_values(circuit, plan, lr_decay**epoch))
         perm = rng.permutation(len(x))
+        perm = perm[: len(x) // plan.batch * plan.batch]  # whole mini-batches
         done = run_chunks(
             sim, circuit, plan, values, x[perm], d[perm], learn=True, seed=epoch_seed(epoch),
             on_result=on_result,

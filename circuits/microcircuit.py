@@ -66,9 +66,10 @@ dw/dt = η·plastic(t)·Δ, η a ``(shared, constant)`` parameter ``eta`` per pr
 
 **Schedule** (DESIGN.md §3; tested): every step t → t + dt, forward Euler, every term at time t:
 
-1. ``before_start``: r = φ(u) of every group (``constant over dt``);
+1. ``before_start``: r = φ(u) of every group (``constant over dt``; prospective: ŭ, then φ(ŭ));
 2. ``start``, order −10: all summed updaters (vB, vA_td, vA_int, vI, u_next);
-3. ``start``, order −5: per-cell plasticity factors φ(v̂) (``phi_vhat``; ``phi_td``), from the sums;
+3. ``start``, order −5: per-cell plasticity factors φ(v̂) (``phi_vhat``; ``phi_td``), from the sums
+   (prospective: also ``u_old = u``, and the output's ``g_old``, before the neurons update);
 4. ``start``, order 0: the state monitors (so a sample at t holds u(t) with vB(t) = W r(t));
 5. ``groups``, order −1: synaptic state updaters (Δ, w, traces);
 6. ``groups``, order 0: neuron state updaters; then thresholds and spike transmission (a spike

@@ -434,6 +434,23 @@ def test_plastic_run_matches_an_euler_twin_with_the_same_schedule(rate_sim) -> N
     assert moved > 1e-3
 
 
+def test_wrong_sizes_are_refused_before_running(rate_sim) -> None:
+    sim, _ = rate_sim
+    tv = _timed(np.zeros(SIZES[0]), SIZES[-1], DURATION)
+    with pytest.raises(NeurosimError, match="needs 30 values"):
+        sim.run(values={"W1.w": np.zeros(29)}, timed=tv)
+    with pytest.raises(NeurosimError, match="needs 4 values"):
+        sim.run(values={"inter1.uI": np.zeros(5)}, timed=tv)
+    with pytest.raises(NeurosimError, match="single shared value"):
+        sim.run(values={"WIP1.eta": np.ones(2)}, timed=tv)
+    bad = dict(tv)
+    bad["inputs"] = tv["inputs"][:, :-1]
+    with pytest.raises(NeurosimError, match="shape"):
+        sim.run(timed=bad)
+    assert sim.compilations <= 1
+
+
+# ------------------------------------------------------------------------------ prospective
 def test_prospective_plastic_run_matches_the_euler_twin(prospective_sim) -> None:
     """Prospective neurons, every rule on (learned top-down, gate with a learning lag) and
     nudging on in every other pattern (the output's τ changes with it): after 10,000 steps the
@@ -458,22 +475,6 @@ def test_prospective_plastic_run_matches_the_euler_twin(prospective_sim) -> None
         assert np.max(np.abs(moved)) > 1e-3, name
         other = instantaneous[f"{name}.w"] - mc.matrix_to_w(weights[name])
         assert np.max(np.abs(moved - other)) > 1e-3 * np.max(np.abs(moved)), name
-
-
-def test_wrong_sizes_are_refused_before_running(rate_sim) -> None:
-    sim, _ = rate_sim
-    tv = _timed(np.zeros(SIZES[0]), SIZES[-1], DURATION)
-    with pytest.raises(NeurosimError, match="needs 30 values"):
-        sim.run(values={"W1.w": np.zeros(29)}, timed=tv)
-    with pytest.raises(NeurosimError, match="needs 4 values"):
-        sim.run(values={"inter1.uI": np.zeros(5)}, timed=tv)
-    with pytest.raises(NeurosimError, match="single shared value"):
-        sim.run(values={"WIP1.eta": np.ones(2)}, timed=tv)
-    bad = dict(tv)
-    bad["inputs"] = tv["inputs"][:, :-1]
-    with pytest.raises(NeurosimError, match="shape"):
-        sim.run(timed=bad)
-    assert sim.compilations <= 1
 
 
 # ------------------------------------------------------------------------------ tied, soft-ReLU
@@ -529,6 +530,17 @@ def test_spiking_readout_fires_and_traces_carry_the_rates(spike_sim) -> None:
     )
 
 
+def test_release_failure_one_silences_transmission(spike_sim) -> None:
+    x = np.array([0.4, 0.6, 0.8])
+    weights = mc.random_weights(SPIKE_SIZES, np.random.default_rng(9), scale=1.0)
+    values = {**mc.weight_values(weights), **mc.p_fail_values(SPIKE_SIZES, 1.0)}
+    result = spike_sim.run(values=values, timed=_timed(x, SPIKE_SIZES[-1], SPIKE_DURATION), seed=4)
+    assert len(result.monitors["spikes_layer0"]["t"]) > 100  # the inputs do fire
+    assert np.all(result.monitors["layer1"]["vB"] == 0.0)
+    assert np.all(result.monitors["layer1"]["vA"] == 0.0)
+    assert np.all(result.monitors["layer2"]["vB"] == 0.0)
+
+
 def test_spiking_readout_with_prospective_neurons() -> None:
     """Prospective neurons under the spiking read-out: the inputs fire at r = inputs(t − dt)
     from the first step on (no 3 ms filter), the traces carry those rates, every population
@@ -557,14 +569,3 @@ def test_spiking_readout_with_prospective_neurons() -> None:
           f"std ŭ {np.std(ub):.4f}, std u {np.std(u):.4f}")  # fmt: skip
     assert np.all(np.abs(np.mean(ub, 0) - np.mean(u, 0)) < 5 * np.std(ub, 0) / np.sqrt(len(ub)))
     assert np.all(np.std(ub, 0) > np.std(u, 0))  # ŭ follows the spikes u low-passes
-
-
-def test_release_failure_one_silences_transmission(spike_sim) -> None:
-    x = np.array([0.4, 0.6, 0.8])
-    weights = mc.random_weights(SPIKE_SIZES, np.random.default_rng(9), scale=1.0)
-    values = {**mc.weight_values(weights), **mc.p_fail_values(SPIKE_SIZES, 1.0)}
-    result = spike_sim.run(values=values, timed=_timed(x, SPIKE_SIZES[-1], SPIKE_DURATION), seed=4)
-    assert len(result.monitors["spikes_layer0"]["t"]) > 100  # the inputs do fire
-    assert np.all(result.monitors["layer1"]["vB"] == 0.0)
-    assert np.all(result.monitors["layer1"]["vA"] == 0.0)
-    assert np.all(result.monitors["layer2"]["vB"] == 0.0)

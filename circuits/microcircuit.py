@@ -21,6 +21,21 @@ are dimensionless and time is in ms (conductances in 1/ms):
 Every cell has the rate ``r = φ(u)`` (soft-ReLU or logistic, :mod:`neurosim.neurons`), stored once
 per step (a ``constant over dt`` subexpression) rather than recomputed per synapse.
 
+**Prospective neurons** (``params.neuron = "prospective"``; Latent Equilibrium, Haider et al.
+2021; DESIGN.md §4.8): every pyramidal cell and interneuron has the rate ``r = φ(ŭ)`` of its
+prospective potential ŭ = u + τ du/dt, τ = 1/g_total, written with the potential ``u_old`` kept
+before the last update: ``ub = u_old + (u − u_old)/(g_total dt)`` (``ubI`` of the interneurons;
+the output keeps its step's g_total = g_lk + g_B + g_som·nudge in ``g_old``). Noise-free, ŭ(t) is
+the potential the inputs of step t − dt drive the cell to, so a change of input reaches the
+output in one step per layer instead of several membrane time constants; fixed points are those
+of the instantaneous cells (there ŭ = u). The input layer's rate is its filter's prospective
+value, r0_old + (r0 − r0_old) τ_in/dt = inputs(t − dt), and interneurons are nudged by ŭ of their
+partner. The plasticity rules are unchanged in form and read the prospective rates φ(ŭ) pre- and
+postsynaptically, as in Latent Equilibrium, where the rules act on prospective quantities so that
+the error they see is that of the settled state rather than of a settling transient; the
+dendritic predictions φ(v̂) are those of the step's sums (one step later than ŭ's own inputs, a
+difference confined to the first steps after an input change, which the learning lag gates).
+
 **Compartments and synapses.** Compartments are state variables of one ``NeuronGroup`` per layer;
 dendritic potentials are ``(summed)`` synaptic variables, one summed ``Synapses`` per target:
 ``W{k}`` (layer k ← k−1, target ``vB``), ``B{k}`` (hidden k ← layer k+1, ``vA_td``),
@@ -51,9 +66,10 @@ dw/dt = η·plastic(t)·Δ, η a ``(shared, constant)`` parameter ``eta`` per pr
 
 **Schedule** (DESIGN.md §3; tested): every step t → t + dt, forward Euler, every term at time t:
 
-1. ``before_start``: r = φ(u) of every group (``constant over dt``);
+1. ``before_start``: r = φ(u) of every group (``constant over dt``; prospective: ŭ, then φ(ŭ));
 2. ``start``, order −10: all summed updaters (vB, vA_td, vA_int, vI, u_next);
-3. ``start``, order −5: per-cell plasticity factors φ(v̂) (``phi_vhat``; ``phi_td``), from the sums;
+3. ``start``, order −5: per-cell plasticity factors φ(v̂) (``phi_vhat``; ``phi_td``), from the sums
+   (prospective: also ``u_old = u``, and the output's ``g_old``, before the neurons update);
 4. ``start``, order 0: the state monitors (so a sample at t holds u(t) with vB(t) = W r(t));
 5. ``groups``, order −1: synaptic state updaters (Δ, w, traces);
 6. ``groups``, order 0: neuron state updaters; then thresholds and spike transmission (a spike
@@ -242,7 +258,11 @@ def p_fail_values(sizes: Sequence[int], p_fail: float, topdown: str = "fixed") -
 
 
 def state_keys(
-    sizes: Sequence[int], *, topdown: str = "fixed", readout: str = "rate"
+    sizes: Sequence[int],
+    *,
+    topdown: str = "fixed",
+    readout: str = "rate",
+    neuron: str = "instantaneous",
 ) -> tuple[str, ...]:
     """The state carried from one run into the next (read it at the end, pass it as ``values``).
 
@@ -253,6 +273,11 @@ def state_keys(
     keys = ["layer0.r0"]
     keys += [f"layer{k}.u" for k in range(1, n_layers + 1)]
     keys += [f"inter{k}.uI" for k in range(1, n_layers)]
+    if neuron == "prospective":  # the previous step's potentials (and output conductance)
+        keys.append("layer0.r0_old")
+        keys += [f"layer{k}.u_old" for k in range(1, n_layers + 1)]
+        keys.append(f"layer{n_layers}.g_old")
+        keys += [f"inter{k}.uI_old" for k in range(1, n_layers)]
     for name in weight_shapes(sizes, topdown):
         keys.append(f"{name}.w")
         if not (name.startswith("B") and topdown == "fixed"):
@@ -337,6 +362,26 @@ class _Parts:
         return g
 
 
+def _rate(params: MicrocircuitParams, u: str, g_total: float | str) -> str:
+    """The rate ``r`` of a cell with potential ``u``: φ(u), or with prospective neurons φ(ŭ) of
+    ŭ = u_old + (u − u_old)/(g_total dt), u_old the potential one step earlier (DESIGN.md §4.8;
+    ``g_total`` a number or the name of a variable)."""
+    if not params.prospective:
+        return f"r = {params.phi_expr(u)} : 1 (constant over dt)"
+    g = repr(g_total) if isinstance(g_total, float) else g_total
+    b = "ub" if u == "u" else f"ub{u[1:]}"  # ub, ubI
+    return (
+        f"{u}_old : 1\n"
+        f"{b} = {u}_old + ({u} - {u}_old)*ms/({g}*dt) : 1 (constant over dt)\n"
+        f"r = {params.phi_expr(b)} : 1 (constant over dt)"
+    )
+
+
+def _keep_old(params: MicrocircuitParams, u: str) -> str:
+    """Factor-runner code that keeps ``u`` before the neuron update (prospective neurons)."""
+    return f"\n{u}_old = {u}" if params.prospective else ""
+
+
 def _hidden_equations(parts: _Parts, with_noise: bool) -> tuple[str, str]:
     """Equations and plasticity factors of a hidden pyramidal layer (soma, basal, apical)."""
     p, phi = parts.params, parts.params.phi_expr
@@ -347,10 +392,10 @@ def _hidden_equations(parts: _Parts, with_noise: bool) -> tuple[str, str]:
             vB : 1
             vA_td : 1
             vA_int : 1
-            r = {phi("u")} : 1 (constant over dt)
+            {_rate(p, "u", p.prospective_conductance("hidden"))}
             phi_vhat : 1
             """
-    factors = f"phi_vhat = {phi(f'{p.hidden_basal_gain!r}*vB')}"
+    factors = f"phi_vhat = {phi(f'{p.hidden_basal_gain!r}*vB')}" + _keep_old(p, "u")
     if parts.s.topdown == "learned":
         eqs += "phi_td : 1\n"
         factors += f"\nphi_td = {phi('vA_td')}"
@@ -366,10 +411,14 @@ def _output_equations(parts: _Parts) -> tuple[str, str]:
             du/dt = (-g_lk*u + g_B*(vB - u) + g_som*nudge(t)*(u_target - u))/ms : 1
             u_target = targets(t, i) : 1
             vB : 1
-            r = {phi("u")} : 1 (constant over dt)
+            {_rate(p, "u", "g_old")}
             phi_vhat : 1
             """
-    return eqs, f"phi_vhat = {phi(f'{p.output_basal_gain!r}*vB')}"
+    factors = f"phi_vhat = {phi(f'{p.output_basal_gain!r}*vB')}" + _keep_old(p, "u")
+    if p.prospective:  # the step's total conductance: nudging changes the output's τ
+        eqs += "g_old : 1\n"
+        factors += "\ng_old = g_lk + g_B + g_som*nudge(t)"
+    return eqs, factors
 
 
 def _build_groups(parts: _Parts) -> None:
@@ -377,15 +426,27 @@ def _build_groups(parts: _Parts) -> None:
     s, p, phi = parts.s, parts.params, parts.params.phi_expr
     n_layers = s.n_layers
     with_noise = p.sigma > 0 if s.noise is None else bool(s.noise)
-    parts.layers.append(
-        parts.group(s.sizes[0], "dr0/dt = (inputs(t, i) - r0)/tau_in : 1\nr = r0 : 1", "layer0")
-    )
+    if p.prospective:  # the input filter's lag removed as a neuron's: r = inputs(t − dt)
+        layer0 = parts.group(
+            s.sizes[0],
+            "dr0/dt = (inputs(t, i) - r0)/tau_in : 1\nr0_old : 1\n"
+            "r = r0_old + (r0 - r0_old)*tau_in/dt : 1 (constant over dt)",
+            "layer0",
+        )
+        parts.factor_runners.append(layer0.run_regularly("r0_old = r0", name="layer0_factors"))
+    else:
+        layer0 = parts.group(
+            s.sizes[0], "dr0/dt = (inputs(t, i) - r0)/tau_in : 1\nr = r0 : 1", "layer0"
+        )
+    parts.layers.append(layer0)
     for k in range(1, n_layers + 1):
         hidden = k < n_layers
         eqs, factors = _hidden_equations(parts, with_noise) if hidden else _output_equations(parts)
         g = parts.group(s.sizes[k], eqs, f"layer{k}")
         if with_noise and hidden:
             g.sigma = p.sigma
+        if p.prospective and not hidden:
+            g.g_old = p.prospective_conductance("output")
         parts.factor_runners.append(g.run_regularly(factors, name=f"layer{k}_factors"))
         parts.layers.append(g)
     for k in range(1, n_layers):
@@ -395,16 +456,13 @@ def _build_groups(parts: _Parts) -> None:
             duI/dt = (-g_lk*uI + g_D*(vI - uI) + g_som*(u_next - uI))/ms : 1
             vI : 1
             u_next : 1
-            r = {phi("uI")} : 1 (constant over dt)
+            {_rate(p, "uI", p.prospective_conductance("inter"))}
             phi_vhat : 1
             """,
             f"inter{k}",
         )
-        parts.factor_runners.append(
-            g.run_regularly(
-                f"phi_vhat = {phi(f'{p.inter_dendrite_gain!r}*vI')}", name=f"inter{k}_factors"
-            )
-        )
+        factors = f"phi_vhat = {phi(f'{p.inter_dendrite_gain!r}*vI')}" + _keep_old(p, "uI")
+        parts.factor_runners.append(g.run_regularly(factors, name=f"inter{k}_factors"))
         parts.inters.append(g)
     for runner in parts.factor_runners:
         set_slot(runner, parts.circuit.slot("factors"))
@@ -471,8 +529,10 @@ def _build_synapses(parts: _Parts) -> None:
             _projection(parts, f"B{k}", layers[k + 1], layers[k], "vA_td", rule)
         _projection(parts, f"WPI{k}", inters[k - 1], layers[k], "vA_int", "-vA_post")
         _projection(parts, f"WIP{k}", layers[k], inters[k - 1], "vI", "r_post - phi_vhat_post")
+        # interneurons are nudged by the partner's prospective potential when there is one
+        u_pre = "ub_pre" if parts.params.prospective else "u_pre"
         copy = Synapses(
-            layers[k + 1], inters[k - 1], "u_next_post = u_pre : 1 (summed)",
+            layers[k + 1], inters[k - 1], f"u_next_post = {u_pre} : 1 (summed)",
             name=f"copy{k}", namespace=parts.syn_namespace,
         )  # fmt: skip
         idx = np.arange(s.sizes[k + 1], dtype=np.int32)

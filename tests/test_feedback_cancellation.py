@@ -49,7 +49,7 @@ def test_presets_are_complete_and_valid() -> None:
     from protocols.feedback_cancellation import FeedbackCancellation, FeedbackCancellationConfig
 
     names = presets.available(FeedbackCancellation)
-    assert set(names) == {"digits", "digits-spiking", "teacher", "gridworld"}
+    assert set(names) == {"digits", "digits-prospective", "digits-spiking", "teacher", "gridworld"}
     for name in names:
         assert names[name], name  # a description
         resolved = pipeline.resolve({"run": {"protocol": "feedback-cancellation", "preset": name}})
@@ -64,6 +64,31 @@ def test_presets_are_complete_and_valid() -> None:
         assert getattr(defaults, key) == value, key
     with pytest.raises(ConfigError, match="made for dataset"):
         _resolve("run.preset=digits", dataset="teacher")
+
+
+def test_prospective_preset_is_digits_compressed_fivefold_in_time() -> None:
+    """digits-prospective: prospective neurons, and the digits preset's times (pattern, learning
+    lag, plasticity low-pass) ÷ 5 with its learning rates × 5; everything else the same."""
+    from neurosim import presets
+    from protocols.feedback_cancellation import FeedbackCancellation
+
+    base = presets.load(FeedbackCancellation, "digits")
+    pro = presets.load(FeedbackCancellation, "digits-prospective")
+    assert pro["circuit"].pop("neuron") == "prospective" and "neuron" not in base["circuit"]
+    scaled = {"pattern_ms": 0.2, "learning_lag_ms": 0.2, "eta_ip": 5.0}
+    scaled.update(self_predicting_eta_ip=5.0, self_predicting_eta_pi=5.0)
+    for key, value in base["protocol"].items():
+        factor = scaled.get(key, 1.0)
+        if key == "eta_forward":
+            assert pro["protocol"][key] == pytest.approx([5.0 * v for v in value]), key
+        elif isinstance(value, float):
+            assert pro["protocol"][key] == pytest.approx(factor * value), key
+        else:
+            assert pro["protocol"][key] == value, key
+    for key, value in base["circuit"].items():
+        assert pro["circuit"][key] == (value / 5.0 if key == "tau_w" else value), key
+    resolved = _resolve("run.preset=digits-prospective", dataset="digits")
+    assert resolved.circuit.neuron == "prospective" and resolved.protocol.pattern_ms == 20.0
 
 
 def test_a_circuit_too_large_for_memory_is_refused_before_building() -> None:

@@ -27,6 +27,7 @@ TIMED_DT = {"inputs": PATTERN_MS, "targets": PATTERN_MS, "nudge": PATTERN_MS, "p
 # the main structure: logistic φ, two hidden layers, learned top-down weights
 SIZES = [6, 5, 4, 3]
 PARAMS = mc.MicrocircuitParams(phi="logistic")
+PRO_PARAMS = mc.MicrocircuitParams(phi="logistic", neuron="prospective")
 DURATION = 1000.0
 ROWS = int(DURATION / PATTERN_MS)
 # the second: soft-ReLU φ, one hidden layer, tied top-down weights, background noise
@@ -90,6 +91,11 @@ def _simulation(
 @pytest.fixture(scope="module")
 def rate_sim() -> tuple[Simulation, dict[str, CircuitBuild]]:
     return _simulation(PARAMS, SIZES, DURATION, "test-mc-rate", topdown="learned")
+
+
+@pytest.fixture(scope="module")
+def prospective_sim() -> Simulation:
+    return _simulation(PRO_PARAMS, SIZES, DURATION, "test-mc-prospective", topdown="learned")[0]
 
 
 @pytest.fixture(scope="module")
@@ -183,21 +189,36 @@ def _euler_twin(
 ) -> dict[str, np.ndarray]:
     """Forward Euler of the plastic circuit (learned top-down) with the documented schedule:
     rates, then dendritic sums, then plasticity factors, then synapses, then neurons — every
-    term of step t evaluated at time t."""
+    term of step t evaluated at time t. Prospective neurons (``p.neuron``): rates of
+    ŭ = u_old + (u − u_old)/(g_total dt), the input's r0_old + (r0 − r0_old) τ_in/dt, and the
+    interneurons nudged by ŭ of the next layer."""
     n = len(sizes) - 1
     phi = p.phi_numpy
+    pro = p.neuron == "prospective"
+    g_tot = [None] + [p.prospective_conductance("hidden")] * (n - 1)
+    g_tot.append(p.prospective_conductance("output"))
+    g_int = p.prospective_conductance("inter")
     w = {k: np.array(v, dtype=float) for k, v in weights.items()}
     delta = {k: np.zeros_like(v) for k, v in w.items()}
     r0 = np.zeros(sizes[0])
     u = [None] + [np.zeros(m) for m in sizes[1:]]
     ui = [None] + [np.zeros(m) for m in sizes[2:]]
+    u_old, ui_old, r0_old = [v.copy() if v is not None else None for v in u], list(ui), r0.copy()
     per_input, per_gate = round(PATTERN_MS / DT), round(GATE_MS / DT)
-    g_hid, g_out, g_int = p.hidden_basal_gain, p.output_basal_gain, p.inter_dendrite_gain
+    g_hid, g_out, g_in = p.hidden_basal_gain, p.output_basal_gain, p.inter_dendrite_gain
     for step in range(steps):
         x = tv["inputs"][min(step // per_input, len(tv["inputs"]) - 1)]
         gate = tv["plastic"][min(step // per_gate, len(tv["plastic"]) - 1)]
-        r = [r0] + [phi(v) for v in u[1:]]
-        ri = [None] + [phi(v) for v in ui[1:]]
+        nudge = tv["nudge"][min(step // per_input, len(tv["nudge"]) - 1)]
+        if pro:
+            ub = [None] + [u_old[k] + (u[k] - u_old[k]) / (g_tot[k] * DT) for k in range(1, n + 1)]
+            ubi = [None] + [ui_old[k] + (ui[k] - ui_old[k]) / (g_int * DT) for k in range(1, n)]
+            r = [r0_old + (r0 - r0_old) * p.tau_in / DT] + [phi(v) for v in ub[1:]]
+            u_next = ub
+        else:
+            ubi, u_next = ui, u
+            r = [r0] + [phi(v) for v in u[1:]]
+        ri = [None] + [phi(v) for v in ubi[1:]]
         vb = [None] + [w[f"W{k}"] @ r[k - 1] for k in range(1, n + 1)]
         vtd = [None] + [w[f"B{k}"] @ r[k + 1] for k in range(1, n)]
         vint = [None] + [w[f"WPI{k}"] @ ri[k] for k in range(1, n)]
@@ -209,26 +230,34 @@ def _euler_twin(
         for k in range(1, n):
             induction[f"B{k}"] = np.outer(r[k] - phi(vtd[k]), r[k + 1])
             induction[f"WPI{k}"] = np.outer(-(vtd[k] + vint[k]), ri[k])
-            induction[f"WIP{k}"] = np.outer(ri[k] - phi(g_int * vi[k]), r[k])
+            induction[f"WIP{k}"] = np.outer(ri[k] - phi(g_in * vi[k]), r[k])
         for name in w:
             old = delta[name]
             delta[name] = old + DT * (induction[name] - old) / p.tau_w
             w[name] = w[name] + DT * eta[name] * gate * old
         new_u = [None]
+        target = tv["targets"][min(step // per_input, len(tv["targets"]) - 1)]
         for k in range(1, n + 1):
             du = -p.g_lk * u[k] + p.g_B * (vb[k] - u[k])
             if k < n:
                 du = du + p.g_A * (vtd[k] + vint[k] - u[k])
+            else:
+                du = du + p.g_som * nudge * (target - u[k])
             new_u.append(u[k] + DT * du)
+        u_old, ui_old, r0_old = u, ui, r0
+        g_tot[n] = p.g_lk + p.g_B + p.g_som * nudge
         ui = [None] + [
-            ui[k] + DT * (-p.g_lk * ui[k] + p.g_D * (vi[k] - ui[k]) + p.g_som * (u[k + 1] - ui[k]))
+            ui[k]
+            + DT * (-p.g_lk * ui[k] + p.g_D * (vi[k] - ui[k]) + p.g_som * (u_next[k + 1] - ui[k]))
             for k in range(1, n)
         ]
         u = new_u
         r0 = r0 + DT * (x - r0) / p.tau_in
-    out = {"layer0.r0": r0}
+    out = {"layer0.r0": r0, "layer0.r0_old": r0_old, f"layer{n}.g_old": np.full(sizes[n], g_tot[n])}
     out.update({f"layer{k}.u": u[k] for k in range(1, n + 1)})
     out.update({f"inter{k}.uI": ui[k] for k in range(1, n)})
+    out.update({f"layer{k}.u_old": u_old[k] for k in range(1, n + 1)})
+    out.update({f"inter{k}.uI_old": ui_old[k] for k in range(1, n)})
     for name in w:
         out[f"{name}.w"] = mc.matrix_to_w(w[name])
         out[f"{name}.Delta"] = mc.matrix_to_w(delta[name])
@@ -421,6 +450,33 @@ def test_wrong_sizes_are_refused_before_running(rate_sim) -> None:
     assert sim.compilations <= 1
 
 
+# ------------------------------------------------------------------------------ prospective
+def test_prospective_plastic_run_matches_the_euler_twin(prospective_sim) -> None:
+    """Prospective neurons, every rule on (learned top-down, gate with a learning lag) and
+    nudging on in every other pattern (the output's τ changes with it): after 10,000 steps the
+    state equals the numpy twin's to 1e-9, and the prospective rates moved the weights."""
+    sim = prospective_sim
+    rng = np.random.default_rng(22)
+    weights = _weights(SIZES, 5)
+    eta = {name: 0.02 for name in weights}
+    gate = (np.arange(int(DURATION / GATE_MS)) % 10 >= 1).astype(float)  # 10 ms learning lag
+    tv = _timed(rng.uniform(-1, 1, (ROWS, SIZES[0])), SIZES[-1], DURATION, plastic=gate)
+    tv["targets"] = rng.uniform(-1, 1, (ROWS, SIZES[-1]))
+    tv["nudge"] = (np.arange(ROWS) % 2).astype(float)
+    keys = mc.state_keys(SIZES, topdown="learned", neuron="prospective")
+    values = {**mc.weight_values(weights), **{f"{k}.eta": v for k, v in eta.items()}}
+    result = sim.run(values=values, timed=tv, read=keys)
+    twin = _euler_twin(PRO_PARAMS, SIZES, weights, eta, tv, round(DURATION / DT))
+    for key in keys:
+        np.testing.assert_allclose(result.state[key], twin[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    instantaneous = _euler_twin(PARAMS, SIZES, weights, eta, tv, round(DURATION / DT))
+    for name in ("W1", "B1", "WPI1", "WIP1"):  # every rule moved, differently from φ(u)'s
+        moved = result.state[f"{name}.w"] - mc.matrix_to_w(weights[name])
+        assert np.max(np.abs(moved)) > 1e-3, name
+        other = instantaneous[f"{name}.w"] - mc.matrix_to_w(weights[name])
+        assert np.max(np.abs(moved - other)) > 1e-3 * np.max(np.abs(moved)), name
+
+
 # ------------------------------------------------------------------------------ tied, soft-ReLU
 def test_tied_topdown_softrelu_fixed_point_and_noise(tied_sim) -> None:
     rng = np.random.default_rng(8)
@@ -483,3 +539,33 @@ def test_release_failure_one_silences_transmission(spike_sim) -> None:
     assert np.all(result.monitors["layer1"]["vB"] == 0.0)
     assert np.all(result.monitors["layer1"]["vA"] == 0.0)
     assert np.all(result.monitors["layer2"]["vB"] == 0.0)
+
+
+def test_spiking_readout_with_prospective_neurons() -> None:
+    """Prospective neurons under the spiking read-out: the inputs fire at r = inputs(t − dt)
+    from the first step on (no 3 ms filter), the traces carry those rates, every population
+    fires, and the hidden cells' prospective potentials stay finite and follow their drive."""
+    params = mc.MicrocircuitParams(neuron="prospective")
+    sim, _ = _simulation(
+        params, SPIKE_SIZES, SPIKE_DURATION, "test-mc-spike-prospective", readout="spiking",
+        record={"layer1": ("u", "ub", "vB"), "inter1": ("uI",), "layer2": ("u",)},
+    )  # fmt: skip
+    x = np.array([0.4, 0.6, 0.8])
+    weights = mc.random_weights(SPIKE_SIZES, np.random.default_rng(9), scale=1.0)
+    weights["W1"] = np.ones((SPIKE_SIZES[1], SPIKE_SIZES[0]))
+    tv = _timed(x, SPIKE_SIZES[-1], SPIKE_DURATION)
+    result = sim.run(values=mc.weight_values(weights), timed=tv, seed=3)
+    for group in ("layer0", "layer1", "layer2", "inter1"):
+        assert len(result.monitors[f"spikes_{group}"]["t"]) > 0, group
+    counts = np.bincount(result.monitors["spikes_layer0"]["i"], minlength=3)
+    expected = x * params.rate_scale_hz * (SPIKE_DURATION - DT) / 1000
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+    rec = result.monitors["layer1"]
+    assert abs(np.mean(rec["vB"][30:]) - x.sum()) < 0.15 * x.sum()
+    assert np.all(np.isfinite(rec["ub"]))
+    # ŭ is the drive of the previous step: its mean is that of u (which low-passes it)
+    ub, u = rec["ub"][30:], rec["u"][30:]
+    print(f"\n[spiking prospective] mean ŭ {np.mean(ub):.4f}, mean u {np.mean(u):.4f}, "
+          f"std ŭ {np.std(ub):.4f}, std u {np.std(u):.4f}")  # fmt: skip
+    assert np.all(np.abs(np.mean(ub, 0) - np.mean(u, 0)) < 5 * np.std(ub, 0) / np.sqrt(len(ub)))
+    assert np.all(np.std(ub, 0) > np.std(u, 0))  # ŭ follows the spikes u low-passes

@@ -269,3 +269,87 @@ def test_one_parameter_record_for_circuit_twin_and_table() -> None:
             assert info.default == getattr(defaults, name), name
     p = MicrocircuitParams(phi="logistic", g_A=0.5)
     assert dm.self_predicting_constant(p, False) == p.self_predicting_factor(False)
+
+
+# ------------------------------------------------------------------------------ prospective
+def _steps_to_settle(p: dm.MicrocircuitParameters, dt: float, tol: float, steps: int) -> int | None:
+    """Euler steps from rest until the output rate stays within ``tol`` (relative to the largest
+    rate) of its fixed point's (soft-ReLU: weights strong enough to cross its threshold θ = 3)."""
+    w = dm.init_weights(SIZES, seed=1, scale=1.0 if p.phi == "logistic" else 4.0)
+    r0 = _inputs(SIZES[0], batch=4)
+    target = dm.rate_function(p)(dm.fixed_point(p, w, r0).state.u[-1])
+    assert float(target.max() - target.min()) > 0.2 * float(target.max())  # outputs that differ
+    tol = tol * float(target.abs().max())
+    state, errors = dm.zero_state(w, batch=4), []
+    for _ in range(steps):
+        state = dm.step(p, w, state, r0, dt=dt)
+        u_out = state.prospective()[0][-1] if p.prospective else state.u[-1]
+        errors.append(float((dm.rate_function(p)(u_out) - target).abs().max()))
+    late = [n for n in range(steps) if max(errors[n:]) < tol]
+    return late[0] + 1 if late else None
+
+
+@pytest.mark.parametrize("phi", ["soft_relu", "logistic"])
+def test_prospective_output_settles_within_steps_whatever_dt(phi: str) -> None:
+    """Latent equilibrium: with prospective neurons the output rate of a two-hidden-layer circuit
+    (random lateral weights, so the apical loops are active) stays within 0.1 % of its fixed
+    point after the same few steps at dt = 0.1 and 0.02 ms; instantaneous neurons need many
+    membrane time constants, so five times more steps at the five times smaller dt."""
+    pro = dm.MicrocircuitParameters(phi=phi, neuron="prospective")
+    ins = dm.MicrocircuitParameters(phi=phi)
+    n_pro = [_steps_to_settle(pro, dt, 1e-3, 500) for dt in (0.1, 0.02)]
+    n_ins = [_steps_to_settle(ins, dt, 1e-3, 500) for dt in (0.1, 0.02)]
+    print(f"\n[prospective] {phi}: steps to 1e-3: prospective {n_pro}, instantaneous {n_ins}")
+    assert all(n is not None and n <= 10 for n in n_pro), n_pro
+    assert n_pro[0] == n_pro[1]  # steps, not time: independent of τ/dt
+    assert n_ins[0] is not None and n_ins[0] >= 3 * n_pro[0]
+    assert n_ins[1] is None or n_ins[1] >= 4 * n_ins[0]
+
+
+def test_prospective_state_fixed_point_and_rules() -> None:
+    """A state without ŭ is taken at ŭ = u; the fixed point is the instantaneous one; one step
+    from it changes nothing; the rules read the prospective rates (φ(ŭ) ≠ φ(u) off it)."""
+    p = dm.MicrocircuitParameters(phi="logistic", neuron="prospective")
+    ins = dm.MicrocircuitParameters(phi="logistic")
+    w = dm.init_weights(SIZES, seed=2, scale=0.5)
+    r0 = _inputs(SIZES[0])
+    fp = dm.fixed_point(p, w, r0)
+    assert dm.state_distance(fp.state, dm.fixed_point(ins, w, r0).state) < 1e-10
+    nxt = dm.step(p, w, fp.state, r0, dt=0.1)
+    assert len(nxt.ub) == len(nxt.u) and len(nxt.ubI) == len(nxt.uI)
+    assert dm.state_distance(nxt, fp.state) < 1e-11
+    assert max(float((a - b).abs().max()) for a, b in zip(nxt.ub, fp.state.u, strict=True)) < 1e-10
+    # off the fixed point: ŭ = u + (u_new − u)/(g_total dt) and the rules follow φ(ŭ)
+    s0 = dm.zero_state(w, batch=8)
+    s1 = dm.step(p, w, s0, r0, dt=0.1)
+    d = dm.derivatives(p, w, s0, r0)
+    g = p.prospective_conductance("hidden")
+    torch.testing.assert_close(s1.ub[0], s0.u[0] + 0.1 * d.u[0] / (g * 0.1), rtol=0, atol=1e-12)
+    acts = dm.activities(p, w, s1, r0)
+    torch.testing.assert_close(acts["r1"], dm.rate_function(p)(s1.ub[0]))
+    assert set(dm.MicrocircuitState.from_dict(acts).as_dict()) == set(s1.as_dict())
+    eta = {"W": 1.0, "WIP": 1.0, "WPI": 1.0}
+    pro_rules = dm.plasticity(p, w, s1, r0, eta)
+    ins_rules = dm.plasticity(ins, w, s1, r0, eta)
+    for name in ("W1", "W3", "WIP1", "WPI2"):
+        assert float((pro_rules[name] - ins_rules[name]).abs().max()) > 1e-6, name
+
+
+def test_neuron_option_is_validated_and_defaults_to_instantaneous() -> None:
+    from circuits import microcircuit as mc
+    from neurosim.circuit import config_model
+
+    assert dm.MicrocircuitParameters().neuron == "instantaneous"
+    with pytest.raises(ValueError, match="neuron"):
+        dm.MicrocircuitParameters(neuron="predictive")
+    with pytest.raises(ValueError, match="population"):
+        dm.MicrocircuitParameters().prospective_conductance("input")
+    table = config_model(mc.CIRCUIT)
+    assert table(sizes=[3, 4, 2], neuron="prospective").neuron == "prospective"
+    with pytest.raises(Exception, match="neuron"):
+        table(sizes=[3, 4, 2], neuron="lagging")
+    keys = mc.state_keys([3, 4, 2], neuron="prospective")
+    assert {"layer0.r0_old", "layer1.u_old", "layer2.u_old", "layer2.g_old", "inter1.uI_old"} <= (
+        set(keys)
+    )
+    assert not any(k.endswith("_old") for k in mc.state_keys([3, 4, 2]))

@@ -106,6 +106,7 @@ COMMANDS: dict[str, Quick] = {
     "neurosim run feedback-cancellation --dataset teacher --epochs 3": Quick(
         tier="resolve", reason=SAME_PATH
     ),
+    "neurosim run feedback-cancellation --preset digits-prospective --epochs 15": Quick(FC_QUICK),
     # equilibrium propagation
     "neurosim run equilibrium-propagation --circuit hopfield --dataset digits": Quick(EP_QUICK),
     "neurosim run equilibrium-propagation --dataset digits --set protocol.variant=symmetric": (

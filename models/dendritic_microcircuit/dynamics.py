@@ -57,10 +57,45 @@ def _derivatives(params, w, state, r0, u_target, nudge) -> MicrocircuitState:
         d_out = d_out + p.g_som * nudge * (u_target - u)
     du.append(d_out)
     duI = []
+    # interneurons are nudged by the partner's prospective potential when there is one
+    u_next = state.prospective()[0] if p.prospective else state.u
     for k in range(1, top):
         uI = state.uI[k - 1]
-        duI.append(-p.g_lk * uI + p.g_D * (vI[k - 1] - uI) + p.g_som * (state.u[k] - uI))
+        duI.append(-p.g_lk * uI + p.g_D * (vI[k - 1] - uI) + p.g_som * (u_next[k] - uI))
     return MicrocircuitState(tuple(du), tuple(duI))
+
+
+def _advance(
+    params: MicrocircuitParameters,
+    state: MicrocircuitState,
+    d: MicrocircuitState,
+    dt: float,
+    u_target: torch.Tensor | None,
+    nudge: float | torch.Tensor,
+    noise: Sequence[torch.Tensor] | None = None,
+) -> MicrocircuitState:
+    """One Euler(–Maruyama) step from ``state`` with derivatives ``d``; with prospective neurons
+    also ŭ = u + (u_new − u)/(g_total dt) of the step (the circuit's formula, DESIGN.md §4.8)."""
+    u = [x + dt * dx for x, dx in zip(state.u, d.u, strict=True)]
+    if noise is not None and params.sigma > 0.0:
+        if len(noise) != len(u) - 1:
+            raise ValueError(f"noise needs one sample per hidden layer ({len(u) - 1}).")
+        for k, xi in enumerate(noise):
+            u[k] = u[k] + params.sigma * math.sqrt(dt) * xi.to(DTYPE)
+    uI = [x + dt * dx for x, dx in zip(state.uI, d.uI, strict=True)]
+    if not params.prospective:
+        return MicrocircuitState(tuple(u), tuple(uI))
+    nudged = u_target is not None and not (isinstance(nudge, float) and nudge == 0.0)
+    g = [params.prospective_conductance("hidden")] * (len(u) - 1)
+    g.append(
+        params.g_lk + params.g_B + params.g_som * nudge
+        if nudged
+        else params.prospective_conductance("output")
+    )
+    g_inter = params.prospective_conductance("inter")
+    ub = tuple(a + (b - a) / (gk * dt) for a, b, gk in zip(state.u, u, g, strict=True))
+    ubI = tuple(a + (b - a) / (g_inter * dt) for a, b in zip(state.uI, uI, strict=True))
+    return MicrocircuitState(tuple(u), tuple(uI), ub, ubI)
 
 
 def step(
@@ -81,14 +116,7 @@ def step(
     σ √dt ξ to the hidden somata (Euler–Maruyama, as Brian2 integrates ``sigma*xi``).
     """
     d = derivatives(params, weights, state, r0, u_target, nudge)
-    u = [x + dt * dx for x, dx in zip(state.u, d.u, strict=True)]
-    if noise is not None and params.sigma > 0.0:
-        if len(noise) != len(u) - 1:
-            raise ValueError(f"noise needs one sample per hidden layer ({len(u) - 1}).")
-        for k, xi in enumerate(noise):
-            u[k] = u[k] + params.sigma * math.sqrt(dt) * xi.to(DTYPE)
-    uI = tuple(x + dt * dx for x, dx in zip(state.uI, d.uI, strict=True))
-    return MicrocircuitState(tuple(u), uI)
+    return _advance(params, state, d, dt, _target(u_target), _nudge(nudge), noise)
 
 
 def _max_abs(state: MicrocircuitState) -> float:
@@ -143,10 +171,7 @@ def relax(
         d = _derivatives(params, w, x, r0, ut, nudge)
         if n == steps or (tol > 0.0 and _max_abs(d) < tol):
             return Relaxation(x, _max_abs(d), n)
-        x = MicrocircuitState(
-            tuple(a + dt * b for a, b in zip(x.u, d.u, strict=True)),
-            tuple(a + dt * b for a, b in zip(x.uI, d.uI, strict=True)),
-        )
+        x = _advance(params, x, d, dt, ut, _nudge(nudge))
     raise AssertionError("unreachable")
 
 

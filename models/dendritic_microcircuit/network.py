@@ -213,26 +213,34 @@ def tied_feedback(weights: Mapping[str, torch.Tensor]) -> Weights:
 
 class MicrocircuitState(NamedTuple):
     """Somatic potentials, each (batch, n): ``u[k-1]`` is u_k (k = 1..N), ``uI[k-1]`` is u^I_k
-    (k = 1..N-1, n_{k+1} cells)."""
+    (k = 1..N-1, n_{k+1} cells); with prospective neurons also their prospective potentials
+    ``ub``, ``ubI`` (same layout; empty: ŭ = u, the state taken at rest or at a fixed point)."""
 
     u: tuple[torch.Tensor, ...]
     uI: tuple[torch.Tensor, ...]
+    ub: tuple[torch.Tensor, ...] = ()
+    ubI: tuple[torch.Tensor, ...] = ()
 
     def as_dict(self) -> dict[str, torch.Tensor]:
-        """``{"u1": .., "uN": .., "uI1": ..}``."""
+        """``{"u1": .., "uN": .., "uI1": ..}`` (and ``ub1``, ``ubI1``, .. when present)."""
         out = {f"u{k}": x for k, x in enumerate(self.u, start=1)}
         out.update({f"uI{k}": x for k, x in enumerate(self.uI, start=1)})
+        out.update({f"ub{k}": x for k, x in enumerate(self.ub, start=1)})
+        out.update({f"ubI{k}": x for k, x in enumerate(self.ubI, start=1)})
         return out
+
+    def prospective(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """(ŭ, ŭ^I): the prospective potentials, or u and u^I where the state has none."""
+        return (self.ub or self.u), (self.ubI or self.uI)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> MicrocircuitState:
         """Inverse of :meth:`as_dict` (extra keys such as ``vA1`` are ignored)."""
-        u, uI = [], []
-        while f"u{len(u) + 1}" in values:
-            u.append(_batch(values[f"u{len(u) + 1}"]))
-        while f"uI{len(uI) + 1}" in values:
-            uI.append(_batch(values[f"uI{len(uI) + 1}"]))
-        return cls(tuple(u), tuple(uI))
+        out: dict[str, list[torch.Tensor]] = {"u": [], "uI": [], "ub": [], "ubI": []}
+        for name, xs in out.items():
+            while f"{name}{len(xs) + 1}" in values:
+                xs.append(_batch(values[f"{name}{len(xs) + 1}"]))
+        return cls(*(tuple(xs) for xs in out.values()))
 
 
 def zero_state(weights: Mapping[str, torch.Tensor], batch: int = 1) -> MicrocircuitState:
@@ -270,8 +278,9 @@ def _drives(params: MicrocircuitParameters, w: Weights, state: MicrocircuitState
     """Rates and dendritic potentials of ``state``: r (k = 0..N), rI, vB (k = 1..N), vA, vI."""
     phi = rate_function(params)
     top = len(state.u)
-    r = [r0] + [phi(x) for x in state.u]
-    rI = [phi(x) for x in state.uI]
+    u, uI = state.prospective() if params.prospective else (state.u, state.uI)
+    r = [r0] + [phi(x) for x in u]
+    rI = [phi(x) for x in uI]
     vB = [r[k - 1] @ w[f"W{k}"].T for k in range(1, top + 1)]
     vA = [r[k + 1] @ w[f"B{k}"].T + rI[k - 1] @ w[f"WPI{k}"].T for k in range(1, top)]
     vI = [r[k] @ w[f"WIP{k}"].T for k in range(1, top)]
@@ -285,7 +294,8 @@ def activities(
     r0: object,
 ) -> dict[str, torch.Tensor]:
     """Every named activity of ``state``: ``u{k}``, ``vB{k}``, ``vA{k}``, ``uI{k}``, ``vI{k}``,
-    rates ``r{k}`` (``r0`` the input) and ``rI{k}``."""
+    rates ``r{k}`` (``r0`` the input) and ``rI{k}`` (φ of ``ub{k}``, ``ubI{k}`` with prospective
+    neurons)."""
     w = check_weights(weights)
     r, rI, vB, vA, vI = _drives(params, w, state, _batch(r0))
     out = state.as_dict()

@@ -1,6 +1,10 @@
 """Plasticity of the microcircuit twin in rate form: the induction terms of the forward, IP and
 PI rules (no low-pass filter, mean over the batch) and all three together
-(:mod:`models.dendritic_microcircuit`)."""
+(:mod:`models.dendritic_microcircuit`).
+
+Every rule reads the rates of the state's activities: with prospective neurons the prospective
+rates φ(ŭ), pre- and postsynaptically (Latent Equilibrium's rules act on prospective quantities,
+so that the error they see is that of the settled state, not of a settling transient)."""
 
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ def _forward_terms(params, state, drives, eta) -> Weights:  # noqa: ANN001
     batch = r[0].shape[0]
     out: Weights = {}
     for k in range(1, top + 1):
-        post = phi(state.u[k - 1]) - phi(basal_gain(params, k == top) * vB[k - 1])
+        post = r[k] - phi(basal_gain(params, k == top) * vB[k - 1])
         out[f"W{k}"] = _eta(eta, f"W{k}") * post.T @ r[k - 1] / batch
     return out
 
@@ -71,11 +75,11 @@ def ip_update(
 
 def _ip_terms(params, state, drives, eta) -> Weights:  # noqa: ANN001
     phi = rate_function(params)
-    r, _, _, _, vI = drives
+    r, rI, _, _, vI = drives
     batch = r[0].shape[0]
     out: Weights = {}
     for k in range(1, len(state.u)):
-        post = phi(state.uI[k - 1]) - phi(interneuron_gain(params) * vI[k - 1])
+        post = rI[k - 1] - phi(interneuron_gain(params) * vI[k - 1])
         out[f"WIP{k}"] = _eta(eta, f"WIP{k}") * post.T @ r[k] / batch
     return out
 

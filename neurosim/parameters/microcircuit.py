@@ -14,6 +14,8 @@ from neurosim.neurons import logistic, logistic_expr, soft_relu, soft_relu_expr
 
 #: rate functions the twin knows; the Brian2 circuit writes the first two
 RATE_FUNCTIONS = ("soft_relu", "logistic", "relu")
+#: what a cell's rate is read from: its somatic potential u, or its prospective potential ŭ
+NEURONS = ("instantaneous", "prospective")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,14 @@ class MicrocircuitParams:
     the torch twin only, ``"relu"``. ``sigma`` scales the background noise of the hidden somata
     (a run-time parameter once the circuit is built with noise); ``rate_scale_hz`` turns φ = 1
     into a spike rate (spiking read-out).
+
+    ``neuron``: ``"instantaneous"`` cells (Sacramento et al. 2018) have the rate φ(u);
+    ``"prospective"`` cells (Latent Equilibrium, Haider et al. 2021) have the rate φ(ŭ) of the
+    prospective potential ŭ = u + τ du/dt, τ = 1/g_total (capacitance 1), discretised as
+    ŭ(t) = u(t − dt) + (u(t) − u(t − dt))/(g_total dt), g_total the conductance of that step
+    (:meth:`prospective_conductance`). Without noise this is the potential the cell's inputs of
+    the previous step drive it to, so rates follow their inputs one step later instead of after
+    several membrane time constants; fixed points do not change (there ŭ = u).
     """
 
     g_lk: float = param(0.1, "leak conductance (1/ms)", gt=0)
@@ -40,10 +50,15 @@ class MicrocircuitParams:
     tau_w: float = param(30.0, "low-pass of the plasticity induction (ms)", gt=0)
     sigma: float = param(0.0, "background noise of the hidden somata", ge=0)
     rate_scale_hz: float = param(1000.0, "φ = 1 as a spike rate (spiking)", gt=0)
+    neuron: Literal["instantaneous", "prospective"] = param(
+        "instantaneous", "rate from u, or from the prospective potential ŭ = u + τ du/dt"
+    )
 
     def __post_init__(self) -> None:
         if self.phi not in RATE_FUNCTIONS:
             raise ValueError(f"phi must be one of {RATE_FUNCTIONS}, not {self.phi!r}.")
+        if self.neuron not in NEURONS:
+            raise ValueError(f"neuron must be one of {NEURONS}, not {self.neuron!r}.")
         for name in ("g_B", "g_A", "g_D", "g_som", "sigma"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} must be non-negative, not {getattr(self, name)!r}.")
@@ -80,6 +95,22 @@ class MicrocircuitParams:
     def inter_dendrite_gain(self) -> float:
         """v̂_I/vI of an interneuron: g_D/(g_lk + g_D)."""
         return self.g_D / (self.g_lk + self.g_D)
+
+    @property
+    def prospective(self) -> bool:
+        """Rates read from the prospective potential ŭ (``neuron == "prospective"``)."""
+        return self.neuron == "prospective"
+
+    def prospective_conductance(self, population: str, nudge: float = 0.0) -> float:
+        """g_total = 1/τ of a ``"hidden"``, ``"output"`` (nudged by ``nudge`` × g_som) or
+        ``"inter"`` cell: the rate at which its potential approaches its drive."""
+        if population == "hidden":
+            return self.g_lk + self.g_B + self.g_A
+        if population == "output":
+            return self.g_lk + self.g_B + self.g_som * nudge
+        if population == "inter":
+            return self.g_lk + self.g_D + self.g_som
+        raise ValueError(f"population must be 'hidden', 'output' or 'inter', not {population!r}")
 
     def basal_gain(self, output: bool) -> float:
         """v̂_B/vB of an output (``output``) or hidden cell."""

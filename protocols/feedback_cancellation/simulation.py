@@ -59,7 +59,9 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
         initial_timed=init,
         label=f"{circuit.name}-{readout}",
     )
-    keys = circuit.state_keys(sizes, topdown=cfg.top_down, readout=readout)
+    keys = circuit.state_keys(
+        sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron
+    )
     return TrainingCircuit(sim, task, readout, keys)
 
 

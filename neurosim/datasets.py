@@ -4,15 +4,28 @@ Each loader returns a :class:`Dataset`: inputs as rates, targets as rates *and* 
 whose rate φ gives them (the output cells of a rate circuit are nudged toward a potential), a
 train/test split, and whether the task is a classification (argmax read-out) or a regression.
 
+**Input codes** (:func:`encode`, one definition for every circuit): how a data set's values
+become input rates. Each data set has a default code (:func:`default_code`), which a run may
+override (``--set input_code=...``); the resolved code is written into the run's ``config.toml``
+and sets the input layer's size.
+
+* ``identity``: the values as they are (digits, whose pixels /16 are already in [0, 1]; the
+  teacher and grid world, whose inputs the published protocols define).
+* ``on-off``: signed data as two channels per value, clip(x/(3s), 0, 1) and clip(−x/(3s), 0, 1)
+  (``s`` the data set's standard deviation unit, ±3 s onto the unit interval), so an input of
+  zero is silence rather than a constant rate: 2n inputs, no constant offset. The default of
+  MNIST-1D (80 inputs).
+* ``offset``: x ↦ clip(0.5 + x/(8s), 0, 1), MNIST-1D's code before issue 16 (kept for comparison):
+  a constant rate of 0.5 carries 94 % of MNIST-1D's input energy.
+
 * ``digits``: scikit-learn's ``load_digits`` (1797 8×8 images), pixels /16 into [0, 1], split
   stratified 1437 train / 360 test with ``random_state=0``; one-hot targets mapped to rates
   {0.1, 0.8} and, through the logit, to potentials of the logistic φ.
 * ``mnist1d``: MNIST-1D (Greydanus 2020), generated locally with
   ``mnist1d.data.make_dataset(get_dataset_args())`` (never downloaded): 4000 train / 1000 test
   length-40 signals, 10 classes, standardised by the generator to mean 0 and standard deviation 1
-  over the whole set; mapped into [0, 1] by x ↦ clip(0.5 + x/8, 0, 1) (±4 standard deviations
-  onto the unit interval: about 0.02 % of the values are clipped, the signal keeps its shape and the
-  mean rate is 0.5); targets as for ``digits``.
+  over the whole set (s = 1); the ``on-off`` code by default (80 inputs, about 1.2 % of the values
+  beyond ±3 clipped), ``offset`` as before issue 16; targets as for ``digits``.
 * ``teacher``: the teacher–student regression of Sacramento et al. 2018 (DESIGN.md §4.2): a
   teacher 30-20-10 with weights and inputs U(−1, 1), r_target = φ(k2 W2 φ(k1 W1 r0)), k1 = 2,
   k2 = 10, soft-ReLU φ (γ = 0.1, β = 1, θ = 3); the target potential is k2 W2 φ(k1 W1 r0).
@@ -29,7 +42,7 @@ train/test split, and whether the task is a classification (argmax read-out) or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,6 +71,8 @@ class Dataset:
     phi: str  # the rate function linking u_* to y_*: "logistic" or "soft_relu"
     labels_train: np.ndarray | None = None
     labels_test: np.ndarray | None = None
+    #: the input code applied to the data set's values (:func:`encode`)
+    input_code: str = "identity"
 
     @property
     def n_inputs(self) -> int:
@@ -80,19 +95,47 @@ class Dataset:
         def cut(a: np.ndarray | None, s: slice) -> np.ndarray | None:
             return None if a is None else a[s]
 
-        return Dataset(
-            self.name,
-            self.x_train[tr],
-            self.y_train[tr],
-            self.u_train[tr],
-            self.x_test[te],
-            self.y_test[te],
-            self.u_test[te],
-            self.task,
-            self.phi,
-            cut(self.labels_train, tr),
-            cut(self.labels_test, te),
+        return replace(
+            self,
+            x_train=self.x_train[tr],
+            y_train=self.y_train[tr],
+            u_train=self.u_train[tr],
+            x_test=self.x_test[te],
+            y_test=self.y_test[te],
+            u_test=self.u_test[te],
+            labels_train=cut(self.labels_train, tr),
+            labels_test=cut(self.labels_test, te),
         )
+
+
+#: the input codes (module docstring)
+INPUT_CODES = ("identity", "on-off", "offset")
+#: on-off: ±ON_OFF_RANGE standard deviation units onto the unit interval of each channel
+ON_OFF_RANGE = 3.0
+#: offset: x ↦ clip(OFFSET_CENTRE + x/(OFFSET_RANGE·s), 0, 1)
+OFFSET_CENTRE = 0.5
+OFFSET_RANGE = 8.0
+
+
+def encode(x: np.ndarray, code: str, scale: float = 1.0) -> np.ndarray:
+    """Inputs (n, d) as rates by ``code`` (module docstring); ``scale`` is the data's standard
+    deviation unit s. ``on-off`` returns (n, 2d): the d on channels, then the d off channels."""
+    x = np.asarray(x, dtype=float)
+    if not scale > 0:
+        raise ConfigError(f"the input scale must be positive, got {scale!r}.")
+    if code == "identity":
+        return x
+    if code == "on-off":
+        z = x / (ON_OFF_RANGE * scale)
+        return np.concatenate([np.clip(z, 0.0, 1.0), np.clip(-z, 0.0, 1.0)], axis=1)
+    if code == "offset":
+        return np.clip(OFFSET_CENTRE + x / (OFFSET_RANGE * scale), 0.0, 1.0)
+    raise ConfigError(f"Unknown input code {code!r}; input codes: {', '.join(INPUT_CODES)}.")
+
+
+def encoded_size(n_values: int, code: str) -> int:
+    """The number of inputs ``code`` makes of ``n_values`` values."""
+    return 2 * n_values if code == "on-off" else n_values
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -137,9 +180,8 @@ def digits(seed: int = 0) -> Dataset:
     )  # fmt: skip
 
 
-#: MNIST-1D's inputs in [0, 1]: x ↦ clip(MNIST1D_OFFSET + x·MNIST1D_GAIN, 0, 1)
-MNIST1D_OFFSET = 0.5
-MNIST1D_GAIN = 1.0 / 8.0
+#: MNIST-1D's standard deviation unit (the generator standardises the whole set to 1)
+MNIST1D_SCALE = 1.0
 
 
 def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
@@ -150,7 +192,8 @@ def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
 
 def mnist1d(seed: int = 0) -> Dataset:
     """MNIST-1D, generated locally (``make_dataset(get_dataset_args())``, the generator's own seed
-    42; the published 4000/1000 split), inputs mapped into [0, 1] (module docstring).
+    42; the published 4000/1000 split), its signed standardised values as they are (:func:`load`
+    applies the input code).
 
     ``seed`` is ignored: the data set is the published one. The generator seeds numpy's and
     Python's global random generators; their states are restored afterwards.
@@ -166,11 +209,7 @@ def mnist1d(seed: int = 0) -> Dataset:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-
-    def scale(x: np.ndarray) -> np.ndarray:
-        return np.clip(MNIST1D_OFFSET + MNIST1D_GAIN * np.asarray(x, dtype=float), 0.0, 1.0)
-
-    x_tr, x_te = scale(raw["x"]), scale(raw["x_test"])
+    x_tr, x_te = np.asarray(raw["x"], dtype=float), np.asarray(raw["x_test"], dtype=float)
     l_tr, l_te = np.asarray(raw["y"], dtype=int), np.asarray(raw["y_test"], dtype=int)
     y_tr, y_te = _one_hot_rates(l_tr), _one_hot_rates(l_te)
     return Dataset(
@@ -213,9 +252,35 @@ def teacher(seed: int = 0, n_train: int = TEACHER_N_TRAIN, n_test: int = TEACHER
     )  # fmt: skip
 
 
-register_dataset("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
-register_dataset(
-    "mnist1d", "MNIST-1D, length-40 signals, 4000 train / 1000 test, generated locally", mnist1d
+@dataclass(frozen=True)
+class CodeDefault:
+    """A data set's default input code and its standard deviation unit s (:func:`encode`)."""
+
+    code: str
+    scale: float = 1.0
+
+
+#: the default input code of each registered data set (absent: identity)
+CODE_DEFAULTS: dict[str, CodeDefault] = {}
+
+
+def _register(
+    name: str, summary: str, loader: Callable[..., Dataset], code: str = "identity",
+    scale: float = 1.0,
+) -> None:  # fmt: skip
+    """Register a loader with its default input code."""
+    register_dataset(name, summary, loader)
+    CODE_DEFAULTS[name] = CodeDefault(code, scale)
+
+
+_register("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
+_register(
+    "mnist1d",
+    "MNIST-1D, length-40 signals (on/off code: 80 inputs), 4000 train / 1000 test, generated "
+    "locally",
+    mnist1d,
+    code="on-off",
+    scale=MNIST1D_SCALE,
 )
 #: the grid world's position targets: rate = GRID_OFF + GRID_SPAN · p / MAX_POS (logistic φ)
 GRID_OFF = 0.1
@@ -255,18 +320,36 @@ def gridworld(
     )  # fmt: skip
 
 
-register_dataset("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
-register_dataset(
+_register("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
+_register(
     "gridworld",
     "ICF grid world 12×12 → square's (x, y), 484 noisy train / 121 clean test, generated",
     gridworld,
 )
 
 
-def load(name: str | None, seed: int = 0) -> Dataset:
-    """The data set called ``name`` (one clear error for an unknown or missing name)."""
+def default_code(name: str) -> str:
+    """The input code data set ``name`` takes unless a run names another."""
+    lookup(DATASETS, "dataset", name)
+    return CODE_DEFAULTS.get(name, CodeDefault("identity")).code
+
+
+def with_code(data: Dataset, code: str, scale: float = 1.0) -> Dataset:
+    """``data`` (its values as loaded) with its inputs encoded by ``code``."""
+    return replace(
+        data,
+        x_train=encode(data.x_train, code, scale),
+        x_test=encode(data.x_test, code, scale),
+        input_code=code,
+    )
+
+
+def load(name: str | None, seed: int = 0, code: str | None = None) -> Dataset:
+    """The data set called ``name``, its inputs encoded by ``code`` (None: the data set's default
+    code); one clear error for an unknown or missing name."""
     if name is None:
         known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"This protocol needs a data set (--dataset); known data sets: {known}.")
     loader: Callable[..., Dataset] = lookup(DATASETS, "dataset", name).target
-    return loader(seed=seed)
+    default = CODE_DEFAULTS.get(name, CodeDefault("identity"))
+    return with_code(loader(seed=seed), code or default.code, default.scale)

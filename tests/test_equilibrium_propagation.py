@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,10 @@ def _run(tmp_path: Path, name: str, *args: str) -> dict:
     assert code == 0
     for f in ("metrics.json", "config.toml", "weights.npz", "recording.nix"):
         assert (out / f).is_file(), f
-    return json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "metrics.json").read_text())
+    written = tomllib.loads((out / "config.toml").read_text())
+    assert written["run"]["input_code"] == m["input_code"]  # the resolved code is written down
+    return m
 
 
 def _one_compilation_per_build(m: dict) -> None:
@@ -175,7 +179,7 @@ def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
     np.testing.assert_allclose(one["beta"][:-1], np.repeat(ref["beta"][:-1], steps))
 
 
-def test_mnist1d_is_generated_locally_in_the_unit_interval() -> None:
+def test_mnist1d_is_generated_locally_and_coded_into_the_unit_interval() -> None:
     from neurosim import datasets as ds
 
     np.random.seed(123)
@@ -185,10 +189,15 @@ def test_mnist1d_is_generated_locally_in_the_unit_interval() -> None:
     random.seed(123)
     d = ds.load("mnist1d")
     assert (np.random.random(), random.random()) == before  # global generators untouched
-    assert d.x_train.shape == (4000, 40) and d.x_test.shape == (1000, 40)
+    assert d.input_code == "on-off"  # signed data: on and off channels, no constant offset
+    assert d.x_train.shape == (4000, 80) and d.x_test.shape == (1000, 80)
     assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
-    assert abs(d.x_train.mean() - 0.5) < 0.01
-    assert np.mean((d.x_train == 0) | (d.x_train == 1)) < 1e-3
+    on, off = d.x_train[:, :40], d.x_train[:, 40:]
+    assert not np.any((on > 0) & (off > 0))  # a value drives one channel of its pair
+    assert np.mean(np.maximum(on, off) == 1) < 0.02  # values beyond ±3 standard deviations
+    old = ds.load("mnist1d", code="offset")  # the code before issue 16
+    assert old.x_train.shape == (4000, 40) and abs(old.x_train.mean() - 0.5) < 0.01
+    assert np.mean((old.x_train == 0) | (old.x_train == 1)) < 1e-3
     assert set(np.unique(d.labels_train)) == set(range(10)) and d.y_train.shape == (4000, 10)
     np.testing.assert_array_equal(ds.load("mnist1d").x_test, d.x_test)
 
@@ -435,7 +444,13 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
     assert (stochastic.nudged_steps, stochastic.average_steps) == (20, 10)
     assert (stochastic.sigma, stochastic.centred) == (0.05, True)
     assert _resolve("protocol.stage=gradient-check").protocol.w_scale == 0.5
-    assert _resolve(dataset="mnist1d").circuit.sizes == [40, 100, 10]
+    resolved = _resolve(dataset="mnist1d")
+    assert resolved.circuit.sizes == [80, 100, 10] and resolved.run.input_code == "on-off"
+    assert _resolve(dataset="digits").run.input_code == "identity"
+    with pytest.raises(ConfigError, match=r"40 inputs \(input code 'offset'\)"):
+        _resolve("input_code=offset", dataset="mnist1d")  # the sizes follow the code
+    old = _resolve("input_code=offset", "circuit.sizes=[40, 100, 10]", dataset="mnist1d")
+    assert old.run.input_code == "offset"
     with pytest.raises(ConfigError, match="made for dataset 'digits'"):
         _resolve(dataset="mnist1d", preset="digits")
 

@@ -165,6 +165,7 @@ class EquilibriumPropagation(Protocol):
                 "stage": protocol.stage,
                 "variant": task.variant,
                 "dataset": task.data.name,
+                "input_code": task.data.input_code,
                 "sizes": task.sizes,
                 "readout": task.readout,
                 "dt_ms": protocol.dt_ms,

@@ -110,6 +110,7 @@ class FeedbackCancellation(Protocol):
             {
                 "stage": cfg.stage,
                 "dataset": task.data.name,
+                "input_code": task.data.input_code,
                 "sizes": task.sizes,
                 "phi": task.phi,
                 "readout": readout,

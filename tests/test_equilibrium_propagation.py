@@ -20,9 +20,12 @@ import numpy as np
 import pytest
 
 from circuits import hopfield as hp
+from neurosim import datasets as ds
+from neurosim import diagnostics as dg
 from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
+from protocols.equilibrium_propagation import Task
 from protocols.equilibrium_propagation.layout import averaged_timed
 
 SMALL = [
@@ -127,7 +130,6 @@ def test_config_defaults_and_validation() -> None:
 
 
 def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None:
-    from protocols.equilibrium_propagation import Task
 
     resolved = _resolve("protocol.variant=continual")
     # the continual variant's own preset: β = 1, constant rates; the others keep 0.5 and 0.85
@@ -239,6 +241,13 @@ def test_two_phase_learns_with_gradient_check(tmp_path: Path) -> None:
     assert len(hist) == 3 and m["test_accuracy"] == hist[-1]
     assert m["test_accuracy"] > hist[0] + 0.2, hist
     assert m["backprop_baseline"]["epochs"] == 1
+    # diagnostics: dead units of both layers over the training set, the inputs' offset share
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
+    assert 0 <= m["dead_units"]["layer1"] <= 30 and 0 <= m["dead_units"]["layer2"] <= 10
+    assert m["dead_units_sensitive_range"].startswith("0 < s < 1")
+    x = ds.load("digits").x_train[: m["n_train"]]
+    assert m["input_offset_share"] == pytest.approx(dg.offset_share(x))
+    assert m["input_offset_warning"] is None  # digits: about half the energy is offset
     # the accumulators equal the sum of the end-point updates from the recorded states
     assert m["grad_check"]["one-sided"]["0.5"]["accumulator_vs_states"] < 1e-9
     assert m["grad_check"]["free_fixed_point_error"] < 1e-4
@@ -350,7 +359,6 @@ def test_digits_one_hidden_layer_reaches_95_percent(
 def _session(resolved):  # noqa: ANN001, ANN202
     from neurosim import registry
     from neurosim.circuit import params_from_table
-    from protocols.equilibrium_propagation import Task
     from protocols.equilibrium_propagation.simulation import Session, plan_of
 
     task = Task(resolved.run, resolved.protocol, resolved.circuit)

@@ -201,6 +201,11 @@ def test_supervised_teacher_learns(tmp_path: Path) -> None:
     hist = m["history"]["circuit"]
     assert len(hist) == 4
     assert m["test_mse"] < 0.9 * hist[0]
+    # diagnostics: dead units per layer (soft-ReLU: above θ − 4.6/β, where φ' ≥ 1 % of γβ)
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
+    assert 0 <= m["dead_units"]["layer1"] <= 20 and 0 <= m["dead_units"]["layer2"] <= 10
+    assert m["dead_units_sensitive_range"].startswith("-1.6 < u < inf")
+    assert m["input_offset_share"] < 0.05 and m["input_offset_warning"] is None  # U(−1, 1)
     assert (tmp_path / "sup" / "figures" / "learning_curves.png").is_file()
     assert (tmp_path / "sup" / "figures" / "topdown_angle.png").is_file()
 

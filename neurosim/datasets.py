@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -328,8 +329,172 @@ _register(
 )
 
 
+#: ``--dataset npz:PATH``: the user's own arrays (:func:`npz`)
+NPZ_PREFIX = "npz:"
+#: the arrays an npz data set holds
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def kind(name: str | None) -> str | None:
+    """The kind of data set a protocol declares it takes: ``npz`` for ``npz:PATH``, else the
+    name itself."""
+    if name is not None and name.startswith(NPZ_PREFIX):
+        return "npz"
+    return name
+
+
+def _npz_arrays(name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """The path and the four arrays of ``npz:PATH``, each present (one clear error otherwise)."""
+    path = name[len(NPZ_PREFIX) :]
+    if not path:
+        raise ConfigError("--dataset npz:PATH needs a path, e.g. npz:my_data.npz.")
+    where = f"npz data set {path!r}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: the file does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            present = set(f.files)
+            missing = [a for a in NPZ_ARRAYS if a not in present]
+            if missing:
+                has = ", ".join(sorted(present)) or "none"
+                raise ConfigError(
+                    f"{where}: missing array {missing[0]!r} (an npz data set holds "
+                    f"{', '.join(NPZ_ARRAYS)}; the file has: {has})."
+                )
+            arrays = {a: np.asarray(f[a]) for a in NPZ_ARRAYS}
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as exc:  # not a zip of .npy files, or object arrays
+        raise ConfigError(f"{where}: not a readable .npz file of numeric arrays ({exc}).") from exc
+    return path, arrays
+
+
+def _check_npz(where: str, a: dict[str, np.ndarray]) -> str:
+    """Shape and value checks of the four arrays; returns the task (one clear error naming the
+    array and what is wrong otherwise)."""
+    for name in NPZ_ARRAYS:
+        v = a[name]
+        if not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+            raise ConfigError(f"{where}: array {name!r} is not numeric (dtype {v.dtype}).")
+        if v.size == 0:
+            raise ConfigError(f"{where}: array {name!r} is empty.")
+        if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v)):
+            bad = int(np.sum(~np.isfinite(v)))
+            raise ConfigError(f"{where}: array {name!r} holds {bad} NaN or infinite values.")
+    for name in ("x_train", "x_test"):
+        if a[name].ndim != 2:
+            raise ConfigError(
+                f"{where}: array {name!r} must be 2-D (examples × features), got shape "
+                f"{a[name].shape} (flatten images with x.reshape(len(x), -1))."
+            )
+    if a["x_train"].shape[1] != a["x_test"].shape[1]:
+        raise ConfigError(
+            f"{where}: x_train has {a['x_train'].shape[1]} features, x_test {a['x_test'].shape[1]}."
+        )
+    for part in ("train", "test"):
+        nx, ny = len(a[f"x_{part}"]), len(a[f"y_{part}"])
+        if nx != ny:
+            raise ConfigError(
+                f"{where}: x_{part} has {nx} examples but y_{part} has {ny} (lengths must match)."
+            )
+    integer = [bool(np.issubdtype(a[n].dtype, np.integer)) for n in ("y_train", "y_test")]
+    if integer[0] != integer[1]:
+        raise ConfigError(
+            f"{where}: y_train and y_test must both hold integer labels (classification) or both "
+            f"float targets (regression); got {a['y_train'].dtype} and {a['y_test'].dtype}."
+        )
+    if integer[0]:
+        for name in ("y_train", "y_test"):
+            if a[name].ndim != 1:
+                raise ConfigError(
+                    f"{where}: array {name!r} of integer labels must be 1-D, got shape "
+                    f"{a[name].shape}."
+                )
+            if a[name].min() < 0:
+                raise ConfigError(
+                    f"{where}: array {name!r} holds negative labels (min {a[name].min()}); "
+                    "labels must be integers ≥ 0."
+                )
+        return "classification"
+    if a["y_train"].dtype == bool or a["y_test"].dtype == bool:
+        raise ConfigError(f"{where}: labels must be integers ≥ 0 or targets floats, not bool.")
+    for name in ("y_train", "y_test"):
+        if a[name].ndim not in (1, 2):
+            raise ConfigError(
+                f"{where}: array {name!r} of float targets must be 1-D or 2-D (examples × "
+                f"targets), got shape {a[name].shape}."
+            )
+    cols = [1 if a[n].ndim == 1 else a[n].shape[1] for n in ("y_train", "y_test")]
+    if cols[0] != cols[1]:
+        raise ConfigError(f"{where}: y_train has {cols[0]} targets per example, y_test {cols[1]}.")
+    return "regression"
+
+
+def _npz_default(x_train: np.ndarray, where: str) -> CodeDefault:
+    """[0, 1] data as they are; signed data on/off, s = the training inputs' standard deviation."""
+    lo, hi = float(np.min(x_train)), float(np.max(x_train))
+    if lo >= 0.0 and hi <= 1.0:
+        return CodeDefault("identity")
+    if lo >= 0.0:
+        raise ConfigError(
+            f"{where}: x_train lies in [{lo:g}, {hi:g}]: inputs are rates in [0, 1] (rescale, "
+            "e.g. x/255 for 8-bit images) or signed values (on/off code); choose one."
+        )
+    return CodeDefault("on-off", float(np.std(x_train)))
+
+
+#: the target rates of a regression onto the user's values (as ``gridworld``): TARGET_OFF + span
+NPZ_TARGET_OFF = 0.1
+NPZ_TARGET_SPAN = 0.7
+
+
+def npz(name: str) -> tuple[Dataset, CodeDefault]:
+    """The data set ``npz:PATH`` (its values as in the file) and its default code.
+
+    Classification (integer labels y ≥ 0): one-hot target rates {0.1, 0.8} as ``digits``, classes
+    0..max label. Regression (float targets): each target column mapped affinely from its range
+    over train and test onto rates [0.1, 0.8] of the logistic φ, potentials their logit.
+    Inputs: [0, 1] data as they are, signed data the ``on-off`` code with s = the standard
+    deviation of x_train's values (:func:`encode`)."""
+    path, a = _npz_arrays(name)
+    where = f"npz data set {path!r}"
+    task = _check_npz(where, a)
+    x_tr, x_te = a["x_train"].astype(float), a["x_test"].astype(float)
+    if task == "classification":
+        l_tr, l_te = a["y_train"].astype(int), a["y_test"].astype(int)
+        n = int(max(l_tr.max(), l_te.max())) + 1
+
+        def rates(lab: np.ndarray) -> np.ndarray:
+            y = np.full((len(lab), n), DIGITS_OFF)
+            y[np.arange(len(lab)), lab] = DIGITS_ON
+            return y
+
+        y_tr, y_te = rates(l_tr), rates(l_te)
+        data = Dataset(
+            name, x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification", "logistic",
+            l_tr, l_te,
+        )  # fmt: skip
+    else:
+        t_tr = a["y_train"].astype(float).reshape(len(x_tr), -1)
+        t_te = a["y_test"].astype(float).reshape(len(x_te), -1)
+        both = np.concatenate([t_tr, t_te])
+        lo, hi = both.min(axis=0), both.max(axis=0)
+        if np.any(hi == lo):
+            k = int(np.argmax(hi == lo))
+            raise ConfigError(f"{where}: target column {k} of y_train/y_test is constant.")
+        y_tr = NPZ_TARGET_OFF + NPZ_TARGET_SPAN * (t_tr - lo) / (hi - lo)
+        y_te = NPZ_TARGET_OFF + NPZ_TARGET_SPAN * (t_te - lo) / (hi - lo)
+        data = Dataset(
+            name, x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "regression", "logistic"
+        )
+    return data, _npz_default(x_tr, where)
+
+
 def default_code(name: str) -> str:
-    """The input code data set ``name`` takes unless a run names another."""
+    """The input code data set ``name`` takes unless a run names another (an npz file is read and
+    checked)."""
+    if kind(name) == "npz":
+        return npz(name)[1].code
     lookup(DATASETS, "dataset", name)
     return CODE_DEFAULTS.get(name, CodeDefault("identity")).code
 
@@ -350,6 +515,9 @@ def load(name: str | None, seed: int = 0, code: str | None = None) -> Dataset:
     if name is None:
         known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"This protocol needs a data set (--dataset); known data sets: {known}.")
+    if kind(name) == "npz":
+        data, default = npz(name)
+        return with_code(data, code or default.code, default.scale)
     loader: Callable[..., Dataset] = lookup(DATASETS, "dataset", name).target
     default = CODE_DEFAULTS.get(name, CodeDefault("identity"))
     return with_code(loader(seed=seed), code or default.code, default.scale)

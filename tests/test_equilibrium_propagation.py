@@ -80,6 +80,16 @@ def _run(tmp_path: Path, name: str, *args: str) -> dict:
     return m
 
 
+def _npz(path: Path, n: int = 60, d: int = 32, regression: bool = False) -> Path:
+    """A small npz data set of signed inputs: class = which of 10 feature groups is largest."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, (2 * n, d))
+    y = np.argmax(x[:, :30].reshape(2 * n, 10, 3).sum(axis=2), axis=1)
+    labels = y.astype(float) * 0.5 if regression else y
+    np.savez(path, x_train=x[:n], y_train=labels[:n], x_test=x[n:], y_test=labels[n:])
+    return path
+
+
 def _one_compilation_per_build(m: dict) -> None:
     assert m["builds"], m
     for label, build in m["builds"].items():
@@ -130,6 +140,7 @@ def test_config_defaults_and_validation() -> None:
 
 
 def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None:
+    from protocols.equilibrium_propagation import Task
 
     resolved = _resolve("protocol.variant=continual")
     # the continual variant's own preset: β = 1, constant rates; the others keep 0.5 and 0.85
@@ -359,6 +370,7 @@ def test_digits_one_hidden_layer_reaches_95_percent(
 def _session(resolved):  # noqa: ANN001, ANN202
     from neurosim import registry
     from neurosim.circuit import params_from_table
+    from protocols.equilibrium_propagation import Task
     from protocols.equilibrium_propagation.simulation import Session, plan_of
 
     task = Task(resolved.run, resolved.protocol, resolved.circuit)
@@ -423,7 +435,10 @@ def test_gradient_check_falls_back_to_the_initial_weights(
 
 
 # ------------------------------------------------------------------------------ presets, size
-def test_every_preset_validates_and_the_default_follows_data_readout_variant_stage() -> None:
+def test_every_preset_validates_and_the_default_follows_data_readout_variant_stage(
+    tmp_path: Path,
+) -> None:
+    npz_file = _npz(tmp_path / "own.npz")
     from neurosim import presets
     from protocols.equilibrium_propagation import EquilibriumPropagation
 
@@ -432,7 +447,8 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
     for name, description in names.items():
         assert description, name
         run = presets.load(EquilibriumPropagation, name)["run"]
-        resolved = _resolve(dataset=run["dataset"], readout=run["readout"], preset=name)
+        dataset = run.get("dataset", f"npz:{npz_file}")  # npz presets: the user's file
+        resolved = _resolve(dataset=dataset, readout=run["readout"], preset=name)
         assert resolved.run.preset == name
     cases = {
         ("digits", None, ()): "digits",
@@ -442,6 +458,8 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
         ("digits", "spiking", ("protocol.variant=continual",)): "digits-spiking-continual",
         ("digits", None, ("protocol.stage=gradient-check",)): "digits-gradient-check",
         ("mnist1d", None, ()): "mnist1d",
+        (f"npz:{npz_file}", None, ()): "npz",
+        (f"npz:{npz_file}", "spiking", ("protocol.variant=stochastic",)): "npz-spiking-stochastic",
     }
     for (dataset, readout, sets), preset in cases.items():
         assert _resolve(*sets, dataset=dataset, readout=readout).run.preset == preset
@@ -461,6 +479,36 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
     assert old.run.input_code == "offset"
     with pytest.raises(ConfigError, match="made for dataset 'digits'"):
         _resolve(dataset="mnist1d", preset="digits")
+
+
+def test_npz_data_sets_resolve_to_their_code_and_sizes(tmp_path: Path) -> None:
+    own = f"npz:{_npz(tmp_path / 'own.npz')}"
+    resolved = _resolve(dataset=own)
+    assert resolved.run.preset == "npz" and resolved.run.input_code == "on-off"
+    assert Task(resolved.run, resolved.protocol, resolved.circuit).sizes == [64, 100, 10]
+    with pytest.raises(ConfigError, match="equilibrium-propagation classifies"):
+        _resolve(dataset=f"npz:{_npz(tmp_path / 'reg.npz', regression=True)}")
+    with pytest.raises(ConfigError, match="missing array 'y_train'"):
+        np.savez(tmp_path / "bad.npz", x_train=np.ones((3, 2)), x_test=np.ones((3, 2)))
+        _resolve(dataset=f"npz:{tmp_path / 'bad.npz'}")
+    raw = pipeline.build_raw(None, {"protocol": "feedback-cancellation", "dataset": own}, {})
+    with pytest.raises(ConfigError, match="does not take data set"):
+        pipeline.resolve(raw)
+
+
+def test_a_short_run_on_an_npz_file(tmp_path: Path) -> None:
+    """End to end on the user's own arrays: 32 signed features (on/off: 64 inputs), 10 classes,
+    60 examples each way, two epochs, the build of the small digits runs (64-30-10)."""
+    m = _run(
+        tmp_path, "npz", "--dataset", f"npz:{_npz(tmp_path / 'own.npz')}", "--epochs", "2",
+        "--set", "circuit.sizes=[64, 30, 10]", "--set", "protocol.examples_per_run=60",
+        "--set", "protocol.backprop_epochs=1", "--set", "protocol.grad_check=false",
+        "--set", "protocol.traces=false",
+    )  # fmt: skip
+    assert m["input_code"] == "on-off" and m["sizes"] == [64, 30, 10]
+    assert (m["n_train"], m["n_test"]) == (60, 60)
+    assert len(m["history"]["test_accuracy"]) == 3 and 0 <= m["test_accuracy"] <= 1
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
 
 
 def test_a_circuit_too_large_for_memory_is_refused_before_building(

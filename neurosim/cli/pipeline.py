@@ -109,8 +109,11 @@ def _resolve_rest(
 ) -> ResolvedConfig:
     """Data set, read-out, device and the protocol's and circuit's tables (``circuit_name`` None:
     the protocol runs no circuit and its ``[circuit]`` table must stay empty)."""
-    if run.dataset not in proto.datasets:
-        allowed = ", ".join(d for d in proto.datasets if d) or "no data set (it makes its inputs)"
+    if datasets.kind(run.dataset) not in proto.datasets:
+        allowed = (
+            ", ".join("npz:PATH" if d == "npz" else d for d in proto.datasets if d)
+            or "no data set (it makes its inputs)"
+        )
         raise ConfigError(
             f"Protocol {proto.name!r} does not take data set {run.dataset!r}; it takes: {allowed}."
         )

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from models import equilibrium_propagation as ep
+from neurosim import datasets as ds
 from neurosim import diagnostics, registry
 from neurosim.circuit import check_fits, params_from_table
 from neurosim.config import RunConfig, StrictModel
@@ -89,7 +90,7 @@ class EquilibriumPropagation(Protocol):
 
     name = "equilibrium-propagation"
     summary = "EP on a layered Hopfield circuit: two-phase, symmetric, continual, stochastic"
-    datasets = ("digits", "mnist1d")
+    datasets = ("digits", "mnist1d", "npz")
     readouts = ("rate", "spiking")
     default_epochs = 10
     protocol_config = EquilibriumPropagationConfig
@@ -103,9 +104,9 @@ class EquilibriumPropagation(Protocol):
 
     def preset_for(self, run: RunConfig, raw: Mapping[str, Any]) -> str | None:
         """By data set, read-out, stage and variant: ``<dataset>[-spiking][-continual|
-        -stochastic]``, ``<dataset>-gradient-check``."""
+        -stochastic]``, ``<dataset>-gradient-check`` (``npz`` for ``npz:PATH``)."""
         table = raw.get("protocol", {}) if isinstance(raw, Mapping) else {}
-        dataset = run.dataset or "digits"
+        dataset = ds.kind(run.dataset) or "digits"
         if dataset not in self.datasets:  # refused with the data sets it takes (pipeline)
             return None
         if table.get("stage") == "gradient-check":

@@ -40,6 +40,9 @@ def test_digits_defaults_depend_on_the_readout() -> None:
     assert teacher.run.preset == "teacher" and teacher.protocol.eta_forward == [3e-2, 3e-2]
     assert _resolve(dataset=None).run.preset == "digits"
     assert _resolve(dataset="gridworld").run.preset == "gridworld"
+    mnist1d = _resolve(dataset="mnist1d")  # issue 16: on/off inputs, 80-100-10
+    assert mnist1d.run.preset == "mnist1d" and mnist1d.run.input_code == "on-off"
+    assert list(mnist1d.circuit.sizes) == [80, 100, 10] and mnist1d.circuit.phi == "logistic"
 
 
 def test_presets_are_complete_and_valid() -> None:
@@ -49,7 +52,7 @@ def test_presets_are_complete_and_valid() -> None:
     from protocols.feedback_cancellation import FeedbackCancellation, FeedbackCancellationConfig
 
     names = presets.available(FeedbackCancellation)
-    assert set(names) == {"digits", "digits-spiking", "teacher", "gridworld"}
+    assert set(names) == {"digits", "digits-spiking", "mnist1d", "teacher", "gridworld"}
     for name in names:
         assert names[name], name  # a description
         resolved = pipeline.resolve({"run": {"protocol": "feedback-cancellation", "preset": name}})

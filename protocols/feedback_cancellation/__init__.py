@@ -51,7 +51,7 @@ class FeedbackCancellation(Protocol):
     name = "feedback-cancellation"
     summary = "Sacramento 2018 microcircuit: self-predicting state, supervised learning"
     circuits = (CIRCUIT,)
-    datasets = ("digits", "teacher", "gridworld")
+    datasets = ("digits", "mnist1d", "teacher", "gridworld")
     readouts = ("rate", "spiking")
     default_epochs = 3
     protocol_config = FeedbackCancellationConfig

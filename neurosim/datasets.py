@@ -1,8 +1,9 @@
 """Offline data sets, found by name (DESIGN.md §5).
 
-Each loader returns a :class:`Dataset`: inputs as rates, targets as rates *and* as the potentials
-whose rate φ gives them (the output cells of a rate circuit are nudged toward a potential), a
-train/test split, and whether the task is a classification (argmax read-out) or a regression.
+Each loader returns a :class:`Dataset`: inputs (the data set's values, which :func:`load`
+encodes as rates), targets as rates *and* as the potentials whose rate φ gives them (the output
+cells of a rate circuit are nudged toward a potential), a train/test split, and whether the task
+is a classification (argmax read-out) or a regression.
 
 **Input codes** (:func:`encode`, one definition for every circuit): how a data set's values
 become input rates. Each data set has a default code (:func:`default_code`), which a run may
@@ -37,6 +38,8 @@ and sets the input layer's size.
   Train: ``GRIDWORLD_COPIES`` copies of all 121 positions with Gaussian pixel noise of standard
   deviation ``GRIDWORLD_NOISE``, clipped to [0, 1], drawn from ``seed`` (copy-major order, so the
   train set holds every position equally often; the protocols shuffle it).
+* ``npz:PATH``: the user's own arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` in one
+  ``.npz`` file, checked array by array (:func:`npz`).
 """
 
 from __future__ import annotations

@@ -260,12 +260,16 @@ class Neuron:
     (what the end-point rules, the latches and ρ'ṡ read), a template in ``{s}``; ``step``: the
     state after one step, a template in ``{drive}`` (the summed input, the output's nudging
     included; ρ of the neighbours is the variable ``r_pre``/``r_post`` summed into it) and
-    ``{noise}`` (the Langevin term, empty without noise). The defaults are the hard sigmoid and
-    projected Euler (module docstring), which keeps s in [0, 1], so a stepped state is its rate."""
+    ``{noise}`` (the Langevin term, empty without noise); ``sensitive``: the open interval of
+    states where ρ' is not negligible (a unit never inside it on the training data is reported
+    dead, :mod:`neurosim.diagnostics`). The defaults are the hard sigmoid and projected Euler
+    (module docstring), which keeps s in [0, 1], so a stepped state is its rate; the hard
+    sigmoid's ρ' is 1 inside (0, 1) and 0 outside."""
 
     rate: str = "clip({s}, 0, 1)"
     settled: str = "{s}"
     step: str = "clip(s + (dt/tau)*(-s + {drive}){noise}, 0, 1)"
+    sensitive: tuple[float, float] = (0.0, 1.0)
 
     def rate_of(self, s: str) -> str:
         """ρ of the state variable ``s`` (Brian2 text)."""

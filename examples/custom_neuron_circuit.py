@@ -29,6 +29,7 @@ class SigmoidHopfield(HopfieldCircuit):
         settled=SIGMOID,  # ρ of the state a step has just made (what the learning rules read)
         # {drive}: the summed input W ρ(s_below) + Wᵀ ρ(s_above) + b (+ β(d − ρ) at the output)
         step="s + (dt/tau)*(-s + 4*r*(1 - r)*({drive})){noise}",
+        sensitive=(-1.0, 2.0),  # where ρ' = 4ρ(1 − ρ) is at least 1 % of its maximum
     )
 
 

@@ -35,6 +35,9 @@ class RunConfig(StrictModel):
     preset: str | None = None
     circuit: str | None = None
     dataset: str | None = None
+    #: how the data set's values become input rates (neurosim.datasets.encode); None: the data
+    #: set's default, resolved before the run and written into config.toml
+    input_code: Literal["identity", "on-off", "offset"] | None = None
     device: Literal["runtime", "cpp_standalone", "cuda_standalone"] | None = None
     readout: Literal["rate", "spiking"] | None = None
     seed: int = Field(1, ge=0, le=2**31 - 1)

@@ -1,8 +1,23 @@
 """Offline data sets, found by name (DESIGN.md §5).
 
-Each loader returns a :class:`Dataset`: inputs as rates, targets as rates *and* as the potentials
-whose rate φ gives them (the output cells of a rate circuit are nudged toward a potential), a
-train/test split, and whether the task is a classification (argmax read-out) or a regression.
+Each loader returns a :class:`Dataset`: inputs (the data set's values, which :func:`load`
+encodes as rates), targets as rates *and* as the potentials whose rate φ gives them (the output
+cells of a rate circuit are nudged toward a potential), a train/test split, and whether the task
+is a classification (argmax read-out) or a regression.
+
+**Input codes** (:func:`encode`, one definition for every circuit): how a data set's values
+become input rates. Each data set has a default code (:func:`default_code`), which a run may
+override (``--set input_code=...``); the resolved code is written into the run's ``config.toml``
+and sets the input layer's size.
+
+* ``identity``: the values as they are (digits, whose pixels /16 are already in [0, 1]; the
+  teacher and grid world, whose inputs the published protocols define).
+* ``on-off``: signed data as two channels per value, clip(x/(3s), 0, 1) and clip(−x/(3s), 0, 1)
+  (``s`` the data set's standard deviation unit, ±3 s onto the unit interval), so an input of
+  zero is silence rather than a constant rate: 2n inputs, no constant offset. The default of
+  MNIST-1D (80 inputs).
+* ``offset``: x ↦ clip(0.5 + x/(8s), 0, 1), MNIST-1D's code before issue 16 (kept for comparison):
+  a constant rate of 0.5 carries 94 % of MNIST-1D's input energy.
 
 * ``digits``: scikit-learn's ``load_digits`` (1797 8×8 images), pixels /16 into [0, 1], split
   stratified 1437 train / 360 test with ``random_state=0``; one-hot targets mapped to rates
@@ -10,9 +25,8 @@ train/test split, and whether the task is a classification (argmax read-out) or 
 * ``mnist1d``: MNIST-1D (Greydanus 2020), generated locally with
   ``mnist1d.data.make_dataset(get_dataset_args())`` (never downloaded): 4000 train / 1000 test
   length-40 signals, 10 classes, standardised by the generator to mean 0 and standard deviation 1
-  over the whole set; mapped into [0, 1] by x ↦ clip(0.5 + x/8, 0, 1) (±4 standard deviations
-  onto the unit interval: about 0.02 % of the values are clipped, the signal keeps its shape and the
-  mean rate is 0.5); targets as for ``digits``.
+  over the whole set (s = 1); the ``on-off`` code by default (80 inputs, about 1.2 % of the values
+  beyond ±3 clipped), ``offset`` as before issue 16; targets as for ``digits``.
 * ``teacher``: the teacher–student regression of Sacramento et al. 2018 (DESIGN.md §4.2): a
   teacher 30-20-10 with weights and inputs U(−1, 1), r_target = φ(k2 W2 φ(k1 W1 r0)), k1 = 2,
   k2 = 10, soft-ReLU φ (γ = 0.1, β = 1, θ = 3); the target potential is k2 W2 φ(k1 W1 r0).
@@ -24,12 +38,15 @@ train/test split, and whether the task is a classification (argmax read-out) or 
   Train: ``GRIDWORLD_COPIES`` copies of all 121 positions with Gaussian pixel noise of standard
   deviation ``GRIDWORLD_NOISE``, clipped to [0, 1], drawn from ``seed`` (copy-major order, so the
   train set holds every position equally often; the protocols shuffle it).
+* ``npz:PATH``: the user's own arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` in one
+  ``.npz`` file, checked array by array (:func:`npz`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +75,8 @@ class Dataset:
     phi: str  # the rate function linking u_* to y_*: "logistic" or "soft_relu"
     labels_train: np.ndarray | None = None
     labels_test: np.ndarray | None = None
+    #: the input code applied to the data set's values (:func:`encode`)
+    input_code: str = "identity"
 
     @property
     def n_inputs(self) -> int:
@@ -80,19 +99,47 @@ class Dataset:
         def cut(a: np.ndarray | None, s: slice) -> np.ndarray | None:
             return None if a is None else a[s]
 
-        return Dataset(
-            self.name,
-            self.x_train[tr],
-            self.y_train[tr],
-            self.u_train[tr],
-            self.x_test[te],
-            self.y_test[te],
-            self.u_test[te],
-            self.task,
-            self.phi,
-            cut(self.labels_train, tr),
-            cut(self.labels_test, te),
+        return replace(
+            self,
+            x_train=self.x_train[tr],
+            y_train=self.y_train[tr],
+            u_train=self.u_train[tr],
+            x_test=self.x_test[te],
+            y_test=self.y_test[te],
+            u_test=self.u_test[te],
+            labels_train=cut(self.labels_train, tr),
+            labels_test=cut(self.labels_test, te),
         )
+
+
+#: the input codes (module docstring)
+INPUT_CODES = ("identity", "on-off", "offset")
+#: on-off: ±ON_OFF_RANGE standard deviation units onto the unit interval of each channel
+ON_OFF_RANGE = 3.0
+#: offset: x ↦ clip(OFFSET_CENTRE + x/(OFFSET_RANGE·s), 0, 1)
+OFFSET_CENTRE = 0.5
+OFFSET_RANGE = 8.0
+
+
+def encode(x: np.ndarray, code: str, scale: float = 1.0) -> np.ndarray:
+    """Inputs (n, d) as rates by ``code`` (module docstring); ``scale`` is the data's standard
+    deviation unit s. ``on-off`` returns (n, 2d): the d on channels, then the d off channels."""
+    x = np.asarray(x, dtype=float)
+    if not scale > 0:
+        raise ConfigError(f"the input scale must be positive, got {scale!r}.")
+    if code == "identity":
+        return x
+    if code == "on-off":
+        z = x / (ON_OFF_RANGE * scale)
+        return np.concatenate([np.clip(z, 0.0, 1.0), np.clip(-z, 0.0, 1.0)], axis=1)
+    if code == "offset":
+        return np.clip(OFFSET_CENTRE + x / (OFFSET_RANGE * scale), 0.0, 1.0)
+    raise ConfigError(f"Unknown input code {code!r}; input codes: {', '.join(INPUT_CODES)}.")
+
+
+def encoded_size(n_values: int, code: str) -> int:
+    """The number of inputs ``code`` makes of ``n_values`` values."""
+    return 2 * n_values if code == "on-off" else n_values
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -137,9 +184,8 @@ def digits(seed: int = 0) -> Dataset:
     )  # fmt: skip
 
 
-#: MNIST-1D's inputs in [0, 1]: x ↦ clip(MNIST1D_OFFSET + x·MNIST1D_GAIN, 0, 1)
-MNIST1D_OFFSET = 0.5
-MNIST1D_GAIN = 1.0 / 8.0
+#: MNIST-1D's standard deviation unit (the generator standardises the whole set to 1)
+MNIST1D_SCALE = 1.0
 
 
 def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
@@ -150,7 +196,8 @@ def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
 
 def mnist1d(seed: int = 0) -> Dataset:
     """MNIST-1D, generated locally (``make_dataset(get_dataset_args())``, the generator's own seed
-    42; the published 4000/1000 split), inputs mapped into [0, 1] (module docstring).
+    42; the published 4000/1000 split), its signed standardised values as they are (:func:`load`
+    applies the input code).
 
     ``seed`` is ignored: the data set is the published one. The generator seeds numpy's and
     Python's global random generators; their states are restored afterwards.
@@ -166,11 +213,7 @@ def mnist1d(seed: int = 0) -> Dataset:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-
-    def scale(x: np.ndarray) -> np.ndarray:
-        return np.clip(MNIST1D_OFFSET + MNIST1D_GAIN * np.asarray(x, dtype=float), 0.0, 1.0)
-
-    x_tr, x_te = scale(raw["x"]), scale(raw["x_test"])
+    x_tr, x_te = np.asarray(raw["x"], dtype=float), np.asarray(raw["x_test"], dtype=float)
     l_tr, l_te = np.asarray(raw["y"], dtype=int), np.asarray(raw["y_test"], dtype=int)
     y_tr, y_te = _one_hot_rates(l_tr), _one_hot_rates(l_te)
     return Dataset(
@@ -213,9 +256,35 @@ def teacher(seed: int = 0, n_train: int = TEACHER_N_TRAIN, n_test: int = TEACHER
     )  # fmt: skip
 
 
-register_dataset("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
-register_dataset(
-    "mnist1d", "MNIST-1D, length-40 signals, 4000 train / 1000 test, generated locally", mnist1d
+@dataclass(frozen=True)
+class CodeDefault:
+    """A data set's default input code and its standard deviation unit s (:func:`encode`)."""
+
+    code: str
+    scale: float = 1.0
+
+
+#: the default input code of each registered data set (absent: identity)
+CODE_DEFAULTS: dict[str, CodeDefault] = {}
+
+
+def _register(
+    name: str, summary: str, loader: Callable[..., Dataset], code: str = "identity",
+    scale: float = 1.0,
+) -> None:  # fmt: skip
+    """Register a loader with its default input code."""
+    register_dataset(name, summary, loader)
+    CODE_DEFAULTS[name] = CodeDefault(code, scale)
+
+
+_register("digits", "scikit-learn digits, 8×8 images, 1437 train / 360 test", digits)
+_register(
+    "mnist1d",
+    "MNIST-1D, length-40 signals (on/off code: 80 inputs), 4000 train / 1000 test, generated "
+    "locally",
+    mnist1d,
+    code="on-off",
+    scale=MNIST1D_SCALE,
 )
 #: the grid world's position targets: rate = GRID_OFF + GRID_SPAN · p / MAX_POS (logistic φ)
 GRID_OFF = 0.1
@@ -255,18 +324,203 @@ def gridworld(
     )  # fmt: skip
 
 
-register_dataset("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
-register_dataset(
+_register("teacher", "teacher–student regression 30-20-10, soft-ReLU (Sacramento)", teacher)
+_register(
     "gridworld",
     "ICF grid world 12×12 → square's (x, y), 484 noisy train / 121 clean test, generated",
     gridworld,
 )
 
 
-def load(name: str | None, seed: int = 0) -> Dataset:
-    """The data set called ``name`` (one clear error for an unknown or missing name)."""
+#: ``--dataset npz:PATH``: the user's own arrays (:func:`npz`)
+NPZ_PREFIX = "npz:"
+#: the arrays an npz data set holds
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def kind(name: str | None) -> str | None:
+    """The kind of data set a protocol declares it takes: ``npz`` for ``npz:PATH``, else the
+    name itself."""
+    if name is not None and name.startswith(NPZ_PREFIX):
+        return "npz"
+    return name
+
+
+def _npz_arrays(name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """The path and the four arrays of ``npz:PATH``, each present (one clear error otherwise)."""
+    path = name[len(NPZ_PREFIX) :]
+    if not path:
+        raise ConfigError("--dataset npz:PATH needs a path, e.g. npz:my_data.npz.")
+    where = f"npz data set {path!r}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: the file does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            present = set(f.files)
+            missing = [a for a in NPZ_ARRAYS if a not in present]
+            if missing:
+                has = ", ".join(sorted(present)) or "none"
+                raise ConfigError(
+                    f"{where}: missing array {missing[0]!r} (an npz data set holds "
+                    f"{', '.join(NPZ_ARRAYS)}; the file has: {has})."
+                )
+            arrays = {a: np.asarray(f[a]) for a in NPZ_ARRAYS}
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as exc:  # not a zip of .npy files, or object arrays
+        raise ConfigError(f"{where}: not a readable .npz file of numeric arrays ({exc}).") from exc
+    return path, arrays
+
+
+def _check_npz(where: str, a: dict[str, np.ndarray]) -> str:
+    """Shape and value checks of the four arrays; returns the task (one clear error naming the
+    array and what is wrong otherwise)."""
+    for name in NPZ_ARRAYS:
+        v = a[name]
+        if not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+            raise ConfigError(f"{where}: array {name!r} is not numeric (dtype {v.dtype}).")
+        if v.size == 0:
+            raise ConfigError(f"{where}: array {name!r} is empty.")
+        if np.issubdtype(v.dtype, np.inexact) and not np.all(np.isfinite(v)):
+            bad = int(np.sum(~np.isfinite(v)))
+            raise ConfigError(f"{where}: array {name!r} holds {bad} NaN or infinite values.")
+    for name in ("x_train", "x_test"):
+        if a[name].ndim != 2:
+            raise ConfigError(
+                f"{where}: array {name!r} must be 2-D (examples × features), got shape "
+                f"{a[name].shape} (flatten images with x.reshape(len(x), -1))."
+            )
+    if a["x_train"].shape[1] != a["x_test"].shape[1]:
+        raise ConfigError(
+            f"{where}: x_train has {a['x_train'].shape[1]} features, x_test {a['x_test'].shape[1]}."
+        )
+    for part in ("train", "test"):
+        nx, ny = len(a[f"x_{part}"]), len(a[f"y_{part}"])
+        if nx != ny:
+            raise ConfigError(
+                f"{where}: x_{part} has {nx} examples but y_{part} has {ny} (lengths must match)."
+            )
+    integer = [bool(np.issubdtype(a[n].dtype, np.integer)) for n in ("y_train", "y_test")]
+    if integer[0] != integer[1]:
+        raise ConfigError(
+            f"{where}: y_train and y_test must both hold integer labels (classification) or both "
+            f"float targets (regression); got {a['y_train'].dtype} and {a['y_test'].dtype}."
+        )
+    if integer[0]:
+        for name in ("y_train", "y_test"):
+            if a[name].ndim != 1:
+                raise ConfigError(
+                    f"{where}: array {name!r} of integer labels must be 1-D, got shape "
+                    f"{a[name].shape}."
+                )
+            if a[name].min() < 0:
+                raise ConfigError(
+                    f"{where}: array {name!r} holds negative labels (min {a[name].min()}); "
+                    "labels must be integers ≥ 0."
+                )
+        return "classification"
+    if a["y_train"].dtype == bool or a["y_test"].dtype == bool:
+        raise ConfigError(f"{where}: labels must be integers ≥ 0 or targets floats, not bool.")
+    for name in ("y_train", "y_test"):
+        if a[name].ndim not in (1, 2):
+            raise ConfigError(
+                f"{where}: array {name!r} of float targets must be 1-D or 2-D (examples × "
+                f"targets), got shape {a[name].shape}."
+            )
+    cols = [1 if a[n].ndim == 1 else a[n].shape[1] for n in ("y_train", "y_test")]
+    if cols[0] != cols[1]:
+        raise ConfigError(f"{where}: y_train has {cols[0]} targets per example, y_test {cols[1]}.")
+    return "regression"
+
+
+def _npz_default(x_train: np.ndarray, where: str) -> CodeDefault:
+    """[0, 1] data as they are; signed data on/off, s = the training inputs' standard deviation."""
+    lo, hi = float(np.min(x_train)), float(np.max(x_train))
+    if lo >= 0.0 and hi <= 1.0:
+        return CodeDefault("identity")
+    if lo >= 0.0:
+        raise ConfigError(
+            f"{where}: x_train lies in [{lo:g}, {hi:g}]: inputs are rates in [0, 1] (rescale, "
+            "e.g. x/255 for 8-bit images) or signed values (on/off code); choose one."
+        )
+    return CodeDefault("on-off", float(np.std(x_train)))
+
+
+#: the target rates of a regression onto the user's values (as ``gridworld``): TARGET_OFF + span
+NPZ_TARGET_OFF = 0.1
+NPZ_TARGET_SPAN = 0.7
+
+
+def npz(name: str) -> tuple[Dataset, CodeDefault]:
+    """The data set ``npz:PATH`` (its values as in the file) and its default code.
+
+    Classification (integer labels y ≥ 0): one-hot target rates {0.1, 0.8} as ``digits``, classes
+    0..max label. Regression (float targets): each target column mapped affinely from its range
+    over train and test onto rates [0.1, 0.8] of the logistic φ, potentials their logit.
+    Inputs: [0, 1] data as they are, signed data the ``on-off`` code with s = the standard
+    deviation of x_train's values (:func:`encode`)."""
+    path, a = _npz_arrays(name)
+    where = f"npz data set {path!r}"
+    task = _check_npz(where, a)
+    x_tr, x_te = a["x_train"].astype(float), a["x_test"].astype(float)
+    if task == "classification":
+        l_tr, l_te = a["y_train"].astype(int), a["y_test"].astype(int)
+        n = int(max(l_tr.max(), l_te.max())) + 1
+
+        def rates(lab: np.ndarray) -> np.ndarray:
+            y = np.full((len(lab), n), DIGITS_OFF)
+            y[np.arange(len(lab)), lab] = DIGITS_ON
+            return y
+
+        y_tr, y_te = rates(l_tr), rates(l_te)
+        data = Dataset(
+            name, x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification", "logistic",
+            l_tr, l_te,
+        )  # fmt: skip
+    else:
+        t_tr = a["y_train"].astype(float).reshape(len(x_tr), -1)
+        t_te = a["y_test"].astype(float).reshape(len(x_te), -1)
+        both = np.concatenate([t_tr, t_te])
+        lo, hi = both.min(axis=0), both.max(axis=0)
+        if np.any(hi == lo):
+            k = int(np.argmax(hi == lo))
+            raise ConfigError(f"{where}: target column {k} of y_train/y_test is constant.")
+        y_tr = NPZ_TARGET_OFF + NPZ_TARGET_SPAN * (t_tr - lo) / (hi - lo)
+        y_te = NPZ_TARGET_OFF + NPZ_TARGET_SPAN * (t_te - lo) / (hi - lo)
+        data = Dataset(
+            name, x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "regression", "logistic"
+        )
+    return data, _npz_default(x_tr, where)
+
+
+def default_code(name: str) -> str:
+    """The input code data set ``name`` takes unless a run names another (an npz file is read and
+    checked)."""
+    if kind(name) == "npz":
+        return npz(name)[1].code
+    lookup(DATASETS, "dataset", name)
+    return CODE_DEFAULTS.get(name, CodeDefault("identity")).code
+
+
+def with_code(data: Dataset, code: str, scale: float = 1.0) -> Dataset:
+    """``data`` (its values as loaded) with its inputs encoded by ``code``."""
+    return replace(
+        data,
+        x_train=encode(data.x_train, code, scale),
+        x_test=encode(data.x_test, code, scale),
+        input_code=code,
+    )
+
+
+def load(name: str | None, seed: int = 0, code: str | None = None) -> Dataset:
+    """The data set called ``name``, its inputs encoded by ``code`` (None: the data set's default
+    code); one clear error for an unknown or missing name."""
     if name is None:
         known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"This protocol needs a data set (--dataset); known data sets: {known}.")
+    if kind(name) == "npz":
+        data, default = npz(name)
+        return with_code(data, code or default.code, default.scale)
     loader: Callable[..., Dataset] = lookup(DATASETS, "dataset", name).target
-    return loader(seed=seed)
+    default = CODE_DEFAULTS.get(name, CodeDefault("identity"))
+    return with_code(loader(seed=seed), code or default.code, default.scale)

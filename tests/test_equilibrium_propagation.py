@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from circuits import hopfield as hp
+from neurosim import datasets as ds
+from neurosim import diagnostics as dg
 from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
+from protocols.equilibrium_propagation import Task
 from protocols.equilibrium_propagation.layout import averaged_timed
 
 SMALL = [
@@ -70,7 +74,20 @@ def _run(tmp_path: Path, name: str, *args: str) -> dict:
     assert code == 0
     for f in ("metrics.json", "config.toml", "weights.npz", "recording.nix"):
         assert (out / f).is_file(), f
-    return json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "metrics.json").read_text())
+    written = tomllib.loads((out / "config.toml").read_text())
+    assert written["run"]["input_code"] == m["input_code"]  # the resolved code is written down
+    return m
+
+
+def _npz(path: Path, n: int = 60, d: int = 32, regression: bool = False) -> Path:
+    """A small npz data set of signed inputs: class = which of 10 feature groups is largest."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, (2 * n, d))
+    y = np.argmax(x[:, :30].reshape(2 * n, 10, 3).sum(axis=2), axis=1)
+    labels = y.astype(float) * 0.5 if regression else y
+    np.savez(path, x_train=x[:n], y_train=labels[:n], x_test=x[n:], y_test=labels[n:])
+    return path
 
 
 def _one_compilation_per_build(m: dict) -> None:
@@ -175,7 +192,7 @@ def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
     np.testing.assert_allclose(one["beta"][:-1], np.repeat(ref["beta"][:-1], steps))
 
 
-def test_mnist1d_is_generated_locally_in_the_unit_interval() -> None:
+def test_mnist1d_is_generated_locally_and_coded_into_the_unit_interval() -> None:
     from neurosim import datasets as ds
 
     np.random.seed(123)
@@ -185,10 +202,15 @@ def test_mnist1d_is_generated_locally_in_the_unit_interval() -> None:
     random.seed(123)
     d = ds.load("mnist1d")
     assert (np.random.random(), random.random()) == before  # global generators untouched
-    assert d.x_train.shape == (4000, 40) and d.x_test.shape == (1000, 40)
+    assert d.input_code == "on-off"  # signed data: on and off channels, no constant offset
+    assert d.x_train.shape == (4000, 80) and d.x_test.shape == (1000, 80)
     assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
-    assert abs(d.x_train.mean() - 0.5) < 0.01
-    assert np.mean((d.x_train == 0) | (d.x_train == 1)) < 1e-3
+    on, off = d.x_train[:, :40], d.x_train[:, 40:]
+    assert not np.any((on > 0) & (off > 0))  # a value drives one channel of its pair
+    assert np.mean(np.maximum(on, off) == 1) < 0.02  # values beyond ±3 standard deviations
+    old = ds.load("mnist1d", code="offset")  # the code before issue 16
+    assert old.x_train.shape == (4000, 40) and abs(old.x_train.mean() - 0.5) < 0.01
+    assert np.mean((old.x_train == 0) | (old.x_train == 1)) < 1e-3
     assert set(np.unique(d.labels_train)) == set(range(10)) and d.y_train.shape == (4000, 10)
     np.testing.assert_array_equal(ds.load("mnist1d").x_test, d.x_test)
 
@@ -230,6 +252,13 @@ def test_two_phase_learns_with_gradient_check(tmp_path: Path) -> None:
     assert len(hist) == 3 and m["test_accuracy"] == hist[-1]
     assert m["test_accuracy"] > hist[0] + 0.2, hist
     assert m["backprop_baseline"]["epochs"] == 1
+    # diagnostics: dead units of both layers over the training set, the inputs' offset share
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
+    assert 0 <= m["dead_units"]["layer1"] <= 30 and 0 <= m["dead_units"]["layer2"] <= 10
+    assert m["dead_units_sensitive_range"].startswith("0 < s < 1")
+    x = ds.load("digits").x_train[: m["n_train"]]
+    assert m["input_offset_share"] == pytest.approx(dg.offset_share(x))
+    assert m["input_offset_warning"] is None  # digits: about half the energy is offset
     # the accumulators equal the sum of the end-point updates from the recorded states
     assert m["grad_check"]["one-sided"]["0.5"]["accumulator_vs_states"] < 1e-9
     assert m["grad_check"]["free_fixed_point_error"] < 1e-4
@@ -406,7 +435,10 @@ def test_gradient_check_falls_back_to_the_initial_weights(
 
 
 # ------------------------------------------------------------------------------ presets, size
-def test_every_preset_validates_and_the_default_follows_data_readout_variant_stage() -> None:
+def test_every_preset_validates_and_the_default_follows_data_readout_variant_stage(
+    tmp_path: Path,
+) -> None:
+    npz_file = _npz(tmp_path / "own.npz")
     from neurosim import presets
     from protocols.equilibrium_propagation import EquilibriumPropagation
 
@@ -415,7 +447,8 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
     for name, description in names.items():
         assert description, name
         run = presets.load(EquilibriumPropagation, name)["run"]
-        resolved = _resolve(dataset=run["dataset"], readout=run["readout"], preset=name)
+        dataset = run.get("dataset", f"npz:{npz_file}")  # npz presets: the user's file
+        resolved = _resolve(dataset=dataset, readout=run["readout"], preset=name)
         assert resolved.run.preset == name
     cases = {
         ("digits", None, ()): "digits",
@@ -425,6 +458,8 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
         ("digits", "spiking", ("protocol.variant=continual",)): "digits-spiking-continual",
         ("digits", None, ("protocol.stage=gradient-check",)): "digits-gradient-check",
         ("mnist1d", None, ()): "mnist1d",
+        (f"npz:{npz_file}", None, ()): "npz",
+        (f"npz:{npz_file}", "spiking", ("protocol.variant=stochastic",)): "npz-spiking-stochastic",
     }
     for (dataset, readout, sets), preset in cases.items():
         assert _resolve(*sets, dataset=dataset, readout=readout).run.preset == preset
@@ -435,9 +470,45 @@ def test_every_preset_validates_and_the_default_follows_data_readout_variant_sta
     assert (stochastic.nudged_steps, stochastic.average_steps) == (20, 10)
     assert (stochastic.sigma, stochastic.centred) == (0.05, True)
     assert _resolve("protocol.stage=gradient-check").protocol.w_scale == 0.5
-    assert _resolve(dataset="mnist1d").circuit.sizes == [40, 100, 10]
+    resolved = _resolve(dataset="mnist1d")
+    assert resolved.circuit.sizes == [80, 100, 10] and resolved.run.input_code == "on-off"
+    assert _resolve(dataset="digits").run.input_code == "identity"
+    with pytest.raises(ConfigError, match=r"40 inputs \(input code 'offset'\)"):
+        _resolve("input_code=offset", dataset="mnist1d")  # the sizes follow the code
+    old = _resolve("input_code=offset", "circuit.sizes=[40, 100, 10]", dataset="mnist1d")
+    assert old.run.input_code == "offset"
     with pytest.raises(ConfigError, match="made for dataset 'digits'"):
         _resolve(dataset="mnist1d", preset="digits")
+
+
+def test_npz_data_sets_resolve_to_their_code_and_sizes(tmp_path: Path) -> None:
+    own = f"npz:{_npz(tmp_path / 'own.npz')}"
+    resolved = _resolve(dataset=own)
+    assert resolved.run.preset == "npz" and resolved.run.input_code == "on-off"
+    assert Task(resolved.run, resolved.protocol, resolved.circuit).sizes == [64, 100, 10]
+    with pytest.raises(ConfigError, match="equilibrium-propagation classifies"):
+        _resolve(dataset=f"npz:{_npz(tmp_path / 'reg.npz', regression=True)}")
+    with pytest.raises(ConfigError, match="missing array 'y_train'"):
+        np.savez(tmp_path / "bad.npz", x_train=np.ones((3, 2)), x_test=np.ones((3, 2)))
+        _resolve(dataset=f"npz:{tmp_path / 'bad.npz'}")
+    raw = pipeline.build_raw(None, {"protocol": "feedback-cancellation", "dataset": own}, {})
+    with pytest.raises(ConfigError, match="does not take data set"):
+        pipeline.resolve(raw)
+
+
+def test_a_short_run_on_an_npz_file(tmp_path: Path) -> None:
+    """End to end on the user's own arrays: 32 signed features (on/off: 64 inputs), 10 classes,
+    60 examples each way, two epochs, the build of the small digits runs (64-30-10)."""
+    m = _run(
+        tmp_path, "npz", "--dataset", f"npz:{_npz(tmp_path / 'own.npz')}", "--epochs", "2",
+        "--set", "circuit.sizes=[64, 30, 10]", "--set", "protocol.examples_per_run=60",
+        "--set", "protocol.backprop_epochs=1", "--set", "protocol.grad_check=false",
+        "--set", "protocol.traces=false",
+    )  # fmt: skip
+    assert m["input_code"] == "on-off" and m["sizes"] == [64, 30, 10]
+    assert (m["n_train"], m["n_test"]) == (60, 60)
+    assert len(m["history"]["test_accuracy"]) == 3 and 0 <= m["test_accuracy"] <= 1
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
 
 
 def test_a_circuit_too_large_for_memory_is_refused_before_building(

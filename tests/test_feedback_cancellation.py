@@ -40,6 +40,9 @@ def test_digits_defaults_depend_on_the_readout() -> None:
     assert teacher.run.preset == "teacher" and teacher.protocol.eta_forward == [3e-2, 3e-2]
     assert _resolve(dataset=None).run.preset == "digits"
     assert _resolve(dataset="gridworld").run.preset == "gridworld"
+    mnist1d = _resolve(dataset="mnist1d")  # issue 16: on/off inputs, 80-100-10
+    assert mnist1d.run.preset == "mnist1d" and mnist1d.run.input_code == "on-off"
+    assert list(mnist1d.circuit.sizes) == [80, 100, 10] and mnist1d.circuit.phi == "logistic"
 
 
 def test_presets_are_complete_and_valid() -> None:
@@ -49,7 +52,9 @@ def test_presets_are_complete_and_valid() -> None:
     from protocols.feedback_cancellation import FeedbackCancellation, FeedbackCancellationConfig
 
     names = presets.available(FeedbackCancellation)
-    assert set(names) == {"digits", "digits-prospective", "digits-spiking", "teacher", "gridworld"}
+    assert set(names) == {
+        "digits", "digits-prospective", "digits-spiking", "mnist1d", "teacher", "gridworld"
+    }
     for name in names:
         assert names[name], name  # a description
         resolved = pipeline.resolve({"run": {"protocol": "feedback-cancellation", "preset": name}})
@@ -226,6 +231,11 @@ def test_supervised_teacher_learns(tmp_path: Path) -> None:
     hist = m["history"]["circuit"]
     assert len(hist) == 4
     assert m["test_mse"] < 0.9 * hist[0]
+    # diagnostics: dead units per layer (soft-ReLU: above θ − 4.6/β, where φ' ≥ 1 % of γβ)
+    assert set(m["dead_units"]) == {"layer1", "layer2"}
+    assert 0 <= m["dead_units"]["layer1"] <= 20 and 0 <= m["dead_units"]["layer2"] <= 10
+    assert m["dead_units_sensitive_range"].startswith("-1.6 < u < inf")
+    assert m["input_offset_share"] < 0.05 and m["input_offset_warning"] is None  # U(−1, 1)
     assert (tmp_path / "sup" / "figures" / "learning_curves.png").is_file()
     assert (tmp_path / "sup" / "figures" / "topdown_angle.png").is_file()
 

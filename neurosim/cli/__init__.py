@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         "read-out)",
     )
     run.add_argument("--circuit", help="circuit name (default: the protocol's first)")
-    run.add_argument("--dataset", help="data set name, for protocols that take one")
+    run.add_argument(
+        "--dataset",
+        help="data set name (or npz:PATH, your own arrays), for protocols that take one",
+    )
     run.add_argument("--readout", choices=("rate", "spiking"), help="rate or spiking read-out")
     run.add_argument("--epochs", type=int, help="number of epochs (one simulation run each)")
     _add_run_options(run, "protocol.eta=0.1", "results/PROTOCOL-TIMESTAMP")

@@ -21,7 +21,7 @@ from analysis import dendritic_prediction as adp
 from analysis import equilibrium_propagation as aep
 from analysis import icf as aicf
 from analysis import microcircuit as amc
-from neurosim import presets, recording, results
+from neurosim import datasets, presets, recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
 from neurosim.devices import resolve_device
 from neurosim.errors import ConfigError
@@ -109,8 +109,11 @@ def _resolve_rest(
 ) -> ResolvedConfig:
     """Data set, read-out, device and the protocol's and circuit's tables (``circuit_name`` None:
     the protocol runs no circuit and its ``[circuit]`` table must stay empty)."""
-    if run.dataset not in proto.datasets:
-        allowed = ", ".join(d for d in proto.datasets if d) or "no data set (it makes its inputs)"
+    if datasets.kind(run.dataset) not in proto.datasets:
+        allowed = (
+            ", ".join("npz:PATH" if d == "npz" else d for d in proto.datasets if d)
+            or "no data set (it makes its inputs)"
+        )
         raise ConfigError(
             f"Protocol {proto.name!r} does not take data set {run.dataset!r}; it takes: {allowed}."
         )
@@ -120,8 +123,16 @@ def _resolve_rest(
             f"Protocol {proto.name!r} has no {readout!r} read-out; "
             f"choose {', '.join(proto.readouts)}."
         )
+    if run.dataset is None and run.input_code is not None:
+        raise ConfigError(
+            f"Protocol {proto.name!r} takes no data set; input_code {run.input_code!r} has "
+            "nothing to encode."
+        )
     run = run.model_copy(
         update={
+            "input_code": datasets.default_code(run.dataset)
+            if run.dataset is not None and run.input_code is None
+            else run.input_code,
             "circuit": circuit_name,
             "readout": readout,
             "epochs": run.epochs or proto.default_epochs,

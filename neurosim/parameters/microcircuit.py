@@ -81,6 +81,19 @@ class MicrocircuitParams:
             return logistic(u)
         raise ValueError(f"phi must be 'soft_relu' or 'logistic', got {self.phi!r}")
 
+    def sensitive_range(self, fraction: float = 0.01) -> tuple[float, float]:
+        """The potentials where φ' is at least ``fraction`` of its maximum (dead-unit diagnostic,
+        :mod:`neurosim.diagnostics`): logistic φ' = φ(1 − φ) (maximum 1/4 at u = 0), a
+        symmetric interval; soft-ReLU φ' = γβ·σ(β(u − θ)) (maximum γβ), above a threshold;
+        ReLU: u > 0."""
+        if self.phi == "logistic":
+            lo = (1.0 - np.sqrt(1.0 - fraction)) / 2.0  # φ(1 − φ) = fraction/4
+            edge = float(np.log((1.0 - lo) / lo))
+            return -edge, edge
+        if self.phi == "soft_relu":
+            return self.theta + float(np.log(fraction / (1.0 - fraction))) / self.beta, np.inf
+        return 0.0, np.inf
+
     @property
     def hidden_basal_gain(self) -> float:
         """v̂_B/vB of a hidden cell: g_B/(g_lk + g_B + g_A)."""

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from models import equilibrium_propagation as ep
-from neurosim import registry
+from neurosim import datasets as ds
+from neurosim import diagnostics, registry
 from neurosim.circuit import check_fits, params_from_table
 from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
@@ -90,7 +91,7 @@ class EquilibriumPropagation(Protocol):
 
     name = "equilibrium-propagation"
     summary = "EP on a layered Hopfield circuit: two-phase, symmetric, continual, stochastic"
-    datasets = ("digits", "mnist1d")
+    datasets = ("digits", "mnist1d", "npz")
     readouts = ("rate", "spiking")
     default_epochs = 10
     protocol_config = EquilibriumPropagationConfig
@@ -104,9 +105,9 @@ class EquilibriumPropagation(Protocol):
 
     def preset_for(self, run: RunConfig, raw: Mapping[str, Any]) -> str | None:
         """By data set, read-out, stage and variant: ``<dataset>[-spiking][-continual|
-        -stochastic]``, ``<dataset>-gradient-check``."""
+        -stochastic]``, ``<dataset>-gradient-check`` (``npz`` for ``npz:PATH``)."""
         table = raw.get("protocol", {}) if isinstance(raw, Mapping) else {}
-        dataset = run.dataset or "digits"
+        dataset = ds.kind(run.dataset) or "digits"
         if dataset not in self.datasets:  # refused with the data sets it takes (pipeline)
             return None
         if table.get("stage") == "gradient-check":
@@ -157,6 +158,9 @@ class EquilibriumPropagation(Protocol):
         params = params_from_table(circuit, ctx.circuit)
         ses = Session(run, task, circuit, params, plan_of(task))
         ctx.progress(0, "building")
+        inputs = diagnostics.input_diagnostics(
+            task.data.x_train, f"{task.data.name} (input code {task.data.input_code})"
+        )
         if protocol.stage == "gradient-check":
             out = gc.gradient_check_stage(ses, ctx.progress)
         else:
@@ -166,10 +170,12 @@ class EquilibriumPropagation(Protocol):
                 "stage": protocol.stage,
                 "variant": task.variant,
                 "dataset": task.data.name,
+                "input_code": task.data.input_code,
                 "sizes": task.sizes,
                 "readout": task.readout,
                 "dt_ms": protocol.dt_ms,
                 "beta": protocol.beta,
+                **inputs,
                 **ses.builds.metrics(),
             }
         )
@@ -177,11 +183,10 @@ class EquilibriumPropagation(Protocol):
 
 
 def _train_record(task: Task, plan: Plan) -> dict[str, tuple[str, ...]]:
-    """Recorded at the phase boundaries: the read-out layer, and every layer for the gradient
-    check."""
-    grad = task.cfg.grad_check and task.variant != "stochastic"
-    layers = range(1, plan.n_layers + 1) if grad else [plan.n_layers]
-    return {f"layer{k}": ("s",) for k in layers}
+    """Recorded at the phase boundaries: every layer (the read-out, the dead-unit count and the
+    gradient check)."""
+    del task
+    return {f"layer{k}": ("s",) for k in range(1, plan.n_layers + 1)}
 
 
 def _label(ses: Session) -> str:
@@ -227,8 +232,11 @@ def _train_stage(
         "wall_seconds": [],
     }
     seen = [0]
+    last_states: dict[str, np.ndarray] = {}
 
     def after_epoch(epoch: int, done: Any, perm: np.ndarray) -> None:
+        last_states.clear()
+        last_states.update(done.free_states)
         acc = test(done.values, run_seed(run.seed, 9, epoch + 1))
         seen[0] += len(perm)
         history["test_accuracy"].append(acc)
@@ -250,8 +258,17 @@ def _train_stage(
             seed=run_seed(run.seed, 8), on_result=ses.builds.count,
         )  # fmt: skip
         metrics["train_accuracy"] = accuracy(done.outputs, data.labels_train)
+        states, over = done.free_states, "training set, end of the free phase, trained weights"
     else:
         metrics["train_accuracy"] = history["train_accuracy_online"][-1]
+        states, over = last_states, "training set, end of the free phase, last epoch (online)"
+    low, high = ses.circuit.neuron.sensitive
+    metrics.update(
+        diagnostics.dead_units_per_layer(
+            states, low, high, f"{low:g} < s < {high:g} (the neuron's rho' is not negligible)",
+            over,
+        )
+    )  # fmt: skip
     w_end = ses.circuit.weights_from_state(ses.circuit.Structure(sizes=plan.sizes), values)
     progress(1, "backprop baseline")
     bp = backprop_baseline(task, w0, epochs, run.seed)

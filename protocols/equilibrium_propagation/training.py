@@ -25,11 +25,13 @@ from protocols.equilibrium_propagation.simulation import rule_values
 
 class Pass(NamedTuple):
     """One pass over a set of examples: the carried run values, the output rates at the end of
-    every example's free phase, and the simulation wall time."""
+    every example's free phase, the simulation wall time, and the states s at the end of every
+    example's free phase of each recorded layer (``layer{k}`` → examples × units)."""
 
     values: dict[str, Any]
     outputs: np.ndarray
     wall_seconds: float
+    free_states: dict[str, np.ndarray] = {}
 
 
 def run_chunks(
@@ -57,6 +59,7 @@ def run_chunks(
     if not learn:
         run_values.update(rule_values(circuit, plan, 0.0))
     outs, wall = [], 0.0
+    states: dict[str, list[np.ndarray]] = {}
     if learn and B > 1 and len(x) % B:
         raise ValueError(f"learning takes whole mini-batches: {len(x)} examples, batch {B}")
     for c, start in enumerate(range(0, len(x), P * B)):
@@ -75,8 +78,13 @@ def run_chunks(
         s_out = result.monitors[f"layer{N}"]["s"][free_rows[: -(-n // B)]]
         s_out = circuit.unbatch_rows(s_out, B)[:n]
         outs.append(np.clip(s_out, 0.0, 1.0))
+        for k in range(1, N + 1):
+            if "s" in result.monitors.get(f"layer{k}", {}):
+                rows = result.monitors[f"layer{k}"]["s"][free_rows[: -(-n // B)]]
+                states.setdefault(f"layer{k}", []).append(circuit.unbatch_rows(rows, B)[:n])
     carried = {**values, **{k: run_values[k] for k in keys if k in run_values}}
-    return Pass(carried, np.concatenate(outs), wall)
+    free = {k: np.concatenate(v) for k, v in states.items()}
+    return Pass(carried, np.concatenate(outs), wall, free)
 
 
 def train(

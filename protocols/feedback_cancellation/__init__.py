@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurosim import presets
+from neurosim import diagnostics, presets
 from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
 from neurosim.protocol import Protocol, ProtocolResult, RunContext
@@ -51,7 +51,7 @@ class FeedbackCancellation(Protocol):
     name = "feedback-cancellation"
     summary = "Sacramento 2018 microcircuit: self-predicting state, supervised learning"
     circuits = (CIRCUIT,)
-    datasets = ("digits", "teacher", "gridworld")
+    datasets = ("digits", "mnist1d", "teacher", "gridworld")
     readouts = ("rate", "spiking")
     default_epochs = 3
     protocol_config = FeedbackCancellationConfig
@@ -94,6 +94,9 @@ class FeedbackCancellation(Protocol):
         run, cfg = ctx.run, ctx.protocol
         assert isinstance(cfg, FeedbackCancellationConfig)
         task = Task(run, cfg, ctx.circuit)
+        inputs = diagnostics.input_diagnostics(
+            task.data.x_train, f"{task.data.name} (input code {task.data.input_code})"
+        )
         ctx.progress(0, "building")
         if cfg.stage == "error-transport":
             sim, out = check_error_transport(run, task, ctx.rng, ctx.progress)
@@ -110,6 +113,8 @@ class FeedbackCancellation(Protocol):
             {
                 "stage": cfg.stage,
                 "dataset": task.data.name,
+                "input_code": task.data.input_code,
+                **inputs,
                 "sizes": task.sizes,
                 "phi": task.phi,
                 "readout": readout,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim import diagnostics
 from neurosim.config import RunConfig
 from neurosim.protocol import ProtocolResult
 from neurosim.recording import SegmentRecord, SignalRecord
@@ -167,7 +168,21 @@ def _train_set_metrics(
     _, ends, _, _ = run_pass(
         tc, v, data.x_train, data.u_train, nudge=0.0, learn=False, seed=run_seed(run.seed, 8)
     )
-    return {f"train_{key}": evaluate(task, ends["out"], data.y_train, data.labels_train)[key]}
+    out: dict[str, Any] = {
+        f"train_{key}": evaluate(task, ends["out"], data.y_train, data.labels_train)[key]
+    }
+    N = task.n_layers
+    low, high = task.params.sensitive_range()
+    potentials = {f"layer{k}": ends[f"u{k}"] for k in range(1, N)} | {f"layer{N}": ends["out"]}
+    out.update(
+        diagnostics.dead_units_per_layer(
+            potentials, low, high,
+            f"{low:.3g} < u < {high:.3g} (somatic potential where phi' = {task.phi}' is at least "
+            "1 % of its maximum)",
+            "training set, end of each pattern, trained weights, nudging and plasticity off",
+        )
+    )  # fmt: skip
+    return out
 
 
 def _segment(out_rates: np.ndarray, pattern_ms: float, epochs: int) -> SegmentRecord:

@@ -27,7 +27,7 @@ class Task:
     """The data of one run: the data set, the circuit's sizes and parameters, chunking."""
 
     def __init__(self, run: RunConfig, cfg: FeedbackCancellationConfig, circ: StrictModel):
-        data = ds.load(run.dataset, seed=run.seed)
+        data = ds.load(run.dataset, seed=run.seed, code=run.input_code)
         self.data = data.subset(cfg.n_train, cfg.n_test)
         self.circuit = microcircuit()
         sizes = getattr(circ, "sizes", None)
@@ -40,7 +40,8 @@ class Task:
         if sizes[0] != data.n_inputs or sizes[-1] != data.n_outputs:
             raise ConfigError(
                 f"circuit.sizes {list(sizes)} do not fit data set {data.name!r}: it has "
-                f"{data.n_inputs} inputs and {data.n_outputs} outputs."
+                f"{data.n_inputs} inputs (input code {data.input_code!r}) and {data.n_outputs} "
+                f"outputs."
             )
         self.sizes = [int(n) for n in sizes]
         self.params = params_from_table(self.circuit, circ)

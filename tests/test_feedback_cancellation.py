@@ -53,7 +53,12 @@ def test_presets_are_complete_and_valid() -> None:
 
     names = presets.available(FeedbackCancellation)
     assert set(names) == {
-        "digits", "digits-prospective", "digits-spiking", "mnist1d", "teacher", "gridworld"
+        "digits",
+        "digits-prospective",
+        "digits-spiking",
+        "mnist1d",
+        "teacher",
+        "gridworld",
     }
     for name in names:
         assert names[name], name  # a description

@@ -108,3 +108,21 @@ def test_threads_on_the_command_line_are_checked(
     assert main([*base, "--threads", "2", "--device", "runtime"]) == 2
     assert "OpenMP threads of cpp_standalone builds" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_threads_of_a_run_reach_its_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`neurosim run --threads 2` compiles the run's build with two OpenMP threads and records
+    the setting in config.toml."""
+    import json
+    import tomllib
+
+    from tests.conftest import SMALL_RUN
+
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    argv = ["run", "dendritic-prediction", "--no-progress", *SMALL_RUN, "--epochs", "1"]
+    assert main([*argv, "--threads", "2", "--out", str(out)]) == 0
+    build_dir = Path(json.loads((out / "metrics.json").read_text())["build_dir"])
+    assert "omp_set_num_threads(2)" in (build_dir / "main.cpp").read_text()
+    assert tomllib.loads((out / "config.toml").read_text())["run"]["threads"] == 2
+    assert engine._default_threads[0] == 0  # the run's setting does not outlive it

@@ -11,7 +11,7 @@ projected Euler with dt = 0.5 ms = ε 0.5 (τ = 1 ms), each example 20 free step
 at β = 0.5 from the free state, states restarted from 0 for every example, learning rates
 (0.1, 0.05) per layer, initial weights ``init_weights(sizes, seed=0)``. What is timed:
 
-1. **Brian2 circuit, cpp_standalone, one core** (the engine sets ``openmp_threads = 0``): one
+1. **Brian2 circuit, cpp_standalone, one core** (``openmp_threads = 0``; ``--threads N``: N): one
    run of P examples (default 1000) with in-run plasticity, for the two-phase rule (end-point
    latch, one update per example, as the twin) and for the continual rule (error in ds/dt, every
    nudged step). Per rule, a first process compiles the build into a fresh, empty
@@ -172,6 +172,7 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
         dt_ms=DT,
         initial_timed=timed,
         label=f"bench-ep-{rule}-batch{batch}",
+        threads=int(cfg.get("threads", 0)),
     )
     setup_seconds = time.perf_counter() - start
     run_walls, sim_walls = [], []
@@ -202,6 +203,7 @@ def _worker_circuit(cfg: dict[str, Any]) -> dict[str, Any]:
         "rule": rule,
         "batch": batch,
         "presentations": presentations,
+        "openmp_threads": sim.threads,
         "codegen_target": (
             brian2.get_device().code_object_class().__name__ if device == "runtime" else None
         ),
@@ -374,8 +376,13 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
     twins: dict[str, dict[str, Any]] = {}
     try:
         print(f"workers (fresh NEUROSIM_CACHE {cache}):", flush=True)
-        for rule in RULES:
-            cfg = {"device": "cpp_standalone", "rule": rule, "examples": examples}
+        for rule in args.rules:
+            cfg = {
+                "device": "cpp_standalone",
+                "rule": rule,
+                "examples": examples,
+                "threads": args.threads,
+            }
             # a first process compiles into the empty cache; a second one finds the build
             first = _spawn(
                 "circuit", {**cfg, "warmup": 0, "repeats": 1}, work, f"cpp-{rule}-compile", cache
@@ -409,7 +416,7 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
             }
             twins[f"batch_{batch}"] = _spawn("twin", cfg, work, f"twin-batch-{batch}", cache)
         if not args.skip_runtime:
-            for rule in RULES:
+            for rule in args.rules:
                 cfg = {
                     "device": "runtime",
                     "rule": rule,
@@ -433,7 +440,7 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
                     "train_batch": cost(c, part) / cost(t, "train_batch"),
                     "lean_step_loop": cost(c, part) / cost(t, "lean_step_loop"),
                 }
-    main_key = "cpp_standalone/two-phase"
+    main_key = f"cpp_standalone/{args.rules[0]}"
     headline = {
         "circuit": f"{main_key}, whole run",
         "cost_over_twin_batch_1": ratios[f"{main_key}/whole_run over twin batch 1"]["train_batch"],
@@ -467,6 +474,7 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
             "free_steps": FREE_STEPS,
             "nudged_steps": NUDGED_STEPS,
             "steps_per_example": FREE_STEPS + NUDGED_STEPS,
+            "openmp_threads": args.threads,
             "beta": BETA,
             "learning_rates": list(LR),
             "inputs": "uniform [0, 1], 64 per example; one-hot targets of random classes",
@@ -570,7 +578,8 @@ def _print_report(report: dict[str, Any]) -> None:
     )
     print(
         f"{'-'.join(map(str, s['sizes']))}, dt {s['dt_ms']} ms, {s['free_steps']} free + "
-        f"{s['nudged_steps']} nudged steps per example, beta {s['beta']}, one core"
+        f"{s['nudged_steps']} nudged steps per example, beta {s['beta']}, "
+        + (f"{s['openmp_threads']} OpenMP threads" if s.get("openmp_threads") else "one core")
     )
     rows: list[tuple[str, dict[str, Any]]] = []
     for name, c in report["circuits"].items():
@@ -635,6 +644,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-runtime", action="store_true", help="leave the runtime device out")
     parser.add_argument(
         "--batch", help="batch mode instead: comma-separated B (e.g. 1,8,32,128), two-phase only"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="OpenMP threads of the circuit (0: one core)"
+    )
+    parser.add_argument(
+        "--rules", nargs="+", choices=RULES, default=list(RULES), help="circuit rules to time"
     )
     args = parser.parse_args(argv)
     if args.batch:

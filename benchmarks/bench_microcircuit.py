@@ -3,14 +3,18 @@
 The same equations, the same dt (0.1 ms) and the same number of steps per example (100 ms, 1000
 steps), all plasticity on, 64-100-10 with logistic φ (the digits architecture of issue 3):
 
-* the Brian2 circuit on cpp_standalone (one core) and on the runtime device, one example after
-  another within one run (inputs change every 100 ms through a TimedArray);
+* the Brian2 circuit on cpp_standalone (one core, or ``--threads N`` OpenMP threads) and on the
+  runtime device, one example after another within one run (inputs change every 100 ms through a
+  TimedArray), on random inputs and, on the same build, on the first training digits with their
+  target potentials (digits have many exact zeros: a build without flush-to-zero slows down on
+  the subnormal floats that the filtered quantities of silent inputs decay into);
 * the torch twin (``models.dendritic_microcircuit``): one Euler ``step`` of all potentials and
   the forward, IP and PI weight changes applied every step, at batch 1 and at batch 20.
 
 The twin applies the induction terms directly; the circuit low-pass filters them (τ_w) first, so
 the circuit does slightly more work per step.
-Run: ``.venv/bin/python benchmarks/bench_microcircuit.py``.
+Run: ``.venv/bin/python benchmarks/bench_microcircuit.py`` (``--circuit-only``: cpp_standalone
+only).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from circuits import microcircuit as mc  # noqa: E402
 from models import dendritic_microcircuit as dm  # noqa: E402
+from neurosim import datasets, engine  # noqa: E402
 from neurosim.engine import Simulation  # noqa: E402
 from neurosim.results import write_json  # noqa: E402
 
@@ -39,13 +45,30 @@ PATTERN_MS = 100.0
 STEPS = int(PATTERN_MS / DT)
 
 
-def bench_circuit(device: str, examples: int) -> dict[str, float]:
-    """Examples per second of the Brian2 circuit (all rules on, rate read-out)."""
+def _inputs(kind: str, examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and target potentials: ``random`` (uniform, targets -1) or training ``digits``."""
+    if kind == "random":
+        x = np.random.default_rng(0).random((examples, SIZES[0]))
+        return x, np.full((examples, SIZES[-1]), -1.0)
+    data = datasets.digits()
+    if examples > len(data.x_train):
+        raise SystemExit(f"--examples must be at most {len(data.x_train)} for digits inputs")
+    return data.x_train[:examples], data.u_train[:examples]
+
+
+def bench_circuit(
+    device: str, examples: int, threads: int = 0, inputs: tuple[str, ...] = ("random",)
+) -> dict[str, dict[str, float]]:
+    """Examples per second of the Brian2 circuit (all rules on, rate read-out), per input kind.
+
+    One build serves every input kind (the inputs are TimedArray values), so the kinds differ in
+    their numbers alone.
+    """
     params = mc.MicrocircuitParams(phi="logistic")
-    rng = np.random.default_rng(0)
-    x = rng.random((examples, SIZES[0]))
-    y = np.full((examples, SIZES[-1]), -1.0)
-    timed = mc.timed_values(x, SIZES[-1], targets=y, nudge=1.0, plastic=1.0)
+    timed = {}
+    for kind in inputs:
+        x, u = _inputs(kind, examples)
+        timed[kind] = mc.timed_values(x, SIZES[-1], targets=u, nudge=1.0, plastic=1.0)
     weights = mc.random_weights(SIZES, np.random.default_rng(0))
     values = {
         **mc.weight_values(weights),
@@ -59,23 +82,34 @@ def bench_circuit(device: str, examples: int) -> dict[str, float]:
         device=device,
         duration_ms=examples * PATTERN_MS,
         dt_ms=DT,
-        initial_timed=timed,
+        initial_timed=timed[inputs[0]],
         label="bench-microcircuit",
+        threads=threads,
     )
     setup = time.perf_counter() - start
-    walls = []
-    for seed in range(3 if device != "runtime" else 2):  # runtime run 1 generates code
-        result = sim.run(values=values, timed=timed, seed=seed)
-        walls.append(result.wall_seconds)
-    wall = min(walls)
-    return {
-        "examples": examples,
-        "wall_seconds": wall,
-        "samples_per_second": examples / wall,
-        "ms_per_example": 1000 * wall / examples,
-        "setup_seconds": setup,
-        "compilations": sim.compilations,
-    }
+    out: dict[str, dict[str, float]] = {}
+    for kind in inputs:
+        walls, cpus = [], []
+        for seed in range(3 if device != "runtime" else 2):  # runtime run 1 generates code
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result = sim.run(values=values, timed=timed[kind], seed=seed)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            walls.append(result.wall_seconds)
+            # CPU time of the binary (a child process): less sensitive than wall time to other
+            # jobs sharing the cores (all threads together: not a speed-up measure)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        wall = min(walls)
+        out[kind] = {
+            "examples": examples,
+            "threads": threads,
+            "wall_seconds": wall,
+            "samples_per_second": examples / wall,
+            "ms_per_example": 1000 * wall / examples,
+            "binary_cpu_ms_per_example": 1000 * min(cpus) / examples,
+            "setup_seconds": setup,
+            "compilations": sim.compilations,
+        }
+    return out
 
 
 def bench_twin(batch: int, examples: int) -> dict[str, float]:
@@ -110,34 +144,67 @@ def bench_twin(batch: int, examples: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200, help="examples per circuit run")
+    parser.add_argument("--threads", type=int, default=0, help="OpenMP threads (0: one core)")
+    parser.add_argument(
+        "--circuit-only", action="store_true", help="cpp_standalone only (no runtime, no twin)"
+    )
+    parser.add_argument(
+        "--no-ftz",
+        action="store_true",
+        help="link without -ffast-math (flush-to-zero off, as before issue 14), to measure it",
+    )
     parser.add_argument("--out", default="benchmarks/results/microcircuit.json")
     args = parser.parse_args()
+    if args.no_ftz:
+        engine.CPP_LINK_FLAGS = ()  # a different build key: never mixed with the default builds
     os.environ.setdefault("NEUROSIM_CACHE", tempfile.mkdtemp(prefix="neurosim-bench-mc-"))
-    results = {
+    cpp = bench_circuit("cpp_standalone", args.examples, args.threads, ("random", "digits"))
+    results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "load_average": os.getloadavg(),
         "sizes": SIZES,
         "dt_ms": DT,
         "steps_per_example": STEPS,
-        "cpp_standalone": bench_circuit("cpp_standalone", args.examples),
-        "runtime": bench_circuit("runtime", max(10, args.examples // 10)),
-        "twin_batch_1": bench_twin(1, 10),
-        "twin_batch_20": bench_twin(20, 40),
+        "flush_to_zero": not args.no_ftz,
+        "cpp_standalone": cpp["random"],
+        "cpp_standalone_digits": cpp["digits"],
     }
-    cpp = results["cpp_standalone"]["ms_per_example"]
-    results["ratios"] = {
-        "cpp_cost_over_twin_batch1": cpp / results["twin_batch_1"]["ms_per_example"],
-        "cpp_cost_over_twin_batch20": cpp / results["twin_batch_20"]["ms_per_example"],
-        "runtime_cost_over_cpp": results["runtime"]["ms_per_example"] / cpp,
-    }
-    print(f"microcircuit {SIZES}, {STEPS} steps of {DT} ms per example, all rules on")
-    for key in ("cpp_standalone", "runtime", "twin_batch_1", "twin_batch_20"):
+    shown = ["cpp_standalone", "cpp_standalone_digits"]
+    if not args.circuit_only:
+        results["runtime"] = bench_circuit("runtime", max(10, args.examples // 10))["random"]
+        results["twin_batch_1"] = bench_twin(1, 10)
+        results["twin_batch_20"] = bench_twin(20, 40)
+        shown += ["runtime", "twin_batch_1", "twin_batch_20"]
+        cost = cpp["random"]["ms_per_example"]
+        results["ratios"] = {
+            "cpp_cost_over_twin_batch1": cost / results["twin_batch_1"]["ms_per_example"],
+            "cpp_cost_over_twin_batch20": cost / results["twin_batch_20"]["ms_per_example"],
+            "runtime_cost_over_cpp": results["runtime"]["ms_per_example"] / cost,
+        }
+    results["digits_cost_over_random"] = (
+        cpp["digits"]["ms_per_example"] / cpp["random"]["ms_per_example"]
+    )
+    print(
+        f"microcircuit {SIZES}, {STEPS} steps of {DT} ms per example, all rules on, "
+        f"threads {args.threads}, flush-to-zero {not args.no_ftz}, "
+        f"load average {results['load_average'][0]:.2f}"
+    )
+    for key in shown:
         r = results[key]
         print(
-            f"  {key:16s} {r['samples_per_second']:9.1f} samples/s  "
+            f"  {key:22s} {r['samples_per_second']:9.1f} samples/s  "
             f"{r['ms_per_example']:9.2f} ms/example"
+            + (
+                f"  (binary CPU {r['binary_cpu_ms_per_example']:.2f} ms/example)"
+                if "binary_cpu_ms_per_example" in r
+                else ""
+            )
         )
-    for key, value in results["ratios"].items():
+    for key, value in {
+        **results.get("ratios", {}),
+        "digits_cost_over_random": results["digits_cost_over_random"],
+    }.items():
         print(f"  {key:30s} {value:.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, results)

@@ -9,9 +9,9 @@
 
 Settings come as in the command line: a preset (``preset=``, default by data set and read-out),
 a configuration (``config=``: a TOML path or a mapping of tables), the run table's keys as keyword
-arguments (``dataset``, ``readout``, ``circuit``, ``device``, ``seed``, ``epochs``), the
-``[protocol]`` table's keys as ``protocol={...}``, and any dotted key as ``overrides={"circuit.
-sizes": [64, 50, 10]}`` (``--set``). Unknown keys and bad values are one clear
+arguments (``dataset``, ``readout``, ``circuit``, ``device``, ``seed``, ``epochs``,
+``threads``), the ``[protocol]`` table's keys as ``protocol={...}``, and any dotted key as
+``overrides={"circuit.sizes": [64, 50, 10]}`` (``--set``). Unknown keys and bad values are one clear
 :class:`~neurosim.errors.ConfigError` before anything runs.
 
 This module and :mod:`neurosim.cli` are the only parts of ``neurosim`` that import the packages
@@ -145,6 +145,7 @@ def run(
     device: str | None = None,
     seed: int | None = None,
     epochs: int | None = None,
+    threads: int | None = None,
     config: str | Path | Mapping[str, Any] | None = None,
     protocol: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -157,7 +158,7 @@ def run(
 
     run_keys = {
         "preset": preset, "circuit": circuit, "dataset": dataset, "readout": readout,
-        "device": device, "seed": seed, "epochs": epochs,
+        "device": device, "seed": seed, "epochs": epochs, "threads": threads,
     }  # fmt: skip
     raw = _tables(protocol_name, config, run_keys, protocol, overrides)
     resolved = pipeline.resolve(raw)

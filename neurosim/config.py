@@ -1,6 +1,7 @@
 """Configuration: a TOML file plus ``--set key=value`` overrides, validated before anything runs.
 
-A configuration has a ``[run]`` table (protocol, circuit, dataset, device, read-out, seed, epochs)
+A configuration has a ``[run]`` table (protocol, circuit, dataset, device, read-out, seed, epochs,
+threads)
 and one table per protocol and circuit holding their parameters, e.g. ``[protocol]`` and
 ``[circuit]``. Every table is checked against a pydantic model that forbids unknown keys, so a
 typo, a wrong type or an out-of-range value is one :class:`ConfigError` naming the key and what is
@@ -42,6 +43,8 @@ class RunConfig(StrictModel):
     readout: Literal["rate", "spiking"] | None = None
     seed: int = Field(1, ge=0, le=2**31 - 1)
     epochs: int | None = Field(None, ge=1, le=100000)
+    #: OpenMP threads of the cpp_standalone builds (0: one core, no OpenMP)
+    threads: int = Field(0, ge=0, le=1024)
 
 
 def parse_value(text: str) -> Any:

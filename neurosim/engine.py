@@ -54,6 +54,56 @@ from neurosim.errors import NeurosimError, NoGPUError, SimulationError
 
 Builder = Callable[[Mapping[str, np.ndarray]], "CircuitBuild"]
 
+#: link flags of every cpp_standalone build. Brian2 compiles with -ffast-math but links without
+#: it, so crtfastmath.o, which turns on flush-to-zero and denormals-are-zero at start-up, is never
+#: linked: filtered quantities of silent inputs then decay into subnormal floats, which slow many
+#: x86 cores (issue 14, an Intel host: the microcircuit on digits 47 ms per example instead of 21)
+CPP_LINK_FLAGS = ("-ffast-math",)
+#: the same for cuda_standalone, whose link step is nvcc: it forwards ``-Xcompiler`` to the host
+#: compiler that links (nvcc refuses a bare -ffast-math). Device code already flushes: nvcc's
+#: ``-use_fast_math`` (brian2cuda's default) implies ``--ftz=true``
+CUDA_LINK_FLAGS = ("-Xcompiler=-ffast-math",)
+#: the link flags the engine sets and removes again (per device; never for runtime)
+_MANAGED_LINK_FLAGS = frozenset({"-ffast-math", "-Xcompiler=-ffast-math"})
+
+#: OpenMP threads of cpp_standalone builds made while no ``threads`` is given (0: one core)
+_default_threads: list[int] = [0]
+
+
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int, or a clear error: OpenMP threads of cpp_standalone, 0 = one core."""
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise NeurosimError(f"threads must be a whole number (0 = one core), got {threads!r}.")
+    if not 0 <= int(threads) <= 1024:
+        raise NeurosimError(f"threads must be between 0 (one core) and 1024, got {threads}.")
+    return int(threads)
+
+
+@contextlib.contextmanager
+def default_threads(threads: int) -> Any:
+    """Within this block, Simulations built without ``threads`` use ``threads`` OpenMP threads.
+
+    A run builds several Simulations deep inside its protocol (training, evaluations, baselines);
+    this sets them all without threading the value through every protocol.
+    """
+    previous = _default_threads[0]
+    _default_threads[0] = check_threads(threads)
+    try:
+        yield
+    finally:
+        _default_threads[0] = previous
+
+
+def _link_args(device: str, current: list[str]) -> list[str]:
+    """``current`` link flags without neurosim's flags of either device, plus ``device``'s.
+
+    The runtime device gets none: its Cython extensions are shared libraries loaded into this
+    process, and one linked with -ffast-math would turn flush-to-zero on for all of it.
+    """
+    kept = [flag for flag in current if flag not in _MANAGED_LINK_FLAGS]
+    own = {"cpp_standalone": CPP_LINK_FLAGS, "cuda_standalone": CUDA_LINK_FLAGS}.get(device, ())
+    return kept + list(own)
+
 
 @dataclass
 class CircuitBuild:
@@ -234,8 +284,11 @@ class Simulation:
     Parameters: ``builder`` creates the circuit from its TimedArray values; ``duration_ms`` is the
     length of every run (compiled into standalone builds); ``dt_ms`` the integration step;
     ``initial_timed`` the TimedArray values of the first build (their shapes are fixed from then
-    on); ``label`` names the build in the cache. ``cuda_seed`` is accepted for older callers and
-    has no effect: every run's ``seed`` now sets the random numbers on every device.
+    on); ``label`` names the build in the cache. ``threads`` is the number of OpenMP threads of a
+    cpp_standalone build (0: one core, no OpenMP; None: the :func:`default_threads` in force); it
+    changes the generated code, so it is part of the build key. Other devices ignore it.
+    ``cuda_seed`` is accepted for older callers and has no effect: every run's ``seed`` now sets
+    the random numbers on every device.
     """
 
     def __init__(
@@ -248,6 +301,7 @@ class Simulation:
         initial_timed: Mapping[str, np.ndarray],
         label: str = "circuit",
         cuda_seed: int = 0,
+        threads: int | None = None,
     ) -> None:
         if not duration_ms > 0:
             raise NeurosimError(f"The run duration must be positive, got {duration_ms} ms.")
@@ -259,6 +313,7 @@ class Simulation:
         self.dt_ms = float(dt_ms)
         self.label = label
         self.cuda_seed = int(cuda_seed)
+        self.threads = _default_threads[0] if threads is None else check_threads(threads)
         self.compilations = 0
         self.compile_seconds = 0.0
         self.build_dir: Path | None = None
@@ -284,7 +339,10 @@ class Simulation:
         dev.reinit()
         gc.collect()  # the previous build's code objects, which the device held until reinit
         dev.activate(build_on_run=False)
-        brian2.prefs.devices.cpp_standalone.openmp_threads = 0
+        threads = self.threads if self.device == "cpp_standalone" else 0
+        brian2.prefs.devices.cpp_standalone.openmp_threads = threads
+        cpp_prefs = brian2.prefs.codegen.cpp
+        cpp_prefs.extra_link_args = _link_args(self.device, list(cpp_prefs.extra_link_args))
         # Brian2's default `make -j` starts one compiler per source file at once (dozens of g++
         # processes on a 2-core machine, more with several workers); bound it to the cores
         make_args = brian2.prefs.devices.cpp_standalone
@@ -303,6 +361,8 @@ class Simulation:
             "device": self.device,
             "dt_ms": self.dt_ms,
             "host": build_cache.host_signature(),
+            # OpenMP threads change the generated code (pragmas, -fopenmp) and the compiled count
+            "openmp_threads": threads,
         }
         if self.device == "cpp_standalone":
             self._rng_group = NeuronGroup(
@@ -337,9 +397,18 @@ class Simulation:
         net.run(self.duration_ms * ms, namespace=build.namespace)
         extra["duration_ms"] = self.duration_ms
         extra["compiler_flags"] = (
-            list(brian2.prefs.codegen.cpp.extra_compile_args_gcc),
-            list(brian2.prefs.codegen.cpp.include_dirs),
+            list(cpp_prefs.extra_compile_args_gcc),
+            list(cpp_prefs.include_dirs),
         )
+        extra["link_flags"] = (
+            list(cpp_prefs.extra_link_args),
+            list(cpp_prefs.library_dirs),
+            list(cpp_prefs.runtime_library_dirs),
+        )
+        if self.device == "cuda_standalone":
+            extra["nvcc_flags"] = list(
+                brian2.prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc
+            )
         key = build_cache.structure_key(_describe(net, build, extra))
         build_dir = build_cache.cache_root() / f"{self.label}-{self.device}-{key}"
         with build_cache.locked(build_dir.with_suffix(".lock")):
@@ -510,6 +579,8 @@ class Simulation:
     ) -> RunResult:
         brian2.set_device("runtime")
         _device_owner[0] = None
+        cpp_prefs = brian2.prefs.codegen.cpp
+        cpp_prefs.extra_link_args = _link_args("runtime", list(cpp_prefs.extra_link_args))
         brian2.defaultclock.dt = self.dt_ms * ms
         brian2.seed(seed)
         np.random.seed(seed)  # brian2.seed does this too; explicit for the reader

@@ -107,6 +107,15 @@ def test_generated_main_applies_the_run_seed(tmp_path: Path) -> None:
     build_dir = Path(proc.stdout.strip().splitlines()[-1])
     check_per_run_seed_code((build_dir / "main.cu").read_text())
     assert f'if (name == "{RNG_GROUP}.run_seed")' in (build_dir / "objects.cu").read_text()
+    # flush-to-zero on both sides: nvcc's -use_fast_math implies --ftz=true for device code, and
+    # the host compiler that nvcc links with gets -ffast-math (crtfastmath.o)
+    flags = dict(
+        line.split(" = ", 1)
+        for line in (build_dir / "makefile").read_text().splitlines()
+        if line.startswith(("NVCCFLAGS", "LFLAGS"))
+    )
+    assert "-use_fast_math" in flags["NVCCFLAGS"].split()
+    assert "-Xcompiler=-ffast-math" in flags["LFLAGS"].split()
 
 
 @pytest.mark.slow

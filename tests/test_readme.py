@@ -227,7 +227,7 @@ def resolve_command(argv: list[str], cwd: Path) -> Any:
     args = _parser().parse_args(argv[1:])
     if args.command in ("run", "compare"):
         config = load_toml(cwd / args.config) if getattr(args, "config", None) else None
-        keys = ("circuit", "dataset", "preset", "device", "readout", "epochs", "seed")
+        keys = ("circuit", "dataset", "preset", "device", "readout", "epochs", "seed", "threads")
         cli_run = {key: getattr(args, key, None) for key in keys}
         cli_run["protocol"] = args.protocol if args.command == "run" else "compare"
         overrides = parse_overrides(args.overrides)

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--readout", choices=("rate", "spiking"), help="rate or spiking read-out")
     run.add_argument("--epochs", type=int, help="number of epochs (one simulation run each)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        help="OpenMP threads of cpp_standalone builds (default 0: one core, no OpenMP)",
+    )
     _add_run_options(run, "protocol.eta=0.1", "results/PROTOCOL-TIMESTAMP")
 
     compare = sub.add_parser(
@@ -168,6 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         epochs=args.epochs,
+        threads=args.threads,
         config=args.config,
         overrides=args.overrides,
         out=_default_out(args.protocol, args.out),

@@ -24,6 +24,7 @@ from analysis import microcircuit as amc
 from neurosim import datasets, presets, recording, results
 from neurosim.config import RunConfig, StrictModel, check_sections, merge, validate_table
 from neurosim.devices import resolve_device
+from neurosim.engine import default_threads
 from neurosim.errors import ConfigError
 from neurosim.protocol import Protocol, ProtocolResult
 from neurosim.registry import CIRCUITS, PROTOCOLS, lookup
@@ -142,6 +143,12 @@ def _resolve_rest(
     protocol_cfg = validate_table(proto.protocol_config, raw.get("protocol", {}), "protocol")
     circuit_cls = proto.circuit_table(circuit_name) if circuit_name else NoCircuit
     circuit_cfg = validate_table(circuit_cls, raw.get("circuit", {}), "circuit")
+    if run.threads and run.device != "cpp_standalone":
+        raise ConfigError(
+            f"threads = {run.threads} sets the OpenMP threads of cpp_standalone builds, but this "
+            f"run uses {run.device or 'no Brian2 device'}; drop --threads or use "
+            "--device cpp_standalone."
+        )
     proto.check(run, protocol_cfg, circuit_cfg)
     return ResolvedConfig(proto, run, protocol_cfg, circuit_cfg)
 
@@ -183,7 +190,10 @@ def execute(
     from neurosim.api import RunResult
 
     start = time.perf_counter()
-    result = resolved.protocol_obj.run(resolved.run, resolved.protocol, resolved.circuit, progress)
+    with default_threads(resolved.run.threads):  # every Simulation the protocol builds
+        result = resolved.protocol_obj.run(
+            resolved.run, resolved.protocol, resolved.circuit, progress
+        )
     metrics: dict[str, Any] = {
         "protocol": resolved.run.protocol,
         "circuit": resolved.run.circuit,

@@ -86,8 +86,10 @@ def train_supervised(
     learners = start_learners(tc, w0)
     key = metric_key(task)
     progress(0, "testing the untrained circuit")
-    for name, values in learners.values.items():
-        learners.history[name].append(test_pass(tc, values, run_seed(run.seed, 9, 0))[0][key])
+    # the learners differ only in their learning rates, which a test pass sets to 0: one pass
+    untrained = test_pass(tc, learners.values["circuit"], run_seed(run.seed, 9, 0))[0][key]
+    for name in learners.values:
+        learners.history[name].append(untrained)
     angles, apical = [topdown_angles(tc, w0)], []
     train_wall, seen = 0.0, 0
     last_eval: dict[str, float] = {}

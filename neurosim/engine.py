@@ -57,7 +57,7 @@ Builder = Callable[[Mapping[str, np.ndarray]], "CircuitBuild"]
 #: link flags of every cpp_standalone build. Brian2 compiles with -ffast-math but links without
 #: it, so crtfastmath.o, which turns on flush-to-zero and denormals-are-zero at start-up, is never
 #: linked: filtered quantities of silent inputs then decay into subnormal floats, which slow many
-#: x86 cores (issue 14, an Intel host: the microcircuit on digits 47 ms per example instead of 21)
+#: x86 cores (measurements: benchmarks/README.md)
 CPP_LINK_FLAGS = ("-ffast-math",)
 #: the same for cuda_standalone, whose link step is nvcc: it forwards ``-Xcompiler`` to the host
 #: compiler that links (nvcc refuses a bare -ffast-math). Device code already flushes: nvcc's

@@ -459,13 +459,7 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "equilibrium-propagation",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": quick,
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "platform": platform.platform(),
-        },
+        "machine": _machine(load_before),
         "versions": _versions(),
         "setup": {
             "sizes": SIZES,
@@ -493,6 +487,17 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """The machine and its load before and after, for a report."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "platform": platform.platform(),
+    }
+
+
 def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]:
     """Batch mode: the two-phase circuit on cpp_standalone at every B of ``batches``."""
     examples = args.examples or 2048
@@ -505,7 +510,7 @@ def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]
         print(f"workers (fresh NEUROSIM_CACHE {cache}):", flush=True)
         for batch in batches:
             cfg = {"device": "cpp_standalone", "rule": "two-phase", "examples": examples}
-            cfg["batch"] = batch
+            cfg.update(batch=batch, threads=args.threads)  # --threads applies here too
             first = _spawn(
                 "circuit", {**cfg, "warmup": 0, "repeats": 1}, work, f"batch-{batch}-compile", cache
             )
@@ -522,13 +527,7 @@ def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]
         "benchmark": "equilibrium-propagation batch mode",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": bool(args.quick),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "platform": platform.platform(),
-        },
+        "machine": _machine(load_before),
         "versions": _versions(),
         "setup": {
             "sizes": SIZES,
@@ -540,7 +539,7 @@ def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]
             "rule": "two-phase",
             "examples_requested": examples,
             "repeats": repeats,
-            "threads": 1,
+            "openmp_threads": args.threads,
         },
         "circuits": circuits,
     }

@@ -545,13 +545,17 @@ def _bench_batch(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]
     }
 
 
+def _threads_label(threads: int) -> str:
+    return "one thread" if threads == 0 else f"{threads} OpenMP threads"
+
+
 def _print_batch_report(report: dict[str, Any]) -> None:
     m = report["machine"]
     print()
     print(
         f"EP batch mode ({report['date']}, {m['cores']} cores, {m['cpu']}, load "
         f"{m['load_average_before'][0]:.1f} before, {m['load_average_after'][0]:.1f} after), "
-        "two-phase, cpp_standalone, one thread"
+        f"two-phase, cpp_standalone, {_threads_label(report['setup']['openmp_threads'])}"
     )
     header = (
         f"{'B':>5s}{'examples':>10s}{'sim ms/ex':>11s}{'min':>9s}{'run ms/ex':>11s}"

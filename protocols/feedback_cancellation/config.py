@@ -63,6 +63,12 @@ class FeedbackCancellationConfig(StrictModel):
         1e-2, ge=0, description="self-predicting stage: interneuron → pyramidal (1/ms)"
     )
     window: int = Field(50, ge=1, description="patterns averaged for start/end statistics")
+    evaluation: Literal["auto", "simulation", "fixed-point"] = Field(
+        "auto",
+        description="test and training-set passes: the circuit simulated, or its settled state "
+        "solved by the torch twin (rate read-out without noise only); 'auto': the fixed point "
+        "where it is allowed",
+    )
     shallow: bool = Field(True, description="also train the shallow learner (output weights)")
     train_eval: bool = Field(True, description="evaluate the training set after the last epoch")
     backprop_epochs: int = Field(100, ge=0)

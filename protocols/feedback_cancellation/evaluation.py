@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim import result_cache
 from protocols.feedback_cancellation.task import Task, forward_scales
 
 
@@ -47,6 +48,60 @@ def evaluate_rates(task: Task, r: np.ndarray, y: np.ndarray, labels: Any) -> dic
 def evaluate(task: Task, u_out: np.ndarray, y: np.ndarray, labels: Any) -> dict[str, float]:
     """:func:`evaluate_rates` of the output potentials ``u_out``."""
     return evaluate_rates(task, task.params.phi_numpy(u_out), y, labels)
+
+
+def settled_ends(
+    task: Task, weights: dict[str, np.ndarray], x: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The free circuit's settled potentials for each input of ``x``, solved by the torch twin's
+    :func:`~models.dendritic_microcircuit.fixed_point` (the same equations; the Brian2 circuit's
+    settled potentials equal it to 1e-9): the keys of a simulated pass's pattern ends (``out``,
+    ``u{k}``, ``vA{k}``, ``uI{k}``), without a simulation."""
+    import torch
+
+    from models import dendritic_microcircuit as dm
+
+    N = task.n_layers
+    tw = {name: torch.as_tensor(m, dtype=torch.float64) for name, m in weights.items()}
+    if task.cfg.top_down == "tied":  # the circuit's apical input reads W_{k+1}ᵀ
+        tw.update({f"B{k}": tw[f"W{k + 1}"].T.clone() for k in range(1, N)})
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), SETTLE_CHUNK):
+        r0 = torch.as_tensor(x[start : start + SETTLE_CHUNK], dtype=torch.float64)
+        state = dm.fixed_point(task.params, tw, r0).state
+        acts = dm.activities(task.params, tw, state, r0)
+        for k in range(1, N + 1):
+            parts.setdefault(f"u{k}", []).append(acts[f"u{k}"].numpy())
+        for k in range(1, N):
+            parts.setdefault(f"vA{k}", []).append(acts[f"vA{k}"].numpy())
+            parts.setdefault(f"uI{k}", []).append(acts[f"uI{k}"].numpy())
+    ends = {key: np.concatenate(v) for key, v in parts.items()}
+    ends["out"] = ends[f"u{N}"]
+    return ends
+
+
+#: inputs solved together by :func:`settled_ends` (Newton's Jacobians grow as chunk × cells²)
+SETTLE_CHUNK = 256
+
+
+def backprop_baseline_cached(task: Task, seed: int) -> tuple[dict[str, Any], bool]:
+    """:func:`backprop_baseline`, read from :mod:`neurosim.result_cache` when a run with the same
+    data, sizes, parameters, settings and seed trained it before; and whether it was."""
+    import dataclasses
+
+    import torch
+
+    cfg, d = task.cfg, task.data
+    inputs = {
+        "sizes": task.sizes, "params": dataclasses.asdict(task.params), "seed": seed,
+        "scales": forward_scales(task), "epochs": cfg.backprop_epochs, "lr": cfg.backprop_lr,
+        "data": [d.x_train, d.y_train, d.x_test, d.y_test, d.labels_test], "task": d.task,
+        "torch": torch.__version__,
+    }  # fmt: skip
+    code = (__name__, "models.backprop", "models.dendritic_microcircuit.network")
+    return result_cache.cached(
+        "backprop-baseline", inputs, code, lambda: backprop_baseline(task, seed)
+    )
 
 
 def backprop_baseline(task: Task, seed: int) -> dict[str, Any]:

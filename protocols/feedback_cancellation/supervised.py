@@ -8,13 +8,14 @@ the accuracy floor at a constant rate; the lateral rules keep their rates."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from neurosim import diagnostics
+from neurosim import diagnostics, result_cache
 from neurosim.config import RunConfig
 from neurosim.protocol import ProtocolResult
 from neurosim.recording import SegmentRecord, SignalRecord
@@ -22,9 +23,10 @@ from neurosim.records.microcircuit import SupervisedRecord
 from neurosim.seeding import run_seed
 from protocols.feedback_cancellation.evaluation import (
     angle_deg,
-    backprop_baseline,
+    backprop_baseline_cached,
     evaluate,
     metric_key,
+    settled_ends,
 )
 from protocols.feedback_cancellation.simulation import (
     TrainingCircuit,
@@ -62,9 +64,80 @@ def test_pass(tc: TrainingCircuit, values: dict[str, Any], seed: int) -> tuple[d
     """The test set with nudging and plasticity off: the metrics and the pattern ends."""
     task = tc.task
     data = task.data
-    v = {**values, **frozen_etas(task)}
-    _, ends, _, _ = run_pass(tc, v, data.x_test, data.u_test, nudge=0.0, learn=False, seed=seed)
+    ends = evaluation_ends(tc, values, data.x_test, data.u_test, seed)
     return evaluate(task, ends["out"], data.y_test, data.labels_test), ends
+
+
+def evaluation_ends(
+    tc: TrainingCircuit, values: dict[str, Any], x: np.ndarray, u: np.ndarray, seed: int
+) -> dict[str, np.ndarray]:
+    """The pattern ends of ``x`` with nudging and plasticity off: simulated, or solved as the
+    circuit's fixed point (``task.evaluation``)."""
+    task = tc.task
+    if task.evaluation == "fixed-point":
+        w = task.circuit.named_weights_from_state(values, task.sizes, task.cfg.top_down)
+        return settled_ends(task, w, x)
+    v = {**values, **frozen_etas(task)}
+    return run_pass(tc, v, x, u, nudge=0.0, learn=False, seed=seed)[1]
+
+
+class ShallowCache:
+    """The shallow learner's test history, read from :mod:`neurosim.result_cache` when a run
+    with the same inputs trained it before (it never depends on the circuit's own learning)."""
+
+    def __init__(
+        self, run: RunConfig, tc: TrainingCircuit, learners: Learners, perms: list[np.ndarray]
+    ) -> None:
+        self.run, self.tc, self.learners, self.perms = run, tc, learners, perms
+        self.start = dict(learners.values.get("shallow", {}))
+        self.key: str | None = None
+        self.history: list[float] | None = None
+        self.checked = False
+
+    def hit(self) -> bool:
+        """True when the cache holds this shallow learner (looked up once the build exists)."""
+        if not self.checked:
+            self.checked = True
+            build = self.tc.sim.build_dir
+            if build is not None:  # the runtime device compiles nothing to key on
+                self.key = result_cache.result_key(
+                    "shallow-learner", self._inputs(build.name), SHALLOW_CODE
+                )
+                found = result_cache.load(self.key)
+                self.history = None if found is None else list(found["history"])
+        return self.history is not None
+
+    def finish(self) -> list[str]:
+        """Put the cached history in place, or store the one just trained; ``["shallow"]`` when
+        it came from the cache."""
+        if self.history is not None:
+            self.learners.history["shallow"] = list(self.history)
+            return ["shallow"]
+        if self.key is not None:
+            result_cache.save(self.key, {"history": self.learners.history["shallow"]})
+        return []
+
+    def _inputs(self, build: str) -> dict[str, Any]:
+        task = self.tc.task
+        d = task.data
+        cfg = task.cfg.model_dump(exclude=NOT_SHALLOW_INPUTS)
+        return {
+            "build": build, "values": self.start, "forward": self.learners.forward["shallow"],
+            "perms": self.perms, "seed": self.run.seed, "config": cfg,
+            "params": dataclasses.asdict(task.params), "evaluation": task.evaluation, "P": task.P,
+            "data": [d.x_train, d.u_train, d.x_test, d.u_test, d.y_test, d.labels_test],
+        }  # fmt: skip
+
+
+#: settings the shallow learner's result does not depend on
+NOT_SHALLOW_INPUTS = {"backprop_epochs", "backprop_lr", "train_eval", "window", "shallow"}
+#: the code between the shallow learner's inputs and its history
+SHALLOW_CODE = (
+    "protocols.feedback_cancellation.supervised", "protocols.feedback_cancellation.simulation",
+    "protocols.feedback_cancellation.task", "protocols.feedback_cancellation.evaluation",
+    "circuits.microcircuit", "neurosim.engine", "neurosim.blocks",
+    "models.dendritic_microcircuit.dynamics", "models.dendritic_microcircuit.network",
+)  # fmt: skip
 
 
 def topdown_angles(tc: TrainingCircuit, w: dict[str, np.ndarray]) -> list[float]:
@@ -94,9 +167,13 @@ def train_supervised(
     train_wall, seen = 0.0, 0
     last_eval: dict[str, float] = {}
     last_ends: dict[str, np.ndarray] = {}
+    perms = [rng.permutation(len(data.x_train)) for _ in range(epochs)]
+    shallow = ShallowCache(run, tc, learners, perms)
     for epoch in range(1, epochs + 1):
-        perm = rng.permutation(len(data.x_train))
+        perm = perms[epoch - 1]
         for idx, name in enumerate(list(learners.values)):
+            if name == "shallow" and shallow.hit():
+                continue
             for k, eta in enumerate(learners.forward[name], start=1):
                 learners.values[name][f"W{k}.eta"] = eta * cfg.eta_decay ** (epoch - 1)
             trace = {"angle": lambda w: topdown_angles(tc, w)} if name == "circuit" else None
@@ -115,9 +192,11 @@ def train_supervised(
             if name == "circuit":
                 last_eval, last_ends = ev, ends_t
             progress(1, f"epoch {epoch}/{epochs} {name}: {key} {ev[key]:.4g}")
+    from_cache = shallow.finish() if cfg.shallow else []
     metrics = _train_set_metrics(run, tc, learners, key)
     progress(1, "test")
-    bp = backprop_baseline(task, run.seed)
+    bp, bp_cached = backprop_baseline_cached(task, run.seed)
+    from_cache += ["backprop"] if bp_cached else []
     metrics.update(
         {
             f"test_{key}": last_eval[key],
@@ -125,11 +204,13 @@ def train_supervised(
             "history": dict(learners.history),
             "backprop_baseline": bp,
             "shallow_baseline": learners.history["shallow"][-1] if cfg.shallow else None,
+            "baselines_from_cache": from_cache,
             "apical_rms_start": apical[0] if apical else None,
             "apical_rms_end": apical[-1] if apical else None,
             "topdown_angle_deg_start": angles[0],
             "topdown_angle_deg_end": angles[-1],
             "epochs": epochs,
+            "evaluation": task.evaluation,
             "eta_forward": list(cfg.eta_forward),
             "eta_decay": cfg.eta_decay,
             "eta_ip": cfg.eta_ip,
@@ -166,9 +247,8 @@ def _train_set_metrics(
     if not task.cfg.train_eval:
         return {}
     data = task.data
-    v = {**learners.values["circuit"], **frozen_etas(task)}
-    _, ends, _, _ = run_pass(
-        tc, v, data.x_train, data.u_train, nudge=0.0, learn=False, seed=run_seed(run.seed, 8)
+    ends = evaluation_ends(
+        tc, learners.values["circuit"], data.x_train, data.u_train, run_seed(run.seed, 8)
     )
     out: dict[str, Any] = {
         f"train_{key}": evaluate(task, ends["out"], data.y_train, data.labels_train)[key]

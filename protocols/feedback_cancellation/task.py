@@ -61,10 +61,42 @@ class Task:
             )
         self.P = cfg.patterns_per_run or len(self.data.x_test)
         self.cfg = cfg
-        structure = self.circuit.Structure(
-            self.sizes, readout=run.readout or "rate", topdown=cfg.top_down
-        )
+        self.readout = run.readout or "rate"
+        self.evaluation = evaluation_mode(cfg, self.params, self.readout)
+        structure = self.circuit.Structure(self.sizes, readout=self.readout, topdown=cfg.top_down)
         check_fits(self.circuit, structure)
+
+
+#: presentations after which the rate circuit's output is within 1e-10 of its fixed point
+#: (benchmarks/README.md, bench_microcircuit_dt.py): instantaneous cells settle in time, and not
+#: at all with Euler steps of 1 ms; prospective cells settle in steps
+SETTLED_INSTANTANEOUS_MS = 100.0
+SETTLED_INSTANTANEOUS_MAX_DT_MS = 0.5
+SETTLED_PROSPECTIVE_STEPS = 200
+
+
+def evaluation_mode(cfg: FeedbackCancellationConfig, params: Any, readout: str) -> str:
+    """How test and training-set passes read the circuit: ``'fixed-point'`` (its settled state,
+    solved by the torch twin) or ``'simulation'``. ``auto`` takes the fixed point where the
+    simulated pass would read the same state: rate read-out, no noise, and patterns long enough
+    to settle."""
+    exact = readout == "rate" and params.sigma == 0
+    if cfg.evaluation == "fixed-point" and not exact:
+        raise ConfigError(
+            "protocol.evaluation = 'fixed-point' needs the rate read-out without noise "
+            f"(read-out {readout!r}, circuit.sigma = {params.sigma:g}): a spiking or noisy "
+            "circuit has no fixed point to solve; use 'simulation' or 'auto'."
+        )
+    if cfg.evaluation != "auto":
+        return cfg.evaluation
+    if params.prospective:
+        settles = cfg.pattern_ms / cfg.dt_ms >= SETTLED_PROSPECTIVE_STEPS - 1e-9
+    else:
+        settles = (
+            cfg.pattern_ms >= SETTLED_INSTANTANEOUS_MS
+            and cfg.dt_ms <= SETTLED_INSTANTANEOUS_MAX_DT_MS
+        )
+    return "fixed-point" if exact and settles else "simulation"
 
 
 def forward_scales(task: Task) -> list[float]:

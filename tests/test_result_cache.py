@@ -1,0 +1,66 @@
+"""The on-disk cache of baselines (:mod:`neurosim.result_cache`): a result is found again only
+for the same inputs, the same code and the same host, and a write never leaves a half file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurosim import result_cache
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(result_cache.ENV_SWITCH, raising=False)
+
+
+def test_same_inputs_hit_and_any_change_misses() -> None:
+    calls = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"history": [0.1, 0.5 + len(calls)]}
+
+    inputs = {"x": np.arange(6.0).reshape(2, 3), "seed": 1, "cfg": {"lr": 0.1}}
+    first, hit = result_cache.cached("demo", inputs, ["neurosim.result_cache"], compute)
+    assert not hit and first == {"history": [0.1, 1.5]}
+    again, hit = result_cache.cached("demo", inputs, ["neurosim.result_cache"], compute)
+    assert hit and again == first and len(calls) == 1
+    changed = [
+        {**inputs, "x": inputs["x"] + 1e-12},  # one array entry
+        {**inputs, "x": inputs["x"].reshape(3, 2)},  # its shape
+        {**inputs, "seed": 2},
+        {**inputs, "cfg": {"lr": 0.2}},
+    ]
+    for other in changed:
+        assert result_cache.cached("demo", other, ["neurosim.result_cache"], compute)[1] is False
+    # another kind, or other code, is another result
+    assert result_cache.cached("other", inputs, ["neurosim.result_cache"], compute)[1] is False
+    assert result_cache.cached("demo", inputs, ["neurosim.build_cache"], compute)[1] is False
+    assert len(calls) == 1 + len(changed) + 2
+
+
+def test_code_fingerprint_follows_the_source(tmp_path, monkeypatch) -> None:
+    mod = tmp_path / "rc_probe_mod.py"
+    mod.write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import rc_probe_mod
+
+    before = result_cache.code_fingerprint([rc_probe_mod])
+    mod.write_text("X = 2\n")
+    assert result_cache.code_fingerprint([rc_probe_mod]) != before
+
+
+def test_switched_off_and_unreadable_entries_compute_again(monkeypatch) -> None:
+    key = result_cache.result_key("demo", {"a": 1}, ["neurosim.result_cache"])
+    path = result_cache.save(key, {"v": 1})
+    assert path is not None and json.loads(path.read_text()) == {"v": 1}
+    assert not list(path.parent.glob("*.tmp"))  # written under a temporary name, then renamed
+    assert result_cache.load(key) == {"v": 1}
+    path.write_text("{half")  # a file cut short by a crash elsewhere
+    assert result_cache.load(key) is None
+    monkeypatch.setenv(result_cache.ENV_SWITCH, "0")
+    assert result_cache.save(key, {"v": 2}) is None and result_cache.load(key) is None

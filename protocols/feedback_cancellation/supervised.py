@@ -1,10 +1,12 @@
 """Stage ``supervised``: inputs and targets as TimedArrays, one pattern every ``pattern_ms``, the
-output nudged toward the target potential, all rules on. After each epoch the test set runs with
-nudging and plasticity off; accuracy (argmax of the output rates at the end of each pattern) or
+output nudged toward the target potential, all rules on. After each epoch the test set is read
+with nudging and plasticity off — simulated, or as the circuit's settled state solved by the
+torch twin (``evaluation``); accuracy (argmax of the output rates at the end of each pattern) or
 MSE (‖φ(u_N) − r_target‖² per pattern). A shallow learner (the same compiled circuit with the
 hidden forward weights frozen) and a backprop baseline (torch, same architecture) run on the same
-split. The forward learning rates decay by ``eta_decay`` per epoch: per-pattern SGD noise sets
-the accuracy floor at a constant rate; the lateral rules keep their rates."""
+split, or come from :mod:`neurosim.result_cache` when a run with the same inputs trained them.
+The forward learning rates decay by ``eta_decay`` per epoch: per-pattern SGD noise sets the
+accuracy floor at a constant rate; the lateral rules keep their rates."""
 
 from __future__ import annotations
 

@@ -9,10 +9,13 @@ simulating.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from neurosim.cli import pipeline
+from neurosim import result_cache
+from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
 from protocols.feedback_cancellation import supervised
@@ -95,20 +98,18 @@ def test_fixed_point_is_refused_where_there_is_none() -> None:
 def test_a_second_run_reads_its_baselines_from_the_cache(tmp_path, monkeypatch) -> None:
     """The shallow learner and the backprop baseline do not depend on the circuit's learning: a
     second run with the same inputs reads them (same numbers), a run with another seed does not."""
-    import json
-
-    from neurosim.cli import main
-
     monkeypatch.delenv("NEUROSIM_RESULT_CACHE", raising=False)
-    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    # an empty result cache of its own; the builds stay shared with the other tests
+    monkeypatch.setattr(result_cache, "cache_dir", lambda: tmp_path / "results")
 
     def run(name: str, seed: int) -> dict:
         out = tmp_path / name
         args = [
             "run", "feedback-cancellation", "--dataset", "digits", "--no-progress",
             "--out", str(out), "--epochs", "2", "--seed", str(seed),
-            "--set", "circuit.sizes=[64, 12, 10]", "--set", "protocol.n_train=60",
-            "--set", "protocol.n_test=30", "--set", "protocol.backprop_epochs=2",
+            "--set", "circuit.sizes=[64, 20, 10]", "--set", "protocol.n_train=60",
+            "--set", "protocol.n_test=30", "--set", "protocol.patterns_per_run=40",
+            "--set", "protocol.backprop_epochs=2",
         ]  # fmt: skip
         assert main(args) == 0
         return json.loads((out / "metrics.json").read_text())

@@ -1,34 +1,36 @@
-"""Results of baselines that do not change between runs, kept on disk by everything they depend on.
+"""Results of deterministic computations kept on disk under a key of all their inputs, so that a
+result that depends only on its data, settings and code (a run's baselines, the conventional
+references of a data set) is computed once and read back by every later run, in any process.
 
-A run's baselines (the shallow learner, the backprop network of the same architecture) depend only
-on their inputs: data, initial weights, settings, seeds and the code that computes them. Kept in
-``$NEUROSIM_CACHE/results`` (else ``~/.cache/neurosim/results``) under a hash of those inputs —
-including a hash of the source files that compute them and the host, so that editing that code or
-moving to another CPU computes them again — a second run with the same baseline inputs reads the
-result instead of training it again. Written to a temporary name, then renamed.
+Entries are JSON files under ``$NEUROSIM_CACHE/results/<kind>/`` (``~/.cache/neurosim`` when the
+variable is unset), named by the digest (:func:`neurosim.build_cache.structure_key`: nested dicts,
+lists, arrays by dtype, shape and bytes, scalars) of the inputs, of the source files of the code
+that computes them (``code``, so that editing that code computes them again) and of the host.
+Written to a temporary name and renamed, under a file lock so that two processes never compute
+the same entry at once. ``NEUROSIM_RESULT_CACHE=0`` computes everything again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from neurosim import build_cache
+from neurosim.build_cache import cache_root, host_signature, locked, structure_key
 
-#: set to "0" to compute every baseline again (e.g. to time it)
+#: set to "0" to compute every cached result again (e.g. to time it)
 ENV_SWITCH = "NEUROSIM_RESULT_CACHE"
 
+Code = Iterable[ModuleType | str]
 
-def cache_dir() -> Path:
-    """The folder of cached results, beside the compiled builds."""
-    return build_cache.cache_root().parent / "results"
+
+def results_root() -> Path:
+    """The folder of cached results: beside the compiled builds (:func:`cache_root`)."""
+    return cache_root().parent / "results"
 
 
 def enabled() -> bool:
@@ -36,66 +38,63 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
 
-def code_fingerprint(modules: Iterable[ModuleType | str]) -> str:
-    """A hash of the source files of ``modules`` (modules or dotted names)."""
+def code_fingerprint(modules: Code) -> str:
+    """A hash of the source files of ``modules`` (modules or dotted names of imported ones)."""
+    import hashlib
+
     h = hashlib.sha256()
     for mod in modules:
         module = sys.modules[mod] if isinstance(mod, str) else mod
-        path = Path(module.__file__ or "")
         h.update(module.__name__.encode())
-        h.update(path.read_bytes())
+        h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:24]
 
 
-def result_key(kind: str, inputs: Mapping[str, Any], modules: Iterable[ModuleType | str]) -> str:
-    """The key of a result of ``kind``: its inputs (nested dicts, lists, arrays, scalars), the
-    source of ``modules`` and the host."""
-    return f"{kind}-" + build_cache.structure_key(
-        {
-            "inputs": dict(inputs),
-            "code": code_fingerprint(modules),
-            "host": build_cache.host_signature(),
-        }
+def entry_path(kind: str, key: Mapping[str, Any], code: Code = ()) -> Path:
+    """Where the result of ``kind`` with inputs ``key`` computed by ``code`` is (or will be)."""
+    digest = structure_key(
+        {"inputs": dict(key), "code": code_fingerprint(code), "host": host_signature()}
     )
+    return results_root() / kind / f"{digest}.json"
 
 
-def load(key: str) -> dict[str, Any] | None:
-    """The result stored under ``key``, or None (absent, unreadable, or the cache switched off)."""
+def load(kind: str, key: Mapping[str, Any], code: Code = ()) -> dict[str, Any] | None:
+    """The stored result, or None (absent, damaged, or the cache switched off)."""
     if not enabled():
         return None
-    path = cache_dir() / f"{key}.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return json.loads(entry_path(kind, key, code).read_text())["result"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def save(key: str, result: Mapping[str, Any]) -> Path | None:
-    """Store a JSON-serialisable ``result`` under ``key`` (temporary file, then rename)."""
+def save(
+    kind: str, key: Mapping[str, Any], result: Mapping[str, Any], code: Code = ()
+) -> Path | None:
+    """Store a JSON-serialisable ``result`` (temporary file, then rename); None when off."""
     if not enabled():
         return None
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(result, handle)
-    path = folder / f"{key}.json"
+    path = entry_path(kind, key, code)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key_digest": path.stem, "result": dict(result)}, indent=1))
     os.replace(tmp, path)
     return path
 
 
 def cached(
-    kind: str,
-    inputs: Mapping[str, Any],
-    modules: Iterable[ModuleType | str],
-    compute: Callable[[], dict[str, Any]],
+    kind: str, key: Mapping[str, Any], compute: Callable[[], dict[str, Any]], code: Code = ()
 ) -> tuple[dict[str, Any], bool]:
-    """``compute()``'s result for these inputs, from the cache when it holds it; returns the
-    result and whether it came from the cache."""
-    key = result_key(kind, inputs, modules)
-    hit = load(key)
-    if hit is not None:
-        return hit, True
-    result = compute()
-    save(key, result)
+    """``compute()``'s result for inputs ``key``, read from the cache when it holds it (then
+    ``compute`` is not called), else computed and stored; and whether it came from the cache.
+    ``compute`` must return a JSON-serialisable dict."""
+    if not enabled():
+        return compute(), False
+    path = entry_path(kind, key, code)
+    with locked(path.with_suffix(".lock")):
+        hit = load(kind, key, code)
+        if hit is not None:
+            return hit, True
+        result = compute()
+        save(kind, key, result, code)
     return result, False

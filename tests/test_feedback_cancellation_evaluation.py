@@ -100,7 +100,7 @@ def test_a_second_run_reads_its_baselines_from_the_cache(tmp_path, monkeypatch) 
     second run with the same inputs reads them (same numbers), a run with another seed does not."""
     monkeypatch.delenv("NEUROSIM_RESULT_CACHE", raising=False)
     # an empty result cache of its own; the builds stay shared with the other tests
-    monkeypatch.setattr(result_cache, "cache_dir", lambda: tmp_path / "results")
+    monkeypatch.setattr(result_cache, "results_root", lambda: tmp_path / "results")
 
     def run(name: str, seed: int) -> dict:
         out = tmp_path / name

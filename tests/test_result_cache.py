@@ -1,5 +1,5 @@
-"""The on-disk cache of baselines (:mod:`neurosim.result_cache`): a result is found again only
-for the same inputs, the same code and the same host, and a write never leaves a half file."""
+"""The on-disk cache of results (:mod:`neurosim.result_cache`): a result is found again only for
+the same inputs, the same code and the same host, and a write never leaves a half file."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from neurosim import result_cache
+
+CODE = ["neurosim.result_cache"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +27,9 @@ def test_same_inputs_hit_and_any_change_misses() -> None:
         return {"history": [0.1, 0.5 + len(calls)]}
 
     inputs = {"x": np.arange(6.0).reshape(2, 3), "seed": 1, "cfg": {"lr": 0.1}}
-    first, hit = result_cache.cached("demo", inputs, ["neurosim.result_cache"], compute)
+    first, hit = result_cache.cached("demo", inputs, compute, CODE)
     assert not hit and first == {"history": [0.1, 1.5]}
-    again, hit = result_cache.cached("demo", inputs, ["neurosim.result_cache"], compute)
+    again, hit = result_cache.cached("demo", inputs, compute, CODE)
     assert hit and again == first and len(calls) == 1
     changed = [
         {**inputs, "x": inputs["x"] + 1e-12},  # one array entry
@@ -36,10 +38,10 @@ def test_same_inputs_hit_and_any_change_misses() -> None:
         {**inputs, "cfg": {"lr": 0.2}},
     ]
     for other in changed:
-        assert result_cache.cached("demo", other, ["neurosim.result_cache"], compute)[1] is False
+        assert result_cache.cached("demo", other, compute, CODE)[1] is False
     # another kind, or other code, is another result
-    assert result_cache.cached("other", inputs, ["neurosim.result_cache"], compute)[1] is False
-    assert result_cache.cached("demo", inputs, ["neurosim.build_cache"], compute)[1] is False
+    assert result_cache.cached("other", inputs, compute, CODE)[1] is False
+    assert result_cache.cached("demo", inputs, compute, ["neurosim.build_cache"])[1] is False
     assert len(calls) == 1 + len(changed) + 2
 
 
@@ -54,13 +56,15 @@ def test_code_fingerprint_follows_the_source(tmp_path, monkeypatch) -> None:
     assert result_cache.code_fingerprint([rc_probe_mod]) != before
 
 
-def test_switched_off_and_unreadable_entries_compute_again(monkeypatch) -> None:
-    key = result_cache.result_key("demo", {"a": 1}, ["neurosim.result_cache"])
-    path = result_cache.save(key, {"v": 1})
-    assert path is not None and json.loads(path.read_text()) == {"v": 1}
+def test_switched_off_and_damaged_entries_compute_again(monkeypatch) -> None:
+    path = result_cache.save("demo", {"a": 1}, {"v": 1}, CODE)
+    assert path is not None and json.loads(path.read_text())["result"] == {"v": 1}
     assert not list(path.parent.glob("*.tmp"))  # written under a temporary name, then renamed
-    assert result_cache.load(key) == {"v": 1}
+    assert result_cache.load("demo", {"a": 1}, CODE) == {"v": 1}
     path.write_text("{half")  # a file cut short by a crash elsewhere
-    assert result_cache.load(key) is None
+    assert result_cache.load("demo", {"a": 1}, CODE) is None
+    assert result_cache.cached("demo", {"a": 1}, lambda: {"v": 3}, CODE) == ({"v": 3}, False)
     monkeypatch.setenv(result_cache.ENV_SWITCH, "0")
-    assert result_cache.save(key, {"v": 2}) is None and result_cache.load(key) is None
+    assert result_cache.save("demo", {"a": 1}, {"v": 2}, CODE) is None
+    assert result_cache.load("demo", {"a": 1}, CODE) is None
+    assert result_cache.cached("demo", {"a": 1}, lambda: {"v": 4}, CODE) == ({"v": 4}, False)

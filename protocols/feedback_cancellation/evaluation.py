@@ -100,7 +100,7 @@ def backprop_baseline_cached(task: Task, seed: int) -> tuple[dict[str, Any], boo
     }  # fmt: skip
     code = (__name__, "models.backprop", "models.dendritic_microcircuit.network")
     return result_cache.cached(
-        "backprop-baseline", inputs, code, lambda: backprop_baseline(task, seed)
+        "backprop-baseline", inputs, lambda: backprop_baseline(task, seed), code
     )
 
 

@@ -92,7 +92,7 @@ class ShallowCache:
     ) -> None:
         self.run, self.tc, self.learners, self.perms = run, tc, learners, perms
         self.start = dict(learners.values.get("shallow", {}))
-        self.key: str | None = None
+        self.key: dict[str, Any] | None = None
         self.history: list[float] | None = None
         self.checked = False
 
@@ -102,10 +102,8 @@ class ShallowCache:
             self.checked = True
             build = self.tc.sim.build_dir
             if build is not None:  # the runtime device compiles nothing to key on
-                self.key = result_cache.result_key(
-                    "shallow-learner", self._inputs(build.name), SHALLOW_CODE
-                )
-                found = result_cache.load(self.key)
+                self.key = self._inputs(build.name)
+                found = result_cache.load(KIND, self.key, SHALLOW_CODE)
                 self.history = None if found is None else list(found["history"])
         return self.history is not None
 
@@ -116,7 +114,8 @@ class ShallowCache:
             self.learners.history["shallow"] = list(self.history)
             return ["shallow"]
         if self.key is not None:
-            result_cache.save(self.key, {"history": self.learners.history["shallow"]})
+            history = {"history": self.learners.history["shallow"]}
+            result_cache.save(KIND, self.key, history, SHALLOW_CODE)
         return []
 
     def _inputs(self, build: str) -> dict[str, Any]:
@@ -131,6 +130,7 @@ class ShallowCache:
         }  # fmt: skip
 
 
+KIND = "shallow-learner"
 #: settings the shallow learner's result does not depend on
 NOT_SHALLOW_INPUTS = {"backprop_epochs", "backprop_lr", "train_eval", "window", "shallow"}
 #: the code between the shallow learner's inputs and its history

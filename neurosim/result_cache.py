@@ -12,9 +12,9 @@ the same entry at once. ``NEUROSIM_RESULT_CACHE=0`` computes everything again.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -39,12 +39,12 @@ def enabled() -> bool:
 
 
 def code_fingerprint(modules: Code) -> str:
-    """A hash of the source files of ``modules`` (modules or dotted names of imported ones)."""
+    """A hash of the source files of ``modules`` (modules or dotted names)."""
     import hashlib
 
     h = hashlib.sha256()
-    for mod in modules:
-        module = sys.modules[mod] if isinstance(mod, str) else mod
+    for mod in modules:  # a name need not be imported yet (a run that never used it)
+        module = importlib.import_module(mod) if isinstance(mod, str) else mod
         h.update(module.__name__.encode())
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:24]

@@ -102,19 +102,21 @@ def test_a_second_run_reads_its_baselines_from_the_cache(tmp_path, monkeypatch) 
     # an empty result cache of its own; the builds stay shared with the other tests
     monkeypatch.setattr(result_cache, "results_root", lambda: tmp_path / "results")
 
-    def run(name: str, seed: int) -> dict:
+    def run(name: str, seed: int, *extra: str) -> dict:
         out = tmp_path / name
         args = [
             "run", "feedback-cancellation", "--dataset", "digits", "--no-progress",
             "--out", str(out), "--epochs", "2", "--seed", str(seed),
             "--set", "circuit.sizes=[64, 20, 10]", "--set", "protocol.n_train=60",
             "--set", "protocol.n_test=30", "--set", "protocol.patterns_per_run=40",
-            "--set", "protocol.backprop_epochs=2",
+            "--set", "protocol.backprop_epochs=2", *extra,
         ]  # fmt: skip
         assert main(args) == 0
         return json.loads((out / "metrics.json").read_text())
 
-    first, second, other = run("a", 1), run("b", 1), run("c", 2)
+    first, second = run("a", 1), run("b", 1)
+    # a simulated evaluation never imports the twin, whose source is part of the key
+    other = run("c", 2, "--set", "protocol.evaluation=simulation")
     assert first["baselines_from_cache"] == [] and other["baselines_from_cache"] == []
     assert second["baselines_from_cache"] == ["shallow", "backprop"]
     assert second["history"] == first["history"]  # the circuit trained again, same numbers

@@ -4,6 +4,7 @@ the same inputs, the same code and the same host, and a write never leaves a hal
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -54,6 +55,11 @@ def test_code_fingerprint_follows_the_source(tmp_path, monkeypatch) -> None:
     before = result_cache.code_fingerprint([rc_probe_mod])
     mod.write_text("X = 2\n")
     assert result_cache.code_fingerprint([rc_probe_mod]) != before
+    # by name, also before anything imported it (a run that never needed that module)
+    other = tmp_path / "rc_probe_unimported.py"
+    other.write_text("Y = 1\n")
+    assert "rc_probe_unimported" not in sys.modules
+    assert result_cache.code_fingerprint(["rc_probe_unimported"])
 
 
 def test_switched_off_and_damaged_entries_compute_again(monkeypatch) -> None:

@@ -321,8 +321,9 @@ def grad_curves(
         table[mode] = rows
     table["free_fixed_point_error"] = fp_error  # max over examples: circuit vs twin
     table["examples"] = len(x)
-    table["margin_min"] = float(np.min(margins))
-    table["margin_median"] = float(np.median(margins))
+    smooth = np.isnan(margins).all()  # no kinks: no margin to report
+    table["margin_min"] = None if smooth else float(np.min(margins))
+    table["margin_median"] = None if smooth else float(np.median(margins))
     table["loss"] = float(np.mean([r.loss for r in refs]))
     table["free_ms"], table["nudged_ms"] = ses.task.cfg.grad_free_ms, ses.task.cfg.grad_nudged_ms
     return table

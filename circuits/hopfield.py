@@ -23,6 +23,14 @@ dimensionless, time is in ms, the time constant is τ (``params.tau``, 1 ms: a B
   ``rdot = (s_next − ρ(s))/dt`` — the rate of change of ρ(s) over the step, ρ'ṡ of the
   continual rule — and then sets ``s = s_next``.
 
+  ``HopfieldParams.activation = "smooth_sigmoid"`` (:data:`SMOOTH_SIGMOID`; Laborieux et al. 2021)
+  replaces the hard sigmoid by ρ(s) = 1/(1 + e^{−4(s − 0.5)}) and the step by plain Euler of
+  ds/dt = −∂F/∂s, nothing clipped::
+
+      s ← s + dt/τ·(−s + 4ρ(1 − ρ)·(up + down + b [+ β(t)(d − ρ(s))])) [+ σ √dt ξ]
+
+  (the input layer's rate stays clip(x, 0, 1)), as the twin with the same ``activation``.
+
 **Synapses.** ``W{k}`` (layer k−1 → layer k) is one dense ``Synapses`` object per weight matrix,
 connected with explicit ``i``, ``j`` in row-major (post, pre) order (synapse ``post*n_pre + pre``,
 :func:`matrix_to_w`), carrying the *one* symmetric weight both ways (DESIGN.md §3):
@@ -214,6 +222,7 @@ __all__ = [
     "HopfieldParams",
     "HopfieldStructure",
     "Neuron",
+    "SMOOTH_SIGMOID",
     "back_eta_values",
     "batch_rows",
     "default_record",
@@ -278,6 +287,17 @@ class Neuron:
     def settled_of(self, s: str) -> str:
         """ρ of the stepped state variable ``s`` (Brian2 text)."""
         return self.settled.format(s=s)
+
+
+#: the smooth sigmoid of ``HopfieldParams.activation = "smooth_sigmoid"`` (Laborieux et al.
+#: 2021): ρ(s) = 1/(1 + e^{−4(s − 0.5)}), one plain Euler step of ds/dt = −s + ρ'(s)·drive with
+#: ρ' = 4ρ(1 − ρ) and r = ρ(s) of the step's start, as the twin's ``activation``
+SMOOTH_SIGMOID = Neuron(
+    rate="1/(1 + exp(-4*({s} - 0.5)))",
+    settled="1/(1 + exp(-4*({s} - 0.5)))",
+    step="s + (dt/tau)*(-s + 4*r*(1 - r)*({drive})){noise}",
+    sensitive=(-1.0, 2.0),  # where ρ' is at least 1 % of its maximum
+)
 
 
 @dataclass(frozen=True)
@@ -376,6 +396,7 @@ class _Parts:
     threshold: str | None
     per_example: Any
     input_drive_per_example: bool
+    neuron: Neuron
     runners: list[tuple[Any, tuple[str, int]]] = field(default_factory=list)
 
 
@@ -407,6 +428,18 @@ class HopfieldCircuit(Circuit):
     }
 
     # ------------------------------------------------------------------ the interface
+    def neuron_for(self, params: HopfieldParams) -> Neuron:
+        """The neuron model of a build: :attr:`neuron` (the hard sigmoid unless a subclass sets
+        another), or the smooth sigmoid where ``params.activation`` asks for it."""
+        if params.activation == "hard_sigmoid":
+            return self.neuron
+        if self.neuron != Neuron():
+            raise ValueError(
+                f"circuit {self.name!r} has its own neuron model; activation "
+                f"{params.activation!r} is for the built-in neuron"
+            )
+        return SMOOTH_SIGMOID
+
     def build(
         self,
         structure: HopfieldStructure,
@@ -435,6 +468,7 @@ class HopfieldCircuit(Circuit):
                 and not s.continual
                 and math.isclose(_sample_dt(s.timed_dt_ms, "inputs", dt_ms), s.example_ms)
             ),
+            neuron=self.neuron_for(params),
         )
         layers = [self._input_layer(parts)]
         layers += [self._layer(parts, k) for k in range(1, s.n_layers + 1)]
@@ -552,7 +586,7 @@ class HopfieldCircuit(Circuit):
 
     def _layer(self, parts: _Parts, k: int) -> NeuronGroup:
         """``layer{k}``, k ≥ 1: the neuron's step into ``s_next``/``rdot``, then the update."""
-        s, neuron = parts.structure, self.neuron
+        s, neuron = parts.structure, parts.neuron
         top = k == s.n_layers
         eqs = ["s : 1", "r : 1", "s_next : 1", "rdot : 1", "b : 1", "up : 1"]
         drive = "up + b"
@@ -598,7 +632,7 @@ class HopfieldCircuit(Circuit):
             ),
             (g.run_regularly(dynamics, name=f"layer{k}_dynamics"), self.slot("dynamics")),
             (
-                g.run_regularly(self._layer_update(s), name=f"layer{k}_update"),
+                g.run_regularly(self._layer_update(s, neuron), name=f"layer{k}_update"),
                 self.slot("neuron_update"),
             ),
         ]
@@ -618,7 +652,7 @@ class HopfieldCircuit(Circuit):
             parts.runners.append((apply, self.slot("apply")))
         return g
 
-    def _layer_update(self, s: HopfieldStructure) -> str:
+    def _layer_update(self, s: HopfieldStructure, neuron: Neuron) -> str:
         """The end of a step of layer k ≥ 1: continual bias rule, accumulators, s = s_next,
         latches (shared statements first)."""
         gain = _safe_inverse("plastic(t)", "beta(t)")
@@ -631,7 +665,7 @@ class HopfieldCircuit(Circuit):
             update.append(f"db = db + {gain}*rdot*{_STEP}")
         update.append("s = s_next")
         if s.two_phase:
-            update.append(f"rl = rl + latch(t)*({self.neuron.settled_of('s')} - rl)")
+            update.append(f"rl = rl + latch(t)*({neuron.settled_of('s')} - rl)")
         return "\n".join(update)
 
     def _synapse_equations(self, s: HopfieldStructure, k: int) -> tuple[list[str], Any, Any]:
@@ -719,8 +753,8 @@ class HopfieldCircuit(Circuit):
     def _synapse_apply(self, syn: Synapses, s: HopfieldStructure, k: int, parts: _Parts) -> Any:
         """The two-phase update of ``W{k}`` at the start of every example (and of ``wb``, the
         same ρ_iρ_j difference at the backward synapse's own rate)."""
-        post = _factor(self.neuron.settled_of("s_post"))
-        pre = "s_pre" if k == 1 else _factor(self.neuron.settled_of("s_pre"))  # input: s is ρ
+        post = _factor(parts.neuron.settled_of("s_post"))
+        pre = "s_pre" if k == 1 else _factor(parts.neuron.settled_of("s_pre"))  # input: s is ρ
         difference = f"{post}*{pre} - rl_post*rl_pre"
         # batch mode: each copy's change, summed over the copies by _tie
         w_to, wb_to = ("delta_w = ", "delta_wb = ") if s.batch > 1 else ("w = w + ", "wb = wb + ")

@@ -246,6 +246,16 @@ def test_two_phase_learns_with_gradient_check(tmp_path: Path) -> None:
     ):  # fmt: skip
         assert key in m, key
     assert m["variant"] == "two-phase" and set(m["grad_cosine"]) == {"W1", "W2", "b1", "b2"}
+    # the training-layout check names its estimator and β; the settled curve's weakest numbers
+    # name theirs too
+    assert (m["grad_estimator"], m["grad_beta"]) == ("one-sided", 0.5)
+    rows = {(r["estimator"], r["beta"]): r for r in m["grad_weakest"]}
+    assert set(rows) == {(e, b) for e in ("one-sided", "symmetric") for b in (0.5, 0.0001)}
+    for (e, b), r in rows.items():
+        row = m["grad_check"][e][f"{b:g}"]
+        assert r["cosine_min"] == min(row["cosine"].values())
+        assert row["cosine"][r["cosine_min_parameter"]] == r["cosine_min"]
+        assert row["relative_error"][r["relative_error_max_parameter"]] == r["relative_error_max"]
     _one_compilation_per_build(m)
     assert len(m["builds"]) == 2  # training, gradient check (the trace build: slow tier)
     hist = m["history"]["test_accuracy"]
@@ -326,6 +336,13 @@ def test_gradient_check_stage(tmp_path: Path) -> None:
     )  # fmt: skip
     _one_compilation_per_build(m)
     table = m["grad_check"]
+    assert m["activation"] == "hard_sigmoid"
+    # summaries name estimator, β and parameter; the training β joins the checked ones
+    at = m["grad_at_smallest_beta"]
+    assert at["beta"] == 0.0001 == m["smallest_beta"]
+    assert at["symmetric"]["cosine_min"] == min(table["symmetric"]["0.0001"]["cosine"].values())
+    assert m["grad_at_training_beta"]["beta"] == 0.5
+    assert len(m["grad_weakest"]) == 4 and "grad_cosine" not in m
     small = table["symmetric"]["0.0001"]
     assert min(small["cosine"].values()) >= 0.99, small["cosine"]
     assert min(small["sign_agreement"].values()) > 0.9

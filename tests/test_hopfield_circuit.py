@@ -682,3 +682,96 @@ def test_a_user_neuron_with_the_default_rate_and_step_is_the_circuit() -> None:
     runners = {o.name: o for g in build.objects for o in getattr(g, "contained_objects", [])}
     assert runners["layer1_rate"].abstract_code.strip() == "r = 1/(1 + exp(-4*(s - 0.5)))"
     assert "4*r*(1 - r)" in runners["layer2_dynamics"].abstract_code
+
+
+# ------------------------------------------------------------------------------ smooth sigmoid
+def test_smooth_sigmoid_circuit_is_the_twin_step_for_step_and_update_for_update() -> None:
+    """``HopfieldParams(activation="smooth_sigmoid")`` against the twin with the same activation
+    (one compile): every recorded state of three examples (free, then two nudged phases) equals
+    the twin's plain-Euler relaxation, and each in-run update — two-phase at β = 0.5, symmetric
+    at 0.5 (latch at −β, difference over 2β), two-phase at −0.4 — equals lr · the twin's update
+    of the same phases (1e-9). A clipped step, or ρ' left out of the nudge, breaks both."""
+    sizes, dt, lr = (10, 8, 4), 0.2, [0.2, 0.1]
+    twin = ep.EPParameters(sizes, dt=dt, activation="smooth_sigmoid")
+    x, d = _examples(5)
+    betas, symmetric = [0.5, 0.5, -0.4], [False, True, False]
+    timed, timed_dt, example_ms = _layout(x, d, betas, symmetric=symmetric)
+    names = hp.timed_names(("two-phase",), example_ms)
+    timed = {k: v for k, v in timed.items() if k in names}
+    structure = hp.HopfieldStructure(
+        sizes=sizes, plasticity=("two-phase",), example_ms=example_ms, timed_dt_ms=timed_dt,
+        record={"layer1": ("s", "b"), "layer2": ("s", "b")}, weight_record_dt_ms=example_ms,
+        examples=P,
+    )  # fmt: skip
+    params = hp.HopfieldParams(activation="smooth_sigmoid")
+    simulation = Simulation(
+        hp.CIRCUIT.builder(structure, params, dt), device="cpp_standalone",
+        duration_ms=hp.duration_ms(P, example_ms, dt), dt_ms=dt, initial_timed=timed,
+        label="test-hopfield-smooth",
+    )  # fmt: skip
+    w0 = _weights()
+    values = {**hp.weight_values(_np(w0), sizes), **hp.eta_values(sizes, two_phase=lr)}
+    result = simulation.run(values=values, timed=timed, read=hp.state_keys(sizes))
+    mon = result.monitors
+
+    def weights_at(sample: int) -> dict[str, torch.Tensor]:  # before the apply of that example
+        state = {f"W{k}.w": mon[f"W{k}"]["w"][sample] for k in (1, 2)}
+        state.update({f"layer{k}.b": mon[f"layer{k}"]["b"][sample * STEPS] for k in (1, 2)})
+        return {n: torch.tensor(v) for n, v in hp.weights_from_state(state, sizes).items()}
+
+    sequence = [weights_at(k + 1) for k in range(P)]
+    sequence.append(
+        {n: torch.tensor(v) for n, v in hp.weights_from_state(result.state, sizes).items()}
+    )
+
+    def rates(xk: np.ndarray, state: ep.HopfieldState) -> dict[str, np.ndarray]:
+        r = [np.clip(xk, 0, 1)] + [ep.smooth_sigmoid(s).numpy()[0] for s in state.s]
+        out = {f"W{k}": np.outer(r[k], r[k - 1]) for k in range(1, len(r))}
+        out.update({f"b{k}": r[k] for k in range(1, len(r))})
+        return out
+
+    for k, beta in enumerate(betas):
+        w, xk, dk = sequence[k], x[k : k + 1], d[k : k + 1]
+        s, path = ep.zero_state(sizes), []
+        for step in range(STEPS):  # the twin's states at the start of every step, as recorded
+            path.append(s)
+            if step < N_FREE:
+                b = 0.0
+            elif symmetric[k] and step < N_FREE + N_NUDGED:
+                b = -beta
+            else:
+                b = beta
+            s = ep.step(twin, w, s, xk, dk if b else None, b)
+        for layer in (1, 2):
+            # row 0 is recorded before the example's restart: the previous example's end
+            got = mon[f"layer{layer}"]["s"][k * STEPS + 1 : (k + 1) * STEPS]
+            want = np.stack([p.s[layer - 1].numpy()[0] for p in path[1:]])
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-9, err_msg=f"{k} s{layer}")
+        low = path[N_FREE + N_NUDGED] if symmetric[k] else path[N_FREE]
+        hi, lo = rates(xk[0], s), rates(xk[0], low)
+        denom = 2 * beta if symmetric[k] else beta
+        for name in hi:
+            change = (sequence[k + 1][name] - w[name]).numpy()
+            ref = lr[int(name[1:]) - 1] * (hi[name] - lo[name]) / denom
+            assert _rel(change, ref) < 1e-9, (k, name)
+        assert float((sequence[k + 1]["W2"] - w["W2"]).norm()) > 1e-3
+    assert np.abs(mon["layer1"]["s"]).max() > 0.1  # the units moved: not a trivial agreement
+
+
+def test_smooth_sigmoid_is_one_option_of_the_parameter_record() -> None:
+    """The twin follows the record's activation; the Brian2 neuron is the smooth one only when
+    asked, and a user neuron refuses the option rather than silently dropping it."""
+    smooth = hp.HopfieldParams(activation="smooth_sigmoid")
+    assert ep.EPParameters.for_circuit(smooth, SIZES, 0.5).activation == "smooth_sigmoid"
+    assert ep.EPParameters.for_circuit(hp.HopfieldParams(), SIZES, 0.5).activation == "hard_sigmoid"
+    assert hp.CIRCUIT.neuron_for(hp.HopfieldParams()) == hp.Neuron()
+    assert hp.CIRCUIT.neuron_for(smooth) == hp.SMOOTH_SIGMOID
+    with pytest.raises(ValueError, match="activation"):
+        hp.HopfieldParams(activation="tanh")
+
+    class Own(hp.HopfieldCircuit):
+        name = "test-own-neuron"
+        neuron = hp.Neuron(sensitive=(0.0, 0.5))
+
+    with pytest.raises(ValueError, match="own neuron"):
+        Own().neuron_for(smooth)

@@ -120,6 +120,10 @@ COMMANDS: dict[str, Quick] = {
     "neurosim run equilibrium-propagation --dataset digits --set protocol.stage=gradient-check": (
         Quick(EP_QUICK + EP_GRAD)
     ),
+    "neurosim run equilibrium-propagation --dataset digits --set protocol.stage=gradient-check "
+    "--set circuit.activation=smooth_sigmoid": Quick(
+        EP_QUICK + EP_GRAD + _sets("protocol.continual_dts=[0.5]")
+    ),
     "neurosim run equilibrium-propagation --dataset mnist1d --set protocol.variant=symmetric": (
         Quick(tier="resolve", reason=SAME_PATH)
     ),

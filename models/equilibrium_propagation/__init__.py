@@ -12,7 +12,10 @@ between them:
   symmetric weight between layers k−1 and k, used bottom-up as W_k and top-down as W_kᵀ;
   ``b{k}`` (k = 1..N), shape (n_k,);
 * ρ(s) = clip(s, 0, 1) (hard sigmoid); ρ'(s) = 1 on the closed interval [0, 1], 0 outside (the
-  derivative torch's ``clamp`` uses, so a state starting at 0 can move).
+  derivative torch's ``clamp`` uses, so a state starting at 0 can move). With
+  ``EPParameters(activation="smooth_sigmoid")`` ρ(s) = 1/(1 + e^{−4(s − 0.5)}) (Laborieux et al.
+  2021) and the dynamics are plain Euler of ds/dt = −∂F/∂s (nothing is clipped; the input's
+  rate stays clip(x, 0, 1)); fixed points by Newton's method with the exact :func:`hessian`.
 
 Energy, cost and dynamics (time in units of τ = 1; in the Brian2 circuit τ = 1 ms), per sample:
 
@@ -59,6 +62,7 @@ from models.equilibrium_propagation.dynamics import (
     energy,
     fixed_point,
     gradient,
+    hessian,
     relax,
     residual,
     step,
@@ -74,8 +78,13 @@ from models.equilibrium_propagation.gradients import (
 from models.equilibrium_propagation.network import (
     ACTIVATIONS,
     DTYPE,
+    HARD_SIGMOID,
+    RATE_FUNCTIONS,
+    RATES,
+    SMOOTH_SIGMOID,
     EPParameters,
     HopfieldState,
+    RateFunction,
     Weights,
     baseline_layer,
     check_weights,
@@ -84,6 +93,7 @@ from models.equilibrium_propagation.network import (
     layer_sizes,
     rho,
     rho_derivative,
+    smooth_sigmoid,
     state_distance,
     zero_state,
 )
@@ -99,6 +109,11 @@ from models.equilibrium_propagation.updates import (
 __all__ = [
     "ACTIVATIONS",
     "DTYPE",
+    "HARD_SIGMOID",
+    "RATE_FUNCTIONS",
+    "RATES",
+    "SMOOTH_SIGMOID",
+    "RateFunction",
     "VARIANTS",
     "Agreement",
     "baseline_layer",
@@ -120,6 +135,7 @@ __all__ = [
     "fixed_point",
     "gradient",
     "gradient_agreement",
+    "hessian",
     "init_weights",
     "layer_sizes",
     "loss_gradient",
@@ -127,6 +143,7 @@ __all__ = [
     "residual",
     "rho",
     "rho_derivative",
+    "smooth_sigmoid",
     "state_distance",
     "step",
     "total_energy",

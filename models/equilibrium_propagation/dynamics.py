@@ -11,14 +11,15 @@ import torch
 
 from models.equilibrium_propagation.network import (
     DTYPE,
+    HARD_SIGMOID,
     EPParameters,
     HopfieldState,
+    RateFunction,
     Weights,
     _batch,
     _check_state,
     _setup,
     rho,
-    rho_derivative,
     zero_state,
 )
 
@@ -27,22 +28,25 @@ from models.equilibrium_propagation.network import (
 # --------------------------------------------------------------------------------------------
 
 
-def _energy(w: Weights, s: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    r = [rho(x)] + [rho(v) for v in s]
+def _energy(
+    w: Weights, s: Sequence[torch.Tensor], x: torch.Tensor, rate: RateFunction = HARD_SIGMOID
+) -> torch.Tensor:
+    r = [rho(x)] + [rate.rho(v) for v in s]
     e = sum(0.5 * (v * v).sum(-1) for v in s)
     for k in range(1, len(r)):
         e = e - ((r[k] @ w[f"W{k}"]) * r[k - 1]).sum(-1) - r[k] @ w[f"b{k}"]
     return e
 
 
-def _cost(s_out: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    return 0.5 * ((rho(s_out) - d) ** 2).sum(-1)
+def _cost(s_out: torch.Tensor, d: torch.Tensor, rate: RateFunction = HARD_SIGMOID) -> torch.Tensor:
+    return 0.5 * ((rate.rho(s_out) - d) ** 2).sum(-1)
 
 
-def _gradient(w, s, x, d, beta, projected) -> list[torch.Tensor]:
-    """∂F/∂s_k for k = 1..N (the projected form takes ρ' = 1: its states stay in the box)."""
+def _gradient(w, s, x, d, beta, projected, rate=HARD_SIGMOID) -> list[torch.Tensor]:
+    """∂F/∂s_k for k = 1..N (the projected form takes ρ' = 1: its states stay in the box; the
+    input's rate is clip(x, 0, 1) whatever ``rate`` is)."""
     top = len(s)
-    r = [rho(x)] + [rho(v) for v in s]
+    r = [rho(x)] + [rate.rho(v) for v in s]
     out = []
     for k in range(1, top + 1):
         drive = r[k - 1] @ w[f"W{k}"].T + w[f"b{k}"]
@@ -51,24 +55,29 @@ def _gradient(w, s, x, d, beta, projected) -> list[torch.Tensor]:
         if projected:
             g = s[k - 1] - drive
         else:
-            g = s[k - 1] - rho_derivative(s[k - 1]) * drive
+            g = s[k - 1] - rate.derivative(s[k - 1]) * drive
         if k == top and d is not None and beta != 0.0:
             nudge = beta * (r[top] - d)
-            g = g + (nudge if projected else rho_derivative(s[top - 1]) * nudge)
+            g = g + (nudge if projected else rate.derivative(s[top - 1]) * nudge)
         out.append(g)
     return out
 
 
-def _step(w, s, x, d, beta, dt, projected) -> list[torch.Tensor]:
-    g = _gradient(w, s, x, d, beta, projected)
+def _step(w, s, x, d, beta, dt, projected, rate=HARD_SIGMOID) -> list[torch.Tensor]:
+    g = _gradient(w, s, x, d, beta, projected, rate)
     if projected:
         return [rho(v - dt * gv) for v, gv in zip(s, g, strict=True)]
     return [v - dt * gv for v, gv in zip(s, g, strict=True)]
 
 
-def _residual(w, s, x, d, beta, projected) -> float:
-    """max|clip(s − ∂F/∂s) − s| (projected) or max|∂F/∂s| (gated)."""
-    g = _gradient(w, s, x, d, beta, projected)
+def _form(params: EPParameters) -> tuple[bool, RateFunction]:
+    """(projected, ρ) of the dynamics: the smooth sigmoid has no box, so never projected."""
+    return params.projected and not params.smooth, params.rate
+
+
+def _residual(w, s, x, d, beta, projected, rate=HARD_SIGMOID) -> float:
+    """max|clip(s − ∂F/∂s) − s| (projected) or max|∂F/∂s| (gated, smooth)."""
+    g = _gradient(w, s, x, d, beta, projected, rate)
     if projected:
         return max(float((rho(v - gv) - v).abs().max()) for v, gv in zip(s, g, strict=True))
     return max(float(gv.abs().max()) for gv in g)
@@ -79,7 +88,7 @@ def energy(
 ) -> torch.Tensor:
     """E(s) per sample, (batch,) (the constant ½‖x‖² of the clamped input is left out)."""
     w, xt, _, _, st = _setup(params, weights, x, None, 0.0, state)
-    return _energy(w, st.s, xt)
+    return _energy(w, st.s, xt, params.rate)
 
 
 def cost(params: EPParameters, state: HopfieldState, d: object) -> torch.Tensor:
@@ -88,7 +97,7 @@ def cost(params: EPParameters, state: HopfieldState, d: object) -> torch.Tensor:
     if dt.shape[1] != params.sizes[-1]:
         raise ValueError(f"d has {dt.shape[1]} columns, expected n_N = {params.sizes[-1]}.")
     st = _check_state(params.sizes, state, dt.shape[0])
-    return _cost(st.s[-1], dt)
+    return _cost(st.s[-1], dt, params.rate)
 
 
 def total_energy(
@@ -101,8 +110,8 @@ def total_energy(
 ) -> torch.Tensor:
     """F = E + βC per sample, (batch,)."""
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
-    f = _energy(w, st.s, xt)
-    return f if dt is None else f + beta * _cost(st.s[-1], dt)
+    f = _energy(w, st.s, xt, params.rate)
+    return f if dt is None else f + beta * _cost(st.s[-1], dt, params.rate)
 
 
 def gradient(
@@ -119,7 +128,7 @@ def gradient(
     (with ρ' = 1 on [0, 1]). Projected form: the same with ρ' = 1, which agrees with it inside the
     box, where the projected dynamics keep the state."""
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
-    return HopfieldState(tuple(_gradient(w, st.s, xt, dt, beta, params.projected)))
+    return HopfieldState(tuple(_gradient(w, st.s, xt, dt, beta, *_form(params))))
 
 
 def derivatives(
@@ -146,7 +155,7 @@ def step(
     """One synchronous Euler step of ``params.dt`` of all layers; pure (returns a new state).
     Projected form: s ← clip(s − dt ∂F/∂s, 0, 1); gated form: s ← s − dt ∂F/∂s."""
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
-    return HopfieldState(tuple(_step(w, st.s, xt, dt, beta, params.dt, params.projected)))
+    return HopfieldState(tuple(_step(w, st.s, xt, dt, beta, params.dt, *_form(params))))
 
 
 def residual(
@@ -161,7 +170,7 @@ def residual(
     (the speed of the projected dynamics per unit dt, 0 exactly at its fixed points), max|ds/dt|
     for the gated form."""
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
-    return _residual(w, st.s, xt, dt, beta, params.projected)
+    return _residual(w, st.s, xt, dt, beta, *_form(params))
 
 
 class Relaxation(NamedTuple):
@@ -200,22 +209,22 @@ def relax(
     energies = []
 
     def f_mean(v: list[torch.Tensor]) -> float:
-        f = _energy(w, v, xt)
+        f = _energy(w, v, xt, params.rate)
         if dt is not None and beta != 0.0:
-            f = f + beta * _cost(v[-1], dt)
+            f = f + beta * _cost(v[-1], dt, params.rate)
         return float(f.mean())
 
     if record_energy:
         energies.append(f_mean(s))
     n = 0
     while n < n_steps:
-        s = _step(w, s, xt, dt, beta, params.dt, params.projected)
+        s = _step(w, s, xt, dt, beta, params.dt, *_form(params))
         n += 1
         if record_energy:
             energies.append(f_mean(s))
-        if tol > 0.0 and _residual(w, s, xt, dt, beta, params.projected) < tol:
+        if tol > 0.0 and _residual(w, s, xt, dt, beta, *_form(params)) < tol:
             break
-    res = _residual(w, s, xt, dt, beta, params.projected)
+    res = _residual(w, s, xt, dt, beta, *_form(params))
     return Relaxation(HopfieldState(tuple(s)), res, n, 0, tuple(energies))
 
 
@@ -281,11 +290,17 @@ def fixed_point(
     the residual is replaced by 100 more relaxation steps. Raises ``RuntimeError`` if the residual
     stays above ``tol``.
 
-    This is the projected form's fixed point whatever ``params.projected`` says: the ρ'-gated
-    dynamics have units stuck below 0 and chattering at 1 instead of exact fixed points (use
-    :func:`relax` to see them). Cost: a (batch, D, D) solve per iteration (D = n1 + … + nN).
+    With the smooth sigmoid (``params.activation``) nothing is clipped: the same relaxation, then
+    Newton's method on ∂F/∂s = 0 with the exact Hessian (:func:`hessian`), to max|∂F/∂s| < ``tol``.
+
+    For the hard sigmoid this is the projected form's fixed point whatever ``params.projected``
+    says: the ρ'-gated dynamics have units stuck below 0 and chattering at 1 instead of exact
+    fixed points (use :func:`relax` to see them). Cost: a (batch, D, D) solve per iteration
+    (D = n1 + … + nN).
     """
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
+    if params.smooth:
+        return _smooth_fixed_point(params, w, xt, dt, beta, st, tol, relax_steps, max_newton)
     proj = replace(params, projected=True)
     start = relax(proj, w, xt, dt, beta, st, steps=relax_steps, tol=tol)
     steps = start.steps
@@ -319,3 +334,75 @@ def fixed_point(
             f"{steps} relaxation steps; the weights may be too strong for a stable fixed point."
         )
     return Relaxation(HopfieldState(tuple(_split(z, params.sizes))), res, steps, it)
+
+
+# --------------------------------------------------------------------------------------------
+# the smooth sigmoid: Hessian and Newton's method
+# --------------------------------------------------------------------------------------------
+
+
+def hessian(
+    params: EPParameters,
+    weights: Mapping[str, object],
+    state: HopfieldState,
+    x: object,
+    d: object | None = None,
+    beta: float = 0.0,
+) -> torch.Tensor:
+    """∂²F/∂s² per sample, (batch, D, D) over the units of layers 1..N, for the smooth sigmoid:
+    I − diag(ρ''⊙drive) − diag(ρ') A diag(ρ') (A the layer-to-layer weights, drive the summed
+    input W_k ρ_{k−1} + W_{k+1}ᵀ ρ_{k+1} + b_k), plus β(ρ'² + ρ''(ρ − d)) on the output's
+    diagonal. What the implicit gradient and Newton's method need."""
+    if not params.smooth:
+        raise ValueError("hessian is for the smooth sigmoid; the hard sigmoid's is piecewise.")
+    w, xt, dt, beta, st = _setup(params, weights, x, d, beta, state)
+    return _smooth_hessian(w, params.sizes, list(st.s), xt, dt, beta, params.rate)
+
+
+def _smooth_hessian(w, sizes, s, x, d, beta, rate) -> torch.Tensor:
+    top = len(s)
+    r = [rho(x)] + [rate.rho(v) for v in s]
+    drives = []
+    for k in range(1, top + 1):
+        drive = r[k - 1] @ w[f"W{k}"].T + w[f"b{k}"]
+        if k < top:
+            drive = drive + r[k + 1] @ w[f"W{k + 1}"]
+        drives.append(drive)
+    d1 = torch.cat([rate.derivative(v) for v in s], dim=1)
+    d2 = torch.cat([rate.second(v) for v in s], dim=1)
+    curvature = d2 * torch.cat(drives, dim=1)
+    if d is not None and beta != 0.0:
+        out = slice(d1.shape[1] - sizes[-1], d1.shape[1])
+        curvature = curvature.clone()
+        curvature[:, out] -= beta * (d1[:, out] ** 2 + d2[:, out] * (r[top] - d))
+    a = _coupling(w, sizes)
+    eye = torch.eye(d1.shape[1], dtype=DTYPE)
+    return eye - torch.diag_embed(curvature) - d1.unsqueeze(-1) * a * d1.unsqueeze(-2)
+
+
+def _smooth_fixed_point(params, w, xt, dt, beta, st, tol, relax_steps, max_newton) -> Relaxation:
+    """Relaxation, then Newton on ∂F/∂s = 0 (a step that does not lower the residual is replaced
+    by 100 more relaxation steps)."""
+    rate = params.rate
+    start = relax(params, w, xt, dt, beta, st, steps=relax_steps, tol=tol)
+    steps, s, res = start.steps, list(start.state.s), start.residual
+    it = 0
+    while res >= tol and it < max_newton:
+        it += 1
+        g = torch.cat(_gradient(w, s, xt, dt, beta, False, rate), dim=1)
+        h = _smooth_hessian(w, params.sizes, s, xt, dt, beta, rate)
+        z = torch.cat(s, dim=1) - torch.linalg.solve(h, g.unsqueeze(-1)).squeeze(-1)
+        s_new = _split(z, params.sizes)
+        res_new = _residual(w, s_new, xt, dt, beta, False, rate)
+        if res_new < res:
+            s, res = s_new, res_new
+        else:
+            more = relax(params, w, xt, dt, beta, HopfieldState(tuple(s)), 100)
+            steps += more.steps
+            s, res = list(more.state.s), more.residual
+    if not res < tol:
+        raise RuntimeError(
+            f"fixed_point did not converge: residual {res:.3g} after {it} Newton iterations and "
+            f"{steps} relaxation steps; the weights may be too strong for a stable fixed point."
+        )
+    return Relaxation(HopfieldState(tuple(s)), res, steps, it)

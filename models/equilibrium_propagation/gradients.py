@@ -12,6 +12,7 @@ import torch
 from models.equilibrium_propagation.dynamics import (
     _cost,
     _linear_system,
+    _smooth_hessian,
     _split,
     _step,
     fixed_point,
@@ -65,10 +66,16 @@ def loss_gradient(
     This is what recurrent backprop, or BPTT through a long enough relaxation, computes
     (:func:`bptt_gradient`). ``free``: the free fixed point if already known (default: solved
     here from 0).
+
+    Smooth sigmoid: every unit is inside, H the full Hessian (:func:`hessian`), λ = H⁻¹ ∂C/∂s and
+    ∂L/∂W_k = mean((ρ'_k⊙λ_k) ρ_{k−1}ᵀ + ρ_k (ρ'_{k−1}⊙λ_{k−1})ᵀ), ∂L/∂b_k = mean(ρ'_k⊙λ_k);
+    ``inside`` is all ones and ``margin`` None (there are no bounds to cross).
     """
     w, xt, dt, _, st = _setup(params, weights, x, d, 0.0, free)
     if dt is None:
         raise ValueError("loss_gradient needs a target d.")
+    if params.smooth:
+        return _smooth_loss_gradient(params, w, xt, dt, st)
     s0 = fixed_point(params, w, xt, state=st).state
     sizes = params.sizes
     z = torch.cat(list(s0.s), dim=1)
@@ -99,6 +106,30 @@ def loss_gradient(
     return LossGradient(grads, loss, s0, HopfieldState(tuple(lam_layers)), inside_layers, margin)
 
 
+def _smooth_loss_gradient(params, w, xt, dt, st) -> LossGradient:
+    """:func:`loss_gradient` for the smooth sigmoid (its docstring)."""
+    rate, sizes = params.rate, params.sizes
+    s0 = fixed_point(params, w, xt, state=st).state
+    h = _smooth_hessian(w, sizes, list(s0.s), xt, None, 0.0, rate)
+    dc = [torch.zeros_like(v) for v in s0.s]
+    dc[-1] = rate.derivative(s0.s[-1]) * (rate.rho(s0.s[-1]) - dt)
+    lam = torch.linalg.solve(h, torch.cat(dc, dim=1).unsqueeze(-1)).squeeze(-1)
+    lam_layers = _split(lam, sizes)
+    r = [rho(xt)] + [rate.rho(v) for v in s0.s]
+    p = [torch.zeros_like(r[0])] + [
+        rate.derivative(v) * lk for v, lk in zip(s0.s, lam_layers, strict=True)
+    ]
+    batch = xt.shape[0]
+    grads: Weights = {}
+    for k in range(1, len(sizes)):
+        grads[f"W{k}"] = (p[k].T @ r[k - 1] + r[k].T @ p[k - 1]) / batch
+    for k in range(1, len(sizes)):
+        grads[f"b{k}"] = p[k].mean(0)
+    loss = float(_cost(s0.s[-1], dt, rate).mean())
+    inside = HopfieldState(tuple(torch.ones_like(v) for v in s0.s))
+    return LossGradient(grads, loss, s0, HopfieldState(tuple(lam_layers)), inside, None)
+
+
 def bptt_gradient(
     params: EPParameters,
     weights: Mapping[str, object],
@@ -108,7 +139,8 @@ def bptt_gradient(
     state: HopfieldState | None = None,
 ) -> LossGradient:
     """∂L/∂θ by backprop through time: ``steps`` free-phase steps of the projected dynamics (step
-    ``params.dt``, whatever ``params.projected`` says, like :func:`loss_gradient`) from ``state``
+    ``params.dt``, whatever ``params.projected`` says, like :func:`loss_gradient`; plain Euler for
+    the smooth sigmoid) from ``state``
     (0 by default) under torch.autograd, L = mean_batch C at the last state. Tends to
     :func:`loss_gradient` as the relaxation reaches the fixed point; a cross-check (memory grows
     with ``steps``)."""
@@ -119,8 +151,8 @@ def bptt_gradient(
     s = list(st.s) if st is not None else list(zero_state(params.sizes, xt.shape[0]).s)
     with torch.enable_grad():
         for _ in range(int(steps)):
-            s = _step(leaves, s, xt, None, 0.0, params.dt, True)
-        loss = _cost(s[-1], dt).mean()
+            s = _step(leaves, s, xt, None, 0.0, params.dt, not params.smooth, params.rate)
+        loss = _cost(s[-1], dt, params.rate).mean()
         names = list(leaves)
         grads = torch.autograd.grad(loss, [leaves[n] for n in names])
     final = HopfieldState(tuple(v.detach() for v in s))

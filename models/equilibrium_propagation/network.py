@@ -18,6 +18,8 @@ DTYPE = torch.float64
 Weights = dict[str, torch.Tensor]
 
 ACTIVATIONS = ("hard_sigmoid", "sigmoid")
+#: rate functions ρ of the circuit's units (:class:`EPParameters` ``activation``)
+RATE_FUNCTIONS = ("hard_sigmoid", "smooth_sigmoid")
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,7 +37,10 @@ class EPParameters:
     function is not given one. ``projected``: projected Euler (clip to [0, 1] after every step,
     the default) or the ρ'-gated form. ``free_steps``, ``nudged_steps``: the lengths of the two
     phases when training with fixed-length relaxations (:func:`train_batch`, ``exact=False``);
-    the defaults are the paper's 784-500-10 settings.
+    the defaults are the paper's 784-500-10 settings. ``activation``: ρ of layers 1..N,
+    ``"hard_sigmoid"`` clip(s, 0, 1) (default) or ``"smooth_sigmoid"`` 1/(1 + e^{−4(s − 0.5)})
+    (Laborieux et al. 2021), whose dynamics are plain Euler of ds/dt = −∂F/∂s with its ρ'
+    (no box, so ``projected`` does not apply); the clamped input's rate stays clip(x, 0, 1).
     """
 
     sizes: tuple[int, ...]
@@ -44,6 +49,7 @@ class EPParameters:
     projected: bool = True
     free_steps: int = 20
     nudged_steps: int = 4
+    activation: str = "hard_sigmoid"
 
     def __post_init__(self) -> None:
         sizes = tuple(int(n) for n in self.sizes)
@@ -60,6 +66,20 @@ class EPParameters:
         for name in ("free_steps", "nudged_steps"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be non-negative, not {getattr(self, name)!r}.")
+        if self.activation not in RATE_FUNCTIONS:
+            raise ValueError(
+                f"activation must be one of {RATE_FUNCTIONS}, not {self.activation!r}."
+            )
+
+    @property
+    def smooth(self) -> bool:
+        """ρ is the smooth sigmoid (plain Euler dynamics, no clipping anywhere)."""
+        return self.activation == "smooth_sigmoid"
+
+    @property
+    def rate(self) -> RateFunction:
+        """ρ, ρ' and ρ'' of layers 1..N."""
+        return RATES[self.activation]
 
     @property
     def n_layers(self) -> int:
@@ -73,6 +93,7 @@ class EPParameters:
         """The twin of a Brian2 circuit with the physical parameters ``physics`` (the one record,
         :class:`neurosim.parameters.hopfield.HopfieldParams`) stepped every ``dt_ms``: the twin's
         time unit is the circuit's τ, so its step is dt_ms/τ."""
+        settings.setdefault("activation", physics.activation)
         return cls(tuple(sizes), dt=dt_ms / physics.tau, **settings)  # type: ignore[arg-type]
 
 
@@ -84,6 +105,42 @@ def rho(s: torch.Tensor) -> torch.Tensor:
 def rho_derivative(s: torch.Tensor) -> torch.Tensor:
     """1 on the closed interval [0, 1], 0 outside (as torch's ``clamp`` backward)."""
     return ((s >= 0.0) & (s <= 1.0)).to(s.dtype)
+
+
+def smooth_sigmoid(s: torch.Tensor) -> torch.Tensor:
+    """Laborieux et al.'s (2021) σ(s) = 1/(1 + e^{−4(s − 0.5)}): the hard sigmoid's slope at 0.5,
+    smooth everywhere."""
+    return 1.0 / (1.0 + torch.exp(-4.0 * (s - 0.5)))
+
+
+def smooth_sigmoid_derivative(s: torch.Tensor) -> torch.Tensor:
+    """σ' = 4σ(1 − σ)."""
+    r = smooth_sigmoid(s)
+    return 4.0 * r * (1.0 - r)
+
+
+def smooth_sigmoid_second(s: torch.Tensor) -> torch.Tensor:
+    """σ'' = 4σ'(1 − 2σ)."""
+    r = smooth_sigmoid(s)
+    return 16.0 * r * (1.0 - r) * (1.0 - 2.0 * r)
+
+
+class RateFunction(NamedTuple):
+    """ρ of layers 1..N with its first and second derivatives (``second`` None: piecewise
+    linear, 0 wherever it exists)."""
+
+    name: str
+    rho: Callable[[torch.Tensor], torch.Tensor]
+    derivative: Callable[[torch.Tensor], torch.Tensor]
+    second: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+HARD_SIGMOID = RateFunction("hard_sigmoid", rho, rho_derivative, None)
+SMOOTH_SIGMOID = RateFunction(
+    "smooth_sigmoid", smooth_sigmoid, smooth_sigmoid_derivative, smooth_sigmoid_second
+)
+#: the rate functions by name
+RATES = {r.name: r for r in (HARD_SIGMOID, SMOOTH_SIGMOID)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,9 +233,9 @@ class HopfieldState(NamedTuple):
             out.append(_batch(values[f"s{len(out) + 1}"], f"s{len(out) + 1}"))
         return cls(tuple(out))
 
-    def rates(self) -> tuple[torch.Tensor, ...]:
-        """ρ(s_k), k = 1..N."""
-        return tuple(rho(x) for x in self.s)
+    def rates(self, rate: RateFunction = HARD_SIGMOID) -> tuple[torch.Tensor, ...]:
+        """ρ(s_k), k = 1..N (``rate``: the parameters' :attr:`EPParameters.rate`)."""
+        return tuple(rate.rho(x) for x in self.s)
 
 
 def zero_state(sizes: Sequence[int], batch: int = 1) -> HopfieldState:

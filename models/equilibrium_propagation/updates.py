@@ -11,6 +11,7 @@ from typing import NamedTuple
 import torch
 
 from models.equilibrium_propagation.dynamics import (
+    _form,
     _gradient,
     _residual,
     _step,
@@ -18,13 +19,14 @@ from models.equilibrium_propagation.dynamics import (
     relax,
 )
 from models.equilibrium_propagation.network import (
+    HARD_SIGMOID,
     EPParameters,
     HopfieldState,
+    RateFunction,
     Weights,
     _setup,
     check_weights,
     rho,
-    rho_derivative,
 )
 
 VARIANTS = ("two-phase", "symmetric")
@@ -35,9 +37,11 @@ VARIANTS = ("two-phase", "symmetric")
 # --------------------------------------------------------------------------------------------
 
 
-def _correlations(x: torch.Tensor, s: Sequence[torch.Tensor]) -> Weights:
+def _correlations(
+    x: torch.Tensor, s: Sequence[torch.Tensor], rate: RateFunction = HARD_SIGMOID
+) -> Weights:
     """Batch means of ρ_k ρ_{k−1}ᵀ (``W{k}``) and ρ_k (``b{k}``): −∂F/∂θ at state s."""
-    r = [rho(x)] + [rho(v) for v in s]
+    r = [rho(x)] + [rate.rho(v) for v in s]
     batch = x.shape[0]
     out: Weights = {}
     for k in range(1, len(r)):
@@ -107,7 +111,7 @@ def ep_update(
     else:
         minus = nudge(-beta)
         low, denom = minus, 2.0 * beta
-    hi_c, lo_c = _correlations(xt, plus.s), _correlations(xt, low.s)
+    hi_c, lo_c = _correlations(xt, plus.s, params.rate), _correlations(xt, low.s, params.rate)
     update = {name: (hi_c[name] - lo_c[name]) / denom for name in hi_c}
     return EPUpdate(update, s0, plus, minus, beta, variant)
 
@@ -171,31 +175,32 @@ def continual_update(
     w, xt, dt, beta, st = _setup(params, weights, x, d, beta, free)
     s = list(st.s) if st is not None else list(fixed_point(params, w, xt).state.s)
     batch = xt.shape[0]
-    start = _correlations(xt, s)
+    projected, rate = _form(params)
+    start = _correlations(xt, s, rate)
     tele = {name: torch.zeros_like(v) for name, v in start.items()}
     prod = {name: torch.zeros_like(v) for name, v in start.items()}
     r0 = rho(xt)
     top = len(s)
     for _ in range(n_steps):
-        new = _step(w, s, xt, dt, beta, params.dt, params.projected)
-        r_old = [r0] + [rho(v) for v in s]
-        r_new = [r0] + [rho(v) for v in new]
-        if params.projected:
-            rate = [torch.zeros_like(r0)] + [
+        new = _step(w, s, xt, dt, beta, params.dt, projected, rate)
+        r_old = [r0] + [rate.rho(v) for v in s]
+        r_new = [r0] + [rate.rho(v) for v in new]
+        if projected:
+            speed = [torch.zeros_like(r0)] + [
                 (b - a) / params.dt for a, b in zip(s, new, strict=True)
             ]
         else:
-            g = _gradient(w, s, xt, dt, beta, False)
-            rate = [torch.zeros_like(r0)] + [
-                -rho_derivative(v) * gv for v, gv in zip(s, g, strict=True)
+            g = _gradient(w, s, xt, dt, beta, False, rate)
+            speed = [torch.zeros_like(r0)] + [
+                -rate.derivative(v) * gv for v, gv in zip(s, g, strict=True)
             ]
         for k in range(1, top + 1):
             tele[f"W{k}"] += (r_new[k].T @ r_new[k - 1] - r_old[k].T @ r_old[k - 1]) / batch
             tele[f"b{k}"] += (r_new[k] - r_old[k]).mean(0)
             prod[f"W{k}"] += (
-                params.dt * (rate[k].T @ r_old[k - 1] + r_old[k].T @ rate[k - 1]) / batch
+                params.dt * (speed[k].T @ r_old[k - 1] + r_old[k].T @ speed[k - 1]) / batch
             )
-            prod[f"b{k}"] += params.dt * rate[k].mean(0)
+            prod[f"b{k}"] += params.dt * speed[k].mean(0)
         s = new
     tele = {name: v / beta for name, v in tele.items()}
     prod = {name: v / beta for name, v in prod.items()}
@@ -203,7 +208,7 @@ def continual_update(
         name: float((prod[name] - tele[name]).norm() / tele[name].norm().clamp_min(1e-300))
         for name in tele
     }
-    res = _residual(w, s, xt, dt, beta, params.projected)
+    res = _residual(w, s, xt, dt, beta, projected, rate)
     return ContinualUpdate(tele, prod, diff, HopfieldState(tuple(s)), res, n_steps)
 
 

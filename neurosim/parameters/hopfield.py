@@ -6,6 +6,7 @@ table of ``neurosim run equilibrium-propagation``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from neurosim.circuit import param
 
@@ -17,3 +18,14 @@ class HopfieldParams:
     tau: float = param(1.0, "time constant of the dynamics (ms): the twin's unit of time", gt=0)
     tau_s: float = param(3.0, "synaptic trace of the spiking read-out (ms)", gt=0)
     rate_scale_hz: float = param(1000.0, "ρ = 1 as a spike rate (spiking read-out)", gt=0)
+    activation: Literal["hard_sigmoid", "smooth_sigmoid"] = param(
+        "hard_sigmoid",
+        "ρ of layers 1..N: clip(s, 0, 1) with projected Euler, or 1/(1 + e^(−4(s − 0.5))) "
+        "(Laborieux et al. 2021) with plain Euler of ds/dt = −s + ρ'(s)·input",
+    )
+
+    def __post_init__(self) -> None:
+        if self.activation not in ("hard_sigmoid", "smooth_sigmoid"):
+            raise ValueError(
+                f"activation must be 'hard_sigmoid' or 'smooth_sigmoid', not {self.activation!r}."
+            )

@@ -262,7 +262,7 @@ def _train_stage(
     else:
         metrics["train_accuracy"] = history["train_accuracy_online"][-1]
         states, over = last_states, "training set, end of the free phase, last epoch (online)"
-    low, high = ses.circuit.neuron.sensitive
+    low, high = ses.circuit.neuron_for(ses.params).sensitive
     metrics.update(
         diagnostics.dead_units_per_layer(
             states, low, high, f"{low:g} < s < {high:g} (the neuron's rho' is not negligible)",

@@ -40,6 +40,36 @@ def correlations(rates: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def rates_of(ses: Session) -> Any:
+    """ρ of layers 1..N as a numpy function, from the circuit's ``activation`` (the input's rate
+    is clip(x, 0, 1) whatever it is)."""
+    if ses.params.activation == "smooth_sigmoid":
+        return lambda s: 1.0 / (1.0 + np.exp(-4.0 * (np.asarray(s) - 0.5)))
+    return lambda s: np.clip(s, 0, 1)
+
+
+def weakest(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The weakest per-parameter numbers of one (estimator, β) row, each with its parameter."""
+    cos, rel = row["cosine"], row["relative_error"]
+    low, high = min(cos, key=cos.get), max(rel, key=rel.get)
+    return {
+        "cosine_min": cos[low],
+        "cosine_min_parameter": low,
+        "relative_error_max": rel[high],
+        "relative_error_max_parameter": high,
+    }
+
+
+def summary(table: Mapping[str, Any], betas: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per estimator and β: the weakest cosine and the largest relative error over the
+    parameters, naming the estimator, β and parameter they belong to."""
+    return [
+        {"estimator": mode, "beta": float(b), **weakest(table[mode][f"{b:g}"])}
+        for mode in ("one-sided", "symmetric")
+        for b in betas
+    ]
+
+
 def _torch_weights(w: Mapping[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
@@ -103,6 +133,7 @@ def training_layout_check(
     e_units = plan.example_steps // unit
     f_units, n_units = plan.free_steps // unit, plan.nudged_steps // unit
     symmetric = plan.variant == "symmetric"
+    rho = rates_of(ses)
     # one row block per example: presentation i // B, copy i % B (batch mode)
     mons = [
         ses.circuit.unbatch_rows(result.monitors[f"layer{k}"]["s"], B).reshape(-1, B, n_k)
@@ -114,7 +145,7 @@ def training_layout_check(
         start = (i // B) * e_units
 
         def rates(idx: int, i: int = i) -> list[np.ndarray]:
-            return [np.clip(x[i], 0, 1)] + [np.clip(m[idx, i % B], 0, 1) for m in mons]
+            return [np.clip(x[i], 0, 1)] + [rho(m[idx, i % B]) for m in mons]
 
         low = rates(start + f_units + (n_units if symmetric else 0))
         high = rates(start + e_units)
@@ -129,6 +160,8 @@ def training_layout_check(
         for k in mean_g
     }
     return {
+        "grad_estimator": "symmetric" if symmetric else "one-sided",
+        "grad_beta": plan.beta,
         "grad_cosine": {k: a.cosine for k, a in agree.items()},
         "grad_relative_error": {k: a.relative_error for k, a in agree.items()},
         "grad_sign_agreement": {k: a.sign_agreement for k, a in agree.items()},
@@ -219,13 +252,17 @@ def measure(
     f_units = round(free_ms / dt) // per_unit
     n_units = round(nudged_ms / dt) // per_unit
     per_example, free_states = [], []
+    rho = rates_of(ses)
     for i in range(len(x)):
         start = i * e_units
 
         def state(idx: int, i: int = i) -> list[np.ndarray]:
             return [np.clip(x[i], 0, 1)] + [
-                np.clip(result.monitors[f"layer{k}"]["s"][idx], 0, 1) for k in range(1, N + 1)
+                rho(result.monitors[f"layer{k}"]["s"][idx]) for k in range(1, N + 1)
             ]
+
+        def raw(idx: int) -> list[np.ndarray]:
+            return [result.monitors[f"layer{k}"]["s"][idx] for k in range(1, N + 1)]
 
         free = state(start + f_units)
         low = state(start + f_units + n_units) if symmetric else free
@@ -233,7 +270,7 @@ def measure(
         denom = 2 * beta if symmetric else beta
         c_hi, c_lo = correlations(high), correlations(low)
         per_example.append({k: (c_hi[k] - c_lo[k]) / denom for k in c_hi})
-        free_states.append(free[1:])
+        free_states.append(raw(start + f_units))
     return {"accumulated": acc, "per_example": per_example, "free": free_states, "run": result}
 
 
@@ -258,7 +295,8 @@ def grad_curves(
     refs = references(ses, w, x, d)
     grads = [{k: v.numpy() for k, v in r.grads.items()} for r in refs]
     mean_grad = {k: np.mean([g[k] for g in grads], axis=0) for k in grads[0]}
-    margins = np.array([float(r.margin[0]) for r in refs])
+    # the smooth sigmoid has no bounds: no margin
+    margins = np.array([float(r.margin[0]) if r.margin is not None else np.nan for r in refs])
     table: dict[str, Any] = {}
     fp_error = 0.0
     for mode in ("one-sided", "symmetric"):
@@ -283,8 +321,9 @@ def grad_curves(
         table[mode] = rows
     table["free_fixed_point_error"] = fp_error  # max over examples: circuit vs twin
     table["examples"] = len(x)
-    table["margin_min"] = float(margins.min())
-    table["margin_median"] = float(np.median(margins))
+    smooth = np.isnan(margins).all()  # no kinks: no margin to report
+    table["margin_min"] = None if smooth else float(np.min(margins))
+    table["margin_median"] = None if smooth else float(np.median(margins))
     table["loss"] = float(np.mean([r.loss for r in refs]))
     table["free_ms"], table["nudged_ms"] = ses.task.cfg.grad_free_ms, ses.task.cfg.grad_nudged_ms
     return table
@@ -407,12 +446,15 @@ def check_trained(
         "grad_nudging": own,
         "grad_check": table,
         "grad_cosine_settled": at["cosine"],
+        "grad_weakest": summary(table, betas),
     }
     if task.variant != "stochastic":
         grad.update(training_layout_check(ses, sim, w_check, x, d))
     else:  # time averages are not end points: the settled, noiseless check stands in
         grad.update(
             {
+                "grad_estimator": own,
+                "grad_beta": cfg.beta,
                 "grad_cosine": at["cosine"],
                 "grad_relative_error": at["relative_error"],
                 "grad_sign_agreement": at["sign_agreement"],
@@ -426,8 +468,10 @@ def check_trained(
 
 
 def gradient_check_stage(ses: Session, progress: Any) -> ProtocolResult:
-    """No learning: the gradient check at every β and the continual rule at every step, on
-    initial weights (Glorot × ``w_scale``) and the first ``grad_examples`` test digits."""
+    """No learning: the gradient check at every β (``grad_betas`` and the training β) and the
+    continual rule at every step, on initial weights (Glorot × ``w_scale``) and the first
+    ``grad_examples`` test digits. Summary values name their estimator, β and parameter
+    (``grad_weakest``, ``grad_at_training_beta``, ``grad_at_smallest_beta``)."""
     cfg, task, run = ses.task.cfg, ses.task, ses.run
     w = {
         name: v.numpy().copy()
@@ -439,23 +483,25 @@ def gradient_check_stage(ses: Session, progress: Any) -> ProtocolResult:
     x, d = task.data.x_test[:n], task.d_test[:n]
     sim, layout = grad_simulation(ses, cfg.dt_ms, n, 3)
     ses.builds.add(sim)
-    betas = sorted(set(cfg.grad_betas), reverse=True)
+    betas = sorted(set(cfg.grad_betas) | {cfg.beta}, reverse=True)
     table = grad_curves(ses, sim, layout, w, x, d, betas, progress)
     progress(2 * len(betas), "continual against two-phase")
     m = min(cfg.continual_examples, n)
     dts = continual_vs_dt(ses, w, x[:m], d[:m], progress)
-    smallest = f"{min(cfg.grad_betas):g}"
-    sym, one = table["symmetric"][smallest], table["one-sided"][smallest]
     finest = dts[f"{min(cfg.continual_dts):g}"]
+
+    def at(beta: float) -> dict[str, Any]:
+        return {"beta": beta} | {
+            mode: weakest(table[mode][f"{beta:g}"]) for mode in ("one-sided", "symmetric")
+        }
+
     metrics: dict[str, Any] = {
+        "activation": ses.params.activation,
         "grad_check": table,
-        "grad_cosine": table["symmetric"].get(f"{cfg.beta:g}", sym)["cosine"],
-        "grad_cosine_symmetric_smallest_beta": sym["cosine"],
-        "grad_cosine_one_sided_smallest_beta": one["cosine"],
-        "grad_cosine_symmetric_min": min(sym["cosine"].values()),
-        "grad_relative_error_symmetric_max": max(sym["relative_error"].values()),
-        "grad_sign_agreement_symmetric_min": min(sym["sign_agreement"].values()),
-        "smallest_beta": min(cfg.grad_betas),
+        "grad_weakest": summary(table, betas),
+        "grad_at_training_beta": at(cfg.beta),
+        "grad_at_smallest_beta": at(min(betas)),
+        "smallest_beta": min(betas),
         "free_fixed_point_error": table["free_fixed_point_error"],
         "w_scale": cfg.w_scale,
         "continual_vs_dt": dts,

@@ -24,9 +24,10 @@ from protocols.equilibrium_propagation.simulation import rule_values
 
 
 class Pass(NamedTuple):
-    """One pass over a set of examples: the carried run values, the output rates at the end of
-    every example's free phase, the simulation wall time, and the states s at the end of every
-    example's free phase of each recorded layer (``layer{k}`` → examples × units)."""
+    """One pass over a set of examples: the carried run values, the output states at the end of
+    every example's free phase (ρ is increasing, so their argmax is the rates'), the simulation
+    wall time, and the states s at the end of every example's free phase of each recorded layer
+    (``layer{k}`` → examples × units)."""
 
     values: dict[str, Any]
     outputs: np.ndarray
@@ -77,7 +78,9 @@ def run_chunks(
             run_values.update(result.state)
         s_out = result.monitors[f"layer{N}"]["s"][free_rows[: -(-n // B)]]
         s_out = circuit.unbatch_rows(s_out, B)[:n]
-        outs.append(np.clip(s_out, 0.0, 1.0))
+        # states, not clip(s): the hard sigmoid's stay in [0, 1] anyway, and clipping the smooth
+        # sigmoid's (which may pass 1) would make ties of distinct outputs
+        outs.append(s_out)
         for k in range(1, N + 1):
             if "s" in result.monitors.get(f"layer{k}", {}):
                 rows = result.monitors[f"layer{k}"]["s"][free_rows[: -(-n // B)]]

@@ -59,25 +59,39 @@ def settled_ends(
     ``u{k}``, ``vA{k}``, ``uI{k}``), without a simulation."""
     import torch
 
-    from models import dendritic_microcircuit as dm
-
     N = task.n_layers
     tw = {name: torch.as_tensor(m, dtype=torch.float64) for name, m in weights.items()}
     if task.cfg.top_down == "tied":  # the circuit's apical input reads W_{k+1}ᵀ
         tw.update({f"B{k}": tw[f"W{k + 1}"].T.clone() for k in range(1, N)})
     parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(x), SETTLE_CHUNK):
-        r0 = torch.as_tensor(x[start : start + SETTLE_CHUNK], dtype=torch.float64)
-        state = dm.fixed_point(task.params, tw, r0).state
-        acts = dm.activities(task.params, tw, state, r0)
-        for k in range(1, N + 1):
-            parts.setdefault(f"u{k}", []).append(acts[f"u{k}"].numpy())
-        for k in range(1, N):
-            parts.setdefault(f"vA{k}", []).append(acts[f"vA{k}"].numpy())
-            parts.setdefault(f"uI{k}", []).append(acts[f"uI{k}"].numpy())
+    # small solves: one thread (torch's thread pool spins badly on a shared machine)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for start in range(0, len(x), SETTLE_CHUNK):
+            _settle_chunk(task, tw, x[start : start + SETTLE_CHUNK], parts)
+    finally:
+        torch.set_num_threads(threads)
     ends = {key: np.concatenate(v) for key, v in parts.items()}
     ends["out"] = ends[f"u{N}"]
     return ends
+
+
+def _settle_chunk(task: Task, tw: dict, x: np.ndarray, parts: dict[str, list[np.ndarray]]) -> None:
+    """Solve one chunk of inputs and append its pattern ends to ``parts``."""
+    import torch
+
+    from models import dendritic_microcircuit as dm
+
+    N = task.n_layers
+    r0 = torch.as_tensor(x, dtype=torch.float64)
+    state = dm.fixed_point(task.params, tw, r0).state
+    acts = dm.activities(task.params, tw, state, r0)
+    for k in range(1, N + 1):
+        parts.setdefault(f"u{k}", []).append(acts[f"u{k}"].numpy())
+    for k in range(1, N):
+        parts.setdefault(f"vA{k}", []).append(acts[f"vA{k}"].numpy())
+        parts.setdefault(f"uI{k}", []).append(acts[f"uI{k}"].numpy())
 
 
 #: inputs solved together by :func:`settled_ends` (Newton's Jacobians grow as chunk × cells²)

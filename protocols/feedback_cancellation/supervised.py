@@ -33,6 +33,7 @@ from protocols.feedback_cancellation.simulation import (
     run_pass,
 )
 from protocols.feedback_cancellation.task import initial_weights
+from protocols.references import references_for
 
 
 @dataclass
@@ -118,6 +119,11 @@ def train_supervised(
     metrics = _train_set_metrics(run, tc, learners, key)
     progress(1, "test")
     bp = backprop_baseline(task, run.seed)
+    refs = (
+        references_for(run.dataset, run.seed, cfg.n_train, cfg.n_test) if cfg.references else None
+    )
+    if refs is not None:  # MNIST-1D: logistic regression and the MLP on the raw data
+        metrics["references"] = refs
     metrics.update(
         {
             f"test_{key}": last_eval[key],

@@ -57,6 +57,7 @@ def test_presets_are_complete_and_valid() -> None:
         "digits-prospective",
         "digits-spiking",
         "mnist1d",
+        "mnist1d-prospective",
         "teacher",
         "gridworld",
     }
@@ -76,14 +77,15 @@ def test_presets_are_complete_and_valid() -> None:
         _resolve("run.preset=digits", dataset="teacher")
 
 
-def test_prospective_preset_is_digits_compressed_fivefold_in_time() -> None:
-    """digits-prospective: prospective neurons, and the digits preset's times (pattern, learning
-    lag, plasticity low-pass) ÷ 5 with its learning rates × 5; everything else the same."""
+@pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
+def test_prospective_preset_is_compressed_fivefold_in_time(dataset: str) -> None:
+    """<dataset>-prospective: prospective neurons, and the data set's preset's times (pattern,
+    learning lag, plasticity low-pass) ÷ 5 with its learning rates × 5; everything else the same."""
     from neurosim import presets
     from protocols.feedback_cancellation import FeedbackCancellation
 
-    base = presets.load(FeedbackCancellation, "digits")
-    pro = presets.load(FeedbackCancellation, "digits-prospective")
+    base = presets.load(FeedbackCancellation, dataset)
+    pro = presets.load(FeedbackCancellation, f"{dataset}-prospective")
     assert pro["circuit"].pop("neuron") == "prospective" and "neuron" not in base["circuit"]
     scaled = {"pattern_ms": 0.2, "learning_lag_ms": 0.2, "eta_ip": 5.0}
     scaled.update(self_predicting_eta_ip=5.0, self_predicting_eta_pi=5.0)
@@ -97,7 +99,7 @@ def test_prospective_preset_is_digits_compressed_fivefold_in_time() -> None:
             assert pro["protocol"][key] == value, key
     for key, value in base["circuit"].items():
         assert pro["circuit"][key] == (value / 5.0 if key == "tau_w" else value), key
-    resolved = _resolve("run.preset=digits-prospective", dataset="digits")
+    resolved = _resolve(f"run.preset={dataset}-prospective", dataset=dataset)
     assert resolved.circuit.neuron == "prospective" and resolved.protocol.pattern_ms == 20.0
 
 

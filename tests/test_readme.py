@@ -107,6 +107,8 @@ COMMANDS: dict[str, Quick] = {
         tier="resolve", reason=SAME_PATH
     ),
     "neurosim run feedback-cancellation --preset digits-prospective --epochs 15": Quick(FC_QUICK),
+    "neurosim run feedback-cancellation --preset mnist1d-prospective --epochs 8 --set "
+    "protocol.shallow=false": Quick(tier="resolve", reason=SAME_PATH),
     # equilibrium propagation
     "neurosim run equilibrium-propagation --circuit hopfield --dataset digits": Quick(EP_QUICK),
     "neurosim run equilibrium-propagation --dataset digits --set protocol.variant=symmetric": (
@@ -126,6 +128,9 @@ COMMANDS: dict[str, Quick] = {
     ),
     "neurosim run equilibrium-propagation --dataset mnist1d --set protocol.variant=symmetric": (
         Quick(tier="resolve", reason=SAME_PATH)
+    ),
+    "neurosim run equilibrium-propagation --dataset mnist1d": Quick(
+        tier="resolve", reason=SAME_PATH
     ),
     # PyTorch models and the comparison
     "neurosim run icf": Quick(ICF_QUICK),

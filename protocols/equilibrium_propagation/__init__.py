@@ -59,6 +59,7 @@ from protocols.equilibrium_propagation.simulation import (
     static_values,
 )
 from protocols.equilibrium_propagation.training import accuracy, run_chunks, train
+from protocols.references import references_for
 
 __all__ = [
     "RULE_OF",
@@ -272,6 +273,10 @@ def _train_stage(
     w_end = ses.circuit.weights_from_state(ses.circuit.Structure(sizes=plan.sizes), values)
     progress(1, "backprop baseline")
     bp = backprop_baseline(task, w0, epochs, run.seed)
+    split = (cfg.n_train or None, cfg.n_test or None)
+    refs = references_for(run.dataset, run.seed, *split) if cfg.references else None
+    if refs is not None:  # MNIST-1D: logistic regression and the MLP on the raw data
+        metrics["references"] = refs
     grad, curve = _gradient_check(ses, sim, w_end, w0, progress)
     trace = _trace(ses, w_end) if cfg.traces else None
     metrics.update(_training_metrics(ses, history, bp, grad, epochs, seen[0], train_wall))

@@ -74,6 +74,11 @@ class EquilibriumPropagationConfig(StrictModel):
     )
     backprop_lr: list[float] = Field([0.1, 0.05], description="backprop rates per layer")
     backprop_activation: Literal["hard_sigmoid", "sigmoid"] = "hard_sigmoid"
+    references: bool = Field(
+        True,
+        description="logistic regression and the reference MLP on the raw data, where the data "
+        "set has published ones (MNIST-1D); cached",
+    )
     grad_check: bool = Field(True, description="train: gradient check on the trained weights")
     traces: bool = Field(True, description="train: record one example step by step")
     grad_betas: list[float] = Field(

@@ -73,6 +73,11 @@ class FeedbackCancellationConfig(StrictModel):
     train_eval: bool = Field(True, description="evaluate the training set after the last epoch")
     backprop_epochs: int = Field(100, ge=0)
     backprop_lr: float = Field(1e-3, gt=0)
+    references: bool = Field(
+        True,
+        description="logistic regression and the reference MLP on the raw data, where the data "
+        "set has published ones (MNIST-1D); cached",
+    )
     transport_nudges: list[float] = Field(
         [1e-3, 1e-2, 1e-1, 1.0], description="error-transport: nudging strengths (× g_som)"
     )

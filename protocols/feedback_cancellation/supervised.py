@@ -37,6 +37,7 @@ from protocols.feedback_cancellation.simulation import (
     run_pass,
 )
 from protocols.feedback_cancellation.task import initial_weights
+from protocols.references import references_for
 
 
 @dataclass
@@ -199,6 +200,11 @@ def train_supervised(
     progress(1, "test")
     bp, bp_cached = backprop_baseline_cached(task, run.seed)
     from_cache += ["backprop"] if bp_cached else []
+    refs = (
+        references_for(run.dataset, run.seed, cfg.n_train, cfg.n_test) if cfg.references else None
+    )
+    if refs is not None:  # MNIST-1D: logistic regression and the MLP on the raw data
+        metrics["references"] = refs
     metrics.update(
         {
             f"test_{key}": last_eval[key],

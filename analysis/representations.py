@@ -18,15 +18,15 @@ torch model (DESIGN.md §2, §4.6).
 - :func:`selectivity_matrix`: the selectivity of Independently Controllable Features (E. Bengio,
   Thomas, Pineau, Precup & Y. Bengio 2017, arXiv:1703.07718; Thomas et al. 2017,
   arXiv:1708.01289) computed on any population's rates.
-- :func:`parent_share`, :func:`traced_weights`, :func:`finite_difference_sensitivity`: where a
-  predictor looks (issue 17): the share of its sensitivity to the input variables that falls on
-  the true parents of what it predicts, from input gradients or from weights traced through the
-  layers; the circuits' counterpart of the Consciousness Prior's parent precision.
+- :func:`parent_share`, :func:`traced_weights`: where a predictor looks (issue 17): the share of
+  its sensitivity to the input variables that falls on the true parents of what it predicts,
+  from input gradients (e.g. :func:`neurosim.latent_world.sensitivity`) or from weights traced
+  through the layers; the circuits' counterpart of the Consciousness Prior's parent precision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,7 +36,6 @@ __all__ = [
     "RSAResult",
     "RidgeProbeResult",
     "compare_rdms",
-    "finite_difference_sensitivity",
     "linear_cka",
     "parent_share",
     "rdm",
@@ -513,7 +512,7 @@ def parent_share(sensitivity: np.ndarray, parents: np.ndarray) -> dict[str, floa
     """Share of each output's sensitivity that falls on its true parents.
 
     ``sensitivity`` (n_outputs, n_variables): how strongly output i depends on input variable j
-    (e.g. the mean |∂y_i/∂z_j| of :func:`finite_difference_sensitivity`, or
+    (e.g. the mean |∂y_i/∂z_j| of :func:`neurosim.latent_world.sensitivity`, or
     :func:`traced_weights`); only magnitudes count. ``parents`` (n_outputs, n_variables)
     boolean: j is a parent of the variable output i predicts. Returns ``per_output``
     Σ_{j∈pa(i)} |S_ij| / Σ_j |S_ij| (NaN for an output sensitive to nothing), ``mean`` over
@@ -555,22 +554,3 @@ def traced_weights(weights: Sequence[np.ndarray]) -> np.ndarray:
             )
         out = w @ out
     return out
-
-
-def finite_difference_sensitivity(
-    fn: Callable[[np.ndarray], np.ndarray], z: np.ndarray, eps: float = 1e-3
-) -> np.ndarray:
-    """Mean |∂fn_i/∂z_j| over the samples ``z`` (n_samples, n_variables), by central
-    differences of step ``eps``: (n_outputs, n_variables). ``fn`` maps (n, n_variables) →
-    (n, n_outputs), e.g. the true variables through the observation and a trained predictor."""
-    za = _as_samples_units(z, "z")
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be finite and > 0, got {eps}")
-    columns = []
-    for j in range(za.shape[1]):
-        up, down = za.copy(), za.copy()
-        up[:, j] += eps
-        down[:, j] -= eps
-        diff = np.asarray(fn(up), dtype=np.float64) - np.asarray(fn(down), dtype=np.float64)
-        columns.append(np.mean(np.abs(diff), axis=0) / (2 * eps))
-    return np.stack(columns, axis=1)

@@ -12,7 +12,6 @@ from analysis.representations import (
     RidgeProbeResult,
     RSAResult,
     compare_rdms,
-    finite_difference_sensitivity,
     linear_cka,
     parent_share,
     rdm,
@@ -21,6 +20,7 @@ from analysis.representations import (
     selectivity_matrix,
     traced_weights,
 )
+from neurosim import latent_world as lw
 
 # ------------------------------------------------------------------------------------------------
 # linear CKA
@@ -390,8 +390,10 @@ def test_parent_share_is_one_for_a_circuit_that_reads_only_parents() -> None:
     traced = parent_share(traced_weights([w1, w2]), pa)
     np.testing.assert_allclose(traced["per_output"], 1.0)
     assert traced["chance"] == pytest.approx(0.5)
+    # the input gradient through a world that shows its variables as they are (M = I)
+    world = _identity_world(pa)
     z = np.random.default_rng(1).normal(size=(50, 4))
-    sens = finite_difference_sensitivity(lambda v: np.tanh(np.tanh(v @ w1.T) @ w2.T), z)
+    sens = lw.sensitivity(lambda x: np.tanh(np.tanh(x @ w1.T) @ w2.T), world, z)
     grad = parent_share(sens, pa)
     np.testing.assert_allclose(grad["per_output"], 1.0)
 
@@ -409,10 +411,19 @@ def test_parent_share_of_uniform_and_of_non_parent_readers() -> None:
     assert np.isnan(out["per_output"][3]) and out["mean"] == 0.0
 
 
-def test_finite_difference_sensitivity_of_a_linear_map() -> None:
-    a = np.array([[1.0, -2.0, 0.0], [0.0, 0.5, 3.0]])
+def _identity_world(pa: np.ndarray) -> lw.LatentWorld:
+    n = len(pa)
+    parents = np.array([np.flatnonzero(row) for row in pa])
+    return lw.LatentWorld(parents, pa * 1.0, np.zeros(n), np.eye(n), 0.0, 0.0)
+
+
+def test_latent_sensitivity_of_a_linear_map_through_the_mixture() -> None:
+    """Through x = M z a linear read-out A x has sensitivity |A M| to the variables."""
+    world = lw.make_world(3, 1, 5, seed=0)
+    a = np.random.default_rng(2).normal(size=(2, 5))
     z = np.random.default_rng(0).normal(size=(20, 3))
-    np.testing.assert_allclose(finite_difference_sensitivity(lambda v: v @ a.T, z), np.abs(a))
+    sens = lw.sensitivity(lambda x: x @ a.T, world, z)
+    np.testing.assert_allclose(sens, np.abs(a @ world.mixing), rtol=1e-8)
 
 
 def test_parent_share_input_validation() -> None:
@@ -425,4 +436,4 @@ def test_parent_share_input_validation() -> None:
     with pytest.raises(ValueError, match="at least one"):
         traced_weights([])
     with pytest.raises(ValueError, match="eps"):
-        finite_difference_sensitivity(lambda v: v, np.ones((3, 2)), eps=0.0)
+        lw.sensitivity(lambda x: x, lw.make_world(3, 1, 4), np.ones((3, 3)), eps=0.0)

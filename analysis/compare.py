@@ -240,9 +240,14 @@ def plot_probes(rows: Sequence[Mapping[str, Any]], positions: np.ndarray, path: 
 
 # ------------------------------------------------------------------------------ entry point
 def analyse(data: Mapping[str, Any], figures_dir: str | Path) -> dict[str, Any]:
-    """The comparison table (written as ``comparison.md`` beside ``figures_dir``) and figures;
-    returns the table's numbers for the metrics: ``probe_r2``, ``cka``, ``rsa`` per
-    representation, and the headline scalars."""
+    """The comparison table (written as ``comparison.md`` beside ``figures_dir``) and figures
+    (the consciousness-prior pairing's: :mod:`analysis.compare_consciousness`); returns the
+    table's numbers for the metrics: ``probe_r2``, ``cka``, ``rsa`` per representation, and the
+    headline scalars."""
+    if data.get("pairing") == "consciousness-prior-microcircuit":
+        from analysis import compare_consciousness
+
+        return compare_consciousness.analyse(data, figures_dir)
     figures = Path(figures_dir)
     positions = np.asarray(data["positions"], dtype=float)
     reps = representations(data)

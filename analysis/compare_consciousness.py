@@ -14,7 +14,10 @@ Two tables, both written to ``comparison.md``:
    parent share of each prediction's sensitivity to the true variables
    (:func:`analysis.representations.parent_share`, against its chance, the parent fraction), the
    bottleneck's attention parent precision, and the normalised error of the next value in
-   distribution and with the predicted variable's non-parents shifted, with their ratio.
+   distribution and with the predicted variable's non-parents shifted, with their ratio. For the
+   circuit also the parent share of its weights traced from the variables to the outputs,
+   |W_N| ··· |W_1| |M_on/off| (:func:`analysis.representations.traced_weights`; the on and off
+   channel of an observed dimension both carry |M|), which ignores the rate slopes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from matplotlib.figure import Figure
 
 from analysis.compare import _rsa, _safe, plot_rdms, spike_rates
 from analysis.figures import save_figure
-from analysis.representations import linear_cka, parent_share, ridge_probe
+from analysis.representations import linear_cka, parent_share, ridge_probe, traced_weights
 from neurosim.results import atomic_write
 
 #: the representations the CKA and RSA columns compare every row with
@@ -125,6 +128,13 @@ def looking_table(data: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "shift_error_ratio": float(e_shift.mean() / e_in.mean()),
             }
         )
+    if "circuit_forward_weights" in data and "mixing" in data:
+        mix = np.abs(np.asarray(data["mixing"], dtype=float))
+        on_off = np.concatenate([mix, mix])  # inputs: the on channels, then the off channels
+        traced = traced_weights([on_off, *data["circuit_forward_weights"]])
+        for row in rows:
+            if row["name"] == "circuit":
+                row["parent_share_traced"] = parent_share(traced, parents)["mean"]
     if "attention_selected" in data:
         sel = np.asarray(data["attention_selected"], dtype=bool)
         precision = float((sel & parents).sum() / max(sel.sum(), 1))
@@ -147,7 +157,8 @@ def markdown_tables(rep_rows: Sequence[Mapping[str, Any]], look_rows: Sequence[M
              ("rsa_circuit_hidden", "RSA circuit hidden"),
              ("cka_slots_bottleneck", "CKA bottleneck slots"),
              ("rsa_slots_bottleneck", "RSA bottleneck slots"))  # fmt: skip
-    cols2 = (("parent_share", "parent share"), ("parent_share_chance", "chance"),
+    cols2 = (("parent_share", "parent share"), ("parent_share_traced", "traced weights"),
+             ("parent_share_chance", "chance"),
              ("attention_precision", "attention precision"), ("error_in", "error in"),
              ("error_shift", "error shifted"), ("shift_error_ratio", "ratio"))  # fmt: skip
     lines = ["| representation | " + " | ".join(t for _, t in cols1) + " |",
@@ -228,7 +239,9 @@ def analyse(data: Mapping[str, Any], figures_dir: str | Path) -> dict[str, Any]:
         },  # fmt: skip
     }
     for row in look_rows:
-        for key in ("parent_share", "error_in", "error_shift", "shift_error_ratio"):
-            metrics[f"{key}_{row['name']}"] = row[key]
+        for key in ("parent_share", "parent_share_traced", "error_in", "error_shift",
+                    "shift_error_ratio"):  # fmt: skip
+            if key in row:
+                metrics[f"{key}_{row['name']}"] = row[key]
         metrics["parent_share_chance"] = row["parent_share_chance"]
     return metrics

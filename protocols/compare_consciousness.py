@@ -238,6 +238,8 @@ def run_pairing(
         "errors_in": {k: v["in"] for k, v in errors.items()},
         "errors_shift": {k: v["shift"] for k, v in errors.items()},
         "attention_selected": record.selected,
+        "circuit_forward_weights": [end[f"W{k}"] for k in range(1, top + 1)],
+        "mixing": samples.world.mixing,
         "pattern_ms": cfg.training.pattern_ms,
     }
     signals = [

@@ -50,12 +50,18 @@ def _looking_data(n: int = 4) -> dict:
             "baseline": np.full(n, 1.0),
         },  # fmt: skip
         "attention_selected": parents.copy(),
+        # the circuit's weights traced from the variables: hidden unit i reads the on and off
+        # channels of observed dimension i, which shows variable i alone; output i reads the
+        # hidden units of its parents
+        "mixing": np.eye(n),
+        "circuit_forward_weights": [np.hstack([np.eye(n), np.eye(n)]), parents * 1.0],
     }
 
 
 def test_looking_table_known_answers() -> None:
     rows = {r["name"]: r for r in acc.looking_table(_looking_data())}
     assert rows["circuit"]["parent_share"] == pytest.approx(1.0)
+    assert rows["circuit"]["parent_share_traced"] == pytest.approx(1.0)
     assert rows["bottleneck"]["parent_share"] == pytest.approx(1.0)  # through the matching
     assert rows["baseline"]["parent_share"] == pytest.approx(0.5)  # 2 parents of 4
     assert rows["baseline"]["parent_share_chance"] == pytest.approx(0.5)
@@ -177,6 +183,17 @@ def test_pairing_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 # ------------------------------------------------------------------------------ slow
+@pytest.mark.slow
+def test_pairing_spiking_end_to_end(tmp_path: Path) -> None:
+    """The spiking read-out: the circuit's hidden rates come from its recorded spike trains."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--no-progress", "--readout", "spiking", "--out", str(out), *TINY]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["circuit_readout"] == "spiking"
+    assert m["probe_r2"]["observations"] > 0.9
+    assert np.isfinite(m["cka"]["slots_bottleneck"]["circuit_hidden"])
+
+
 @pytest.mark.slow
 def test_pairing_twin_agrees_with_the_brian2_circuit(tmp_path: Path) -> None:
     """The default pairing (seed 1, 1 epoch): the steady-state twin that the shift test and the

@@ -319,7 +319,7 @@ class Compare(Protocol):
         spikes: list[SpikeRecord] = []
         if tc.readout == "spiking":
             t_stop = sim.duration_ms / 1000.0
-            spikes, data["hidden_spikes"] = _hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
+            spikes, data["hidden_spikes"] = hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
         segments = [
             SegmentRecord(
                 "clean-images", spikes, signals,
@@ -347,7 +347,7 @@ class Compare(Protocol):
         return metrics, data, weights, segments
 
 
-def _hidden_spikes(
+def hidden_spikes(
     result: Any, k: int, cells: int, n: int, t_stop: float, cfg: CompareConfig
 ) -> tuple[list[SpikeRecord], dict[str, Any]]:
     """The spike trains of hidden layer ``k`` in a frozen pass (run length ``t_stop`` s), as

@@ -254,10 +254,10 @@ def run_pairing(
     ]  # fmt: skip
     spikes: list[SpikeRecord] = []
     if tc.readout == "spiking":
-        from protocols.compare import _hidden_spikes
+        from protocols.compare import hidden_spikes
 
         t_stop = tc.sim.duration_ms / 1000.0
-        spikes, data["hidden_spikes"] = _hidden_spikes(
+        spikes, data["hidden_spikes"] = hidden_spikes(
             result, k_hidden, task.sizes[k_hidden], n, t_stop, cfg
         )
     segments = [

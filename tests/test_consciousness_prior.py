@@ -348,3 +348,17 @@ def test_default_training_finds_parents_and_resists_shift(seed: int, tmp_path: P
     m = json.loads((out / "metrics.json").read_text())
     assert m["parent_precision"] >= 3 * m["parent_precision_chance"]
     assert m["shift_error_ratio_bottleneck"] < m["shift_error_ratio_baseline"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_found_slots_keep_the_variables(seed: int, tmp_path: Path) -> None:
+    """``slots = found`` (no latent regression): the variance and independence terms keep the
+    slots alive, so a linear probe from all slots still reads the true variables (measured 0.95-
+    0.97 on seeds 1-3), even though no single slot holds one (README: matched R² 0.21-0.28)."""
+    out = tmp_path / "run"
+    rc, _, stderr = _main(["run", PROTOCOL, "--seed", str(seed), "--set", "protocol.slots=found",
+                           "--no-progress", "--out", str(out)])  # fmt: skip
+    assert rc == 0, stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["probe_r2_slots_bottleneck"] > 0.9 and m["probe_r2_slots_baseline"] > 0.9

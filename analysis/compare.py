@@ -209,8 +209,15 @@ def plot_unit_maps(rep: np.ndarray, positions: np.ndarray, path: Path, title: st
     return save_figure(fig, path)
 
 
-def plot_rdms(reps: Mapping[str, np.ndarray], names: Sequence[str], path: Path) -> Path:
-    """Correlation-distance RDMs side by side, conditions in position order."""
+def plot_rdms(
+    reps: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    path: Path,
+    xlabel: str = "image (y·11 + x)",
+    labels: Mapping[str, str] = LABELS,
+) -> Path:
+    """Correlation-distance RDMs side by side, conditions in the rows' order (the ICF pairing:
+    position order)."""
     fig = Figure(figsize=(3.2 * len(names), 3.2), layout="constrained")
     for k, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), k + 1)
@@ -218,8 +225,8 @@ def plot_rdms(reps: Mapping[str, np.ndarray], names: Sequence[str], path: Path) 
             ax.imshow(rdm(reps[name], "correlation"), cmap="magma")
         except ValueError as exc:  # a constant pattern somewhere: the RDM is undefined
             ax.text(0.5, 0.5, str(exc)[:60], ha="center", va="center", fontsize=6, wrap=True)
-        ax.set_title(LABELS.get(name, name), fontsize=9)
-        ax.set_xlabel("image (y·11 + x)")
+        ax.set_title(labels.get(name, name), fontsize=9)
+        ax.set_xlabel(xlabel)
     return save_figure(fig, path)
 
 
@@ -240,9 +247,14 @@ def plot_probes(rows: Sequence[Mapping[str, Any]], positions: np.ndarray, path: 
 
 # ------------------------------------------------------------------------------ entry point
 def analyse(data: Mapping[str, Any], figures_dir: str | Path) -> dict[str, Any]:
-    """The comparison table (written as ``comparison.md`` beside ``figures_dir``) and figures;
-    returns the table's numbers for the metrics: ``probe_r2``, ``cka``, ``rsa`` per
-    representation, and the headline scalars."""
+    """The comparison table (written as ``comparison.md`` beside ``figures_dir``) and figures
+    (the consciousness-prior pairing's: :mod:`analysis.compare_consciousness`); returns the
+    table's numbers for the metrics: ``probe_r2``, ``cka``, ``rsa`` per representation, and the
+    headline scalars."""
+    if data.get("pairing") == "consciousness-prior-microcircuit":
+        from analysis import compare_consciousness
+
+        return compare_consciousness.analyse(data, figures_dir)
     figures = Path(figures_dir)
     positions = np.asarray(data["positions"], dtype=float)
     reps = representations(data)

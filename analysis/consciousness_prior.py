@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis.figures import save_figure
+from analysis.representations import ridge_probe
 from neurosim.records.consciousness_prior import ConsciousnessPriorRecord
 
 
@@ -98,12 +99,28 @@ def plot_shift_errors(
     return save_figure(fig, path)
 
 
+def slot_probes(
+    slot_values: Mapping[str, np.ndarray], latent: np.ndarray, seed: int = 0
+) -> dict[str, float | list[float]]:
+    """Cross-validated ridge probes of every true variable from all of a model's slots (held-out
+    samples): ``probe_r2_slots_KIND`` the mean R² over variables, ``..._per_variable`` each."""
+    out: dict[str, float | list[float]] = {}
+    for kind, values in slot_values.items():
+        r2 = ridge_probe(values, latent, seed=seed).r2
+        out[f"probe_r2_slots_{kind}"] = float(np.mean(r2))
+        out[f"probe_r2_slots_{kind}_per_variable"] = [float(v) for v in r2]
+    return out
+
+
 def analyse(record: ConsciousnessPriorRecord, figures_dir: str | Path) -> dict:
-    """All figures for one run's record; returns what analysis adds to the metrics (nothing)."""
+    """All figures for one run's record; returns what analysis adds to the metrics: the probes
+    of the true variables from the slots (:func:`slot_probes`)."""
     out = Path(figures_dir)
     plot_attention(record.parents, record.attention_scores, record.selected, out / "attention.png")
     plot_learning_curves(
         record.history, record.parent_precision_chance, out / "learning_curves.png"
     )
     plot_shift_errors(record.errors_in, record.errors_shift, out / "shift_errors.png")
-    return {}
+    if record.latent_test is None or not record.slot_values:
+        return {}
+    return slot_probes(record.slot_values, record.latent_test)

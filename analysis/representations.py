@@ -18,6 +18,10 @@ torch model (DESIGN.md §2, §4.6).
 - :func:`selectivity_matrix`: the selectivity of Independently Controllable Features (E. Bengio,
   Thomas, Pineau, Precup & Y. Bengio 2017, arXiv:1703.07718; Thomas et al. 2017,
   arXiv:1708.01289) computed on any population's rates.
+- :func:`parent_share`, :func:`traced_weights`: where a predictor looks (issue 17): the share of
+  its sensitivity to the input variables that falls on the true parents of what it predicts,
+  from input gradients (e.g. :func:`neurosim.latent_world.sensitivity`) or from weights traced
+  through the layers; the circuits' counterpart of the Consciousness Prior's parent precision.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ __all__ = [
     "RidgeProbeResult",
     "compare_rdms",
     "linear_cka",
+    "parent_share",
     "rdm",
     "ridge_probe",
     "rsa",
     "selectivity_matrix",
+    "traced_weights",
 ]
 
 RDM_METRICS = ("correlation", "euclidean")
@@ -495,3 +501,56 @@ def selectivity_matrix(
         mean = total / count[:, None]
     mean[count == 0] = np.nan
     return mean.T
+
+
+# ------------------------------------------------------------------------------------------------
+# Where a predictor looks: parent share of its sensitivity
+# ------------------------------------------------------------------------------------------------
+
+
+def parent_share(sensitivity: np.ndarray, parents: np.ndarray) -> dict[str, float | np.ndarray]:
+    """Share of each output's sensitivity that falls on its true parents.
+
+    ``sensitivity`` (n_outputs, n_variables): how strongly output i depends on input variable j
+    (e.g. the mean |∂y_i/∂z_j| of :func:`neurosim.latent_world.sensitivity`, or
+    :func:`traced_weights`); only magnitudes count. ``parents`` (n_outputs, n_variables)
+    boolean: j is a parent of the variable output i predicts. Returns ``per_output``
+    Σ_{j∈pa(i)} |S_ij| / Σ_j |S_ij| (NaN for an output sensitive to nothing), ``mean`` over
+    outputs, and ``chance``: the mean parent fraction |pa(i)| / n, the share of a predictor
+    that looks at every variable alike. 1 for a predictor that reads only the parents."""
+    sens = np.abs(np.asarray(sensitivity, dtype=np.float64))
+    pa = np.asarray(parents, dtype=bool)
+    if sens.ndim != 2 or pa.shape != sens.shape:
+        raise ValueError(
+            f"sensitivity and parents must be 2-D of one shape, got {sens.shape}, {pa.shape}"
+        )
+    if not np.all(np.isfinite(sens)):
+        raise ValueError("sensitivity contains NaN or inf values")
+    total = sens.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(total > 0, (sens * pa).sum(axis=1) / total, np.nan)
+    return {
+        "per_output": per,
+        "mean": float(np.nanmean(per)) if np.any(np.isfinite(per)) else float("nan"),
+        "chance": float(pa.mean(axis=1).mean()),
+    }
+
+
+def traced_weights(weights: Sequence[np.ndarray]) -> np.ndarray:
+    """|W_L| ··· |W_2| |W_1|: the magnitude of every input-to-output path summed over the
+    layers, for weight matrices given input layer first, each (n_out, n_in). A path's
+    sensitivity is bounded by the product of its weights (times the activation slopes, here 1),
+    so an input no path reaches has 0 in its column."""
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one matrix")
+    out = np.abs(np.asarray(weights[0], dtype=np.float64))
+    if out.ndim != 2:
+        raise ValueError(f"weight matrices must be 2-D, got shape {out.shape}")
+    for w in weights[1:]:
+        w = np.abs(np.asarray(w, dtype=np.float64))
+        if w.ndim != 2 or w.shape[1] != out.shape[0]:
+            raise ValueError(
+                f"weight shapes do not chain: {w.shape} after a layer of {out.shape[0]} units"
+            )
+        out = w @ out
+    return out

@@ -12,7 +12,11 @@ The model, all in torch (float32, CPU), no Brian2:
   ``aux_weight`` · ‖v(x_t) − z_t‖² on the training data (the variables are observed while
   training, never at test). Slots are then matched to variables on held-out data without using
   this (:func:`match_slots`: greedy one-to-one matching on |correlation|), and every measure below
-  goes through that matching.
+  goes through that matching. With ``aux_weight`` = 0 the slots are found, not given: two terms
+  (:func:`spread_terms`: a variance hinge and an off-diagonal covariance penalty) keep the slots
+  alive and distinct, the prediction loss and the bottleneck are left to pick their basis, and
+  after matching each slot is put into its variable's units by a line fitted on held-out data
+  (:func:`calibrate`, for the measures only).
 * **Attention bottleneck** C: the query for variable i is slot i's key; scores
   s_ij = (W_q key_i)·(W_k key_j)/√d over all n slots (slot i itself included). Training selects k
   slots per query and per sample by **Gumbel top-k** (Gumbel noise on the scores, k largest) with a
@@ -228,6 +232,20 @@ def diversity_loss(scores: Tensor) -> Tensor:
     return math.log(scores.shape[-1]) - entropy
 
 
+def spread_terms(values: Tensor) -> tuple[Tensor, Tensor]:
+    """The two terms that let slots be found without the latent regression (VICReg, Bardes et
+    al. 2022, on a batch of slot values (B, n)): ``variance`` = mean_j relu(1 − std_j) keeps
+    every slot alive (constant slots predict themselves perfectly: the prediction loss alone
+    collapses), ``independence`` = Σ_{i≠j} C_ij² / n (C: the batch covariance) keeps slots from
+    carrying the same signal."""
+    centred = values - values.mean(dim=0)
+    std = torch.sqrt(centred.var(dim=0) + 1e-4)
+    variance = torch.relu(1.0 - std).mean()
+    cov = centred.T @ centred / max(len(values) - 1, 1)
+    off = cov - torch.diag(torch.diagonal(cov))
+    return variance, (off**2).sum() / values.shape[1]
+
+
 def loss_terms(
     model: ConsciousnessPriorModel,
     x_t: Tensor,
@@ -237,17 +255,28 @@ def loss_terms(
     aux_weight: float,
     entropy_weight: float,
     tau: float,
+    variance_weight: float = 0.0,
+    independence_weight: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """The training losses of one batch: ``prediction`` (verifier vs the slots' next values,
-    detached), ``aux`` (slot values vs z_t), ``diversity`` (bottleneck only), ``total``."""
+    detached), ``aux`` (slot values vs z_t; only with ``aux_weight`` > 0), ``variance`` and
+    ``independence`` (:func:`spread_terms`; only with a weight > 0), ``diversity`` (bottleneck
+    only), ``total``."""
     out = model(x_t, sample=True, tau=tau, generator=generator)
     with torch.no_grad():
         target = model.encoder(x_next)
     prediction = torch.mean((out.prediction - target) ** 2)
-    aux = torch.mean((out.values - z_t) ** 2)
-    total = prediction + aux_weight * aux
-    terms = {"prediction": prediction, "aux": aux}
+    total = prediction
+    terms = {"prediction": prediction}
+    if aux_weight > 0:
+        aux = torch.mean((out.values - z_t) ** 2)
+        total = total + aux_weight * aux
+        terms["aux"] = aux
+    if variance_weight > 0 or independence_weight > 0:
+        variance, independence = spread_terms(out.values)
+        total = total + variance_weight * variance + independence_weight * independence
+        terms["variance"], terms["independence"] = variance, independence
     if model.spec.bottleneck:
         div = diversity_loss(model.scores())
         total = total + entropy_weight * div
@@ -283,6 +312,8 @@ def train(
     aux_weight: float = 1.0,
     entropy_weight: float = 0.1,
     tau: float = 3.0,
+    variance_weight: float = 0.0,
+    independence_weight: float = 0.0,
     seed: int = 0,
     log_every: int = 50,
     evaluate: Callable[[ConsciousnessPriorModel], Mapping[str, float]] | None = None,
@@ -314,7 +345,9 @@ def train(
         idx = torch.randint(n, (batch,), generator=gen)
         terms = loss_terms(
             model, data.x_t[idx], data.x_next[idx], data.z_t[idx],
-            aux_weight=aux_weight, entropy_weight=entropy_weight, tau=tau, generator=gen,
+            aux_weight=aux_weight, entropy_weight=entropy_weight, tau=tau,
+            variance_weight=variance_weight, independence_weight=independence_weight,
+            generator=gen,
         )  # fmt: skip
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
@@ -348,11 +381,15 @@ def encode(model: ConsciousnessPriorModel, x: np.ndarray) -> np.ndarray:
         return model.encoder(torch.as_tensor(x, dtype=torch.float32)).numpy().astype(float)
 
 
-def predict(model: ConsciousnessPriorModel, x: np.ndarray) -> np.ndarray:
-    """The verifier's predictions of every query slot's next value (evaluation selection)."""
+def predict(
+    model: ConsciousnessPriorModel, x: np.ndarray, calibration: np.ndarray | None = None
+) -> np.ndarray:
+    """The verifier's predictions of every query slot's next value (evaluation selection); with
+    ``calibration`` (:func:`calibrate`) mapped into the units of the variables the slots hold."""
     with torch.no_grad():
         out = model(torch.as_tensor(x, dtype=torch.float32), sample=False)
-    return out.prediction.numpy().astype(float)
+    pred = out.prediction.numpy().astype(float)
+    return pred if calibration is None else calibration[0] * pred + calibration[1]
 
 
 def match_slots(values: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -373,6 +410,18 @@ def match_slots(values: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarr
         match[j], strength[j] = v, corr[j, v]
         c[j, :], c[:, v] = -np.inf, -np.inf
     return match, strength
+
+
+def calibrate(values: np.ndarray, z: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """Per slot j, the least-squares line z_{match[j]} ≈ a_j v_j + b_j over held-out samples:
+    (2, n) array of slopes and intercepts. Slots found without the latent regression hold their
+    variable in arbitrary sign and scale; this puts them (and predictions of them) in the
+    variable's units, for the measures only."""
+    values, z = np.asarray(values, dtype=float), np.asarray(z, dtype=float)
+    target = z[:, np.asarray(match, dtype=np.int64)]
+    vc, tc = values - values.mean(0), target - target.mean(0)
+    slope = (vc * tc).sum(0) / np.maximum((vc**2).sum(0), 1e-12)
+    return np.stack([slope, target.mean(0) - slope * values.mean(0)])
 
 
 def parent_precision(
@@ -424,20 +473,22 @@ def shift_test(
     mean: np.ndarray,
     std: np.ndarray,
     seed: int,
+    calibration: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per query slot i (variable v = match[i]): the normalised error of predicting z_{t+1,v}
     from observations of z_t (``in``) and of z_t with every non-parent of v shifted (``shift``,
     :func:`neurosim.latent_world.shift` with the training ``mean``/``std``); z_{t+1} is unchanged
-    by construction. Both use the same observation-noise draws."""
+    by construction. Both use the same observation-noise draws. ``calibration``: as in
+    :func:`predict`."""
     n = world.n_variables
     errors_in, errors_shift = np.zeros(n), np.zeros(n)
     x_in = lw.observe(world, z_t, np.random.default_rng(seed))
-    pred_in = predict(model, x_in)
+    pred_in = predict(model, x_in, calibration)
     for i in range(n):
         v = int(match[i])
         zs = lw.shift(z_t, lw.non_parents(world, v), offset=offset, scale=scale, mean=mean, std=std)
         x_s = lw.observe(world, zs, np.random.default_rng(seed))
-        pred_s = predict(model, x_s)[:, i]
+        pred_s = predict(model, x_s, calibration)[:, i]
         var = max(float(z_next[:, v].var()), 1e-12)
         errors_in[i] = np.mean((pred_in[:, i] - z_next[:, v]) ** 2) / var
         errors_shift[i] = np.mean((pred_s - z_next[:, v]) ** 2) / var

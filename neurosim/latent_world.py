@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,3 +199,28 @@ def shift(
     out = z.copy()
     out[..., idx] = mu[idx] + scale * (z[..., idx] - mu[idx]) + offset * sd[idx]
     return out
+
+
+def sensitivity(
+    predict: Callable[[np.ndarray], np.ndarray],
+    world: LatentWorld,
+    z: np.ndarray,
+    eps: float = 1e-2,
+) -> np.ndarray:
+    """How strongly each output of ``predict`` (observations (n, obs_dim) → (n, outputs))
+    depends on each latent variable: mean |∂ŷ_i/∂z_j| over the states ``z`` (n, n_variables),
+    by central differences of step ``eps`` through the noise-free observation M z. Returns
+    (outputs, n_variables)."""
+    z = _check_states(world, z)
+    if z.ndim != 2:
+        raise ValueError(f"z must be (n, {world.n_variables}), got shape {z.shape}")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be finite and > 0, got {eps}")
+    columns = []
+    for j in range(world.n_variables):
+        up, down = z.copy(), z.copy()
+        up[:, j] += eps
+        down[:, j] -= eps
+        diff = np.asarray(predict(up @ world.mixing.T)) - np.asarray(predict(down @ world.mixing.T))
+        columns.append(np.mean(np.abs(diff), axis=0) / (2 * eps))
+    return np.stack(columns, axis=1)

@@ -1,6 +1,8 @@
 """Side by side: one PyTorch model and one circuit on the same inputs (DESIGN.md §4.6, issue 5).
 
-The one pairing so far, ``icf-microcircuit``:
+Two pairings: ``consciousness-prior-microcircuit`` (the Consciousness Prior and the microcircuit
+on the same latent world, :mod:`protocols.compare_consciousness`, issue 17) and
+``icf-microcircuit``, here:
 
 (a) the Independently Controllable Features model (:mod:`models.icf`) trains on the grid world
     (the ``[protocol.icf]`` table, the same settings as ``neurosim run icf``), seeded by the run's
@@ -40,6 +42,8 @@ from neurosim.protocol import Protocol, ProtocolResult, RunContext
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.registry import register_protocol
 from neurosim.seeding import run_seed
+from protocols import compare_consciousness as ccp
+from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 from protocols.feedback_cancellation import (
     FeedbackCancellation,
     FeedbackCancellationConfig,
@@ -52,7 +56,8 @@ from protocols.feedback_cancellation import (
 from protocols.icf import ICFConfig, IndependentlyControllableFeatures
 from protocols.icf import steps as icf_steps
 
-PAIRINGS = ("icf-microcircuit",)
+PAIRINGS = ("icf-microcircuit", ccp.PAIRING)
+Pairing = Literal["icf-microcircuit", "consciousness-prior-microcircuit"]
 #: the data set the circuit of the ``icf-microcircuit`` pairing learns
 CIRCUIT_DATASET = "gridworld"
 
@@ -63,8 +68,9 @@ CIRCUIT_DATASET = "gridworld"
 TRAINING_DEFAULTS: dict[str, Any] = {"shallow": False, "backprop_epochs": 0, "train_eval": False}
 
 
-def _training_table() -> dict[str, Any]:
-    return {**preset_tables(CIRCUIT_DATASET)["protocol"], **TRAINING_DEFAULTS}
+def _training_table(pairing: str = "icf-microcircuit") -> dict[str, Any]:
+    preset = CIRCUIT_DATASET if pairing == "icf-microcircuit" else ccp.TRAINING_PRESET
+    return {**preset_tables(preset)["protocol"], **TRAINING_DEFAULTS}
 
 
 def _training_defaults() -> FeedbackCancellationConfig:
@@ -72,14 +78,19 @@ def _training_defaults() -> FeedbackCancellationConfig:
 
 
 class CompareConfig(StrictModel):
-    """The ``[protocol]`` table, with the two models' tables nested: ``[protocol.icf]`` (as in
-    ``neurosim run icf``) and ``[protocol.training]`` (as in ``neurosim run
-    feedback-cancellation``, supervised stage)."""
+    """The ``[protocol]`` table, with the models' tables nested: ``[protocol.icf]`` (as in
+    ``neurosim run icf``), ``[protocol.consciousness_prior]`` (as in ``neurosim run
+    consciousness-prior``, with the pairing's defaults) and ``[protocol.training]`` (as in
+    ``neurosim run feedback-cancellation``, supervised stage, from the pairing's preset)."""
 
-    pairing: Literal["icf-microcircuit"] = Field(
+    pairing: Pairing = Field(
         "icf-microcircuit", description="which PyTorch model and which circuit"
     )
     icf: ICFConfig = Field(default_factory=ICFConfig, description="the ICF model's training")
+    consciousness_prior: ConsciousnessPriorConfig = Field(
+        default_factory=lambda: ConsciousnessPriorConfig(**ccp.consciousness_prior_table()),
+        description="the consciousness prior's world and training (its pairing)",
+    )
     training: FeedbackCancellationConfig = Field(
         default_factory=_training_defaults, description="the circuit's supervised training"
     )
@@ -92,10 +103,20 @@ class CompareConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _training_table(cls, data: Any) -> Any:
-        """A given ``[protocol.training]`` table starts from the training defaults (the
-        preset and TRAINING_DEFAULTS), not from the feedback-cancellation table's own."""
-        if isinstance(data, dict) and isinstance(data.get("training"), dict):
-            data = {**data, "training": {**_training_table(), **data["training"]}}
+        """The ``[protocol.training]`` table starts from the pairing's training defaults (its
+        preset and TRAINING_DEFAULTS), not from the feedback-cancellation table's own; the
+        ``[protocol.consciousness_prior]`` table from the pairing's world defaults."""
+        if not isinstance(data, dict):
+            return data
+        pairing = data.get("pairing", "icf-microcircuit")
+        if pairing not in PAIRINGS:
+            return data  # refused with the list of pairings by the field
+        given = data.get("training", {})
+        if isinstance(given, dict) and (given or pairing != "icf-microcircuit"):
+            data = {**data, "training": {**_training_table(pairing), **given}}
+        given = data.get("consciousness_prior", {})
+        if isinstance(given, dict) and given:
+            data = {**data, "consciousness_prior": {**ccp.consciousness_prior_table(), **given}}
         return data
 
     @model_validator(mode="after")
@@ -112,7 +133,7 @@ class Compare(Protocol):
     side (probes, CKA, RSA in :mod:`analysis.compare`)."""
 
     name = "compare"
-    summary = "ICF encoder vs a microcircuit trained on the same grid-world images (CKA, RSA, R²)"
+    summary = "a PyTorch model vs a circuit on the same inputs (ICF or Consciousness Prior)"
     circuits = ("microcircuit",)
     datasets = (None,)
     readouts = ("rate", "spiking")
@@ -141,6 +162,13 @@ class Compare(Protocol):
 
     def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
         assert isinstance(protocol, CompareConfig)
+        if protocol.pairing == ccp.PAIRING:
+            if run.readout == "rate" and protocol.training.p_fail > 0:
+                raise ConfigError("protocol.training.p_fail > 0 needs --readout spiking.")
+            problems = ccp.check(protocol, circuit)
+            if problems:
+                raise ConfigError(problems[0])
+            return
         IndependentlyControllableFeatures().check(
             run.model_copy(update={"epochs": None}), protocol.icf, circuit
         )
@@ -162,13 +190,24 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
-        n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
         n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
+        if protocol.pairing == ccp.PAIRING:
+            cpc = protocol.consciousness_prior
+            return 2 * math.ceil(cpc.steps / cpc.log_every) + n_fc + 1
+        n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
         return n_icf + n_fc + 1
 
     def execute(self, ctx: RunContext) -> ProtocolResult:
         run, protocol, circuit, progress = ctx.run, ctx.protocol, ctx.circuit, ctx.progress
         assert isinstance(protocol, CompareConfig)
+        if protocol.pairing == ccp.PAIRING:
+            metrics, data, weights, segments = ccp.run_pairing(run, protocol, circuit, progress)
+            return ProtocolResult(
+                metrics={"pairing": protocol.pairing, **metrics},
+                segments=segments,
+                weights=weights,
+                data=data,
+            )
         model_metrics, model_data, model_weights = self._icf(run, protocol.icf, progress)
         circ_metrics, circ_data, circ_weights, segments = self._circuit(
             run, protocol, circuit, progress
@@ -280,7 +319,7 @@ class Compare(Protocol):
         spikes: list[SpikeRecord] = []
         if tc.readout == "spiking":
             t_stop = sim.duration_ms / 1000.0
-            spikes, data["hidden_spikes"] = _hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
+            spikes, data["hidden_spikes"] = hidden_spikes(result, k, task.sizes[k], n, t_stop, cfg)
         segments = [
             SegmentRecord(
                 "clean-images", spikes, signals,
@@ -308,7 +347,7 @@ class Compare(Protocol):
         return metrics, data, weights, segments
 
 
-def _hidden_spikes(
+def hidden_spikes(
     result: Any, k: int, cells: int, n: int, t_stop: float, cfg: CompareConfig
 ) -> tuple[list[SpikeRecord], dict[str, Any]]:
     """The spike trains of hidden layer ``k`` in a frozen pass (run length ``t_stop`` s), as

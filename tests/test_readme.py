@@ -84,6 +84,21 @@ COMPARE_QUICK = (
         "protocol.training.n_train=20",
     ),
 )
+#: the consciousness-prior pairing on a tiny world (4 variables, 8 observed dimensions: 16-32-4)
+CP_COMPARE_QUICK = (
+    "--epochs",
+    "1",
+    *_sets(
+        "protocol.consciousness_prior.n_variables=4",
+        "protocol.consciousness_prior.n_parents=2",
+        "protocol.consciousness_prior.k=2",
+        "protocol.consciousness_prior.obs_dim=8",
+        "protocol.consciousness_prior.n_train=30",
+        "protocol.consciousness_prior.n_test=20",
+        "protocol.consciousness_prior.steps=20",
+        "protocol.consciousness_prior.log_every=10",
+    ),
+)
 PREDICT_QUICK = ("--quick", "--seeds", "2")
 
 #: why a command is resolved but not run: CI has 90 minutes for both tiers, and these take the code
@@ -136,8 +151,12 @@ COMMANDS: dict[str, Quick] = {
     "neurosim run icf": Quick(ICF_QUICK),
     "neurosim run icf --set protocol.variant=continuous": Quick(tier="resolve", reason=SAME_PATH),
     "neurosim run consciousness-prior": Quick(CP_QUICK),
+    "neurosim run consciousness-prior --set protocol.slots=found": Quick(CP_QUICK),
     "neurosim compare": Quick(COMPARE_QUICK),
     "neurosim compare --readout spiking": Quick(tier="resolve", reason=SAME_PATH),
+    "neurosim compare --pairing consciousness-prior-microcircuit --epochs 5": Quick(
+        CP_COMPARE_QUICK
+    ),
     # predictions and the analysis of their recordings (run in this order: analyze reads
     # what the first predict wrote; its --only keeps it to the experiment analyze reads)
     "neurosim predict --out results/predict": Quick(

@@ -13,11 +13,14 @@ from analysis.representations import (
     RSAResult,
     compare_rdms,
     linear_cka,
+    parent_share,
     rdm,
     ridge_probe,
     rsa,
     selectivity_matrix,
+    traced_weights,
 )
+from neurosim import latent_world as lw
 
 # ------------------------------------------------------------------------------------------------
 # linear CKA
@@ -356,3 +359,81 @@ def test_selectivity_input_validation() -> None:
         selectivity_matrix(now, bad)
     with pytest.raises(ValueError, match="tol"):
         selectivity_matrix(now, nxt, tol=-1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# parent share (issue 17)
+# ------------------------------------------------------------------------------------------------
+
+
+def _parent_graph() -> np.ndarray:
+    pa = np.zeros((4, 4), dtype=bool)
+    pa[0, [1, 2]] = pa[1, [2, 3]] = pa[2, [0, 3]] = pa[3, [0, 1]] = True
+    return pa
+
+
+def _parents_only_network(pa: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """A 4-8-4 network whose hidden units 2i, 2i+1 read only the parents of variable i and
+    whose output i reads only those two hidden units."""
+    w1 = np.zeros((8, 4))
+    w2 = np.zeros((4, 8))
+    for i in range(4):
+        for h in (2 * i, 2 * i + 1):
+            w1[h, pa[i]] = rng.normal(size=pa[i].sum())
+        w2[i, [2 * i, 2 * i + 1]] = rng.normal(size=2)
+    return [w1, w2]
+
+
+def test_parent_share_is_one_for_a_circuit_that_reads_only_parents() -> None:
+    pa = _parent_graph()
+    w1, w2 = _parents_only_network(pa, np.random.default_rng(0))
+    traced = parent_share(traced_weights([w1, w2]), pa)
+    np.testing.assert_allclose(traced["per_output"], 1.0)
+    assert traced["chance"] == pytest.approx(0.5)
+    # the input gradient through a world that shows its variables as they are (M = I)
+    world = _identity_world(pa)
+    z = np.random.default_rng(1).normal(size=(50, 4))
+    sens = lw.sensitivity(lambda x: np.tanh(np.tanh(x @ w1.T) @ w2.T), world, z)
+    grad = parent_share(sens, pa)
+    np.testing.assert_allclose(grad["per_output"], 1.0)
+
+
+def test_parent_share_of_uniform_and_of_non_parent_readers() -> None:
+    pa = _parent_graph()
+    uniform = parent_share(traced_weights([np.ones((8, 4)), -np.ones((4, 8))]), pa)
+    np.testing.assert_allclose(uniform["per_output"], 0.5)  # 2 parents of 4 inputs
+    assert uniform["mean"] == pytest.approx(uniform["chance"])
+    # an output that reads only non-parents scores 0; one that reads nothing is NaN
+    s = (~pa).astype(float)
+    s[3] = 0.0
+    out = parent_share(s, pa)
+    np.testing.assert_allclose(out["per_output"][:3], 0.0)
+    assert np.isnan(out["per_output"][3]) and out["mean"] == 0.0
+
+
+def _identity_world(pa: np.ndarray) -> lw.LatentWorld:
+    n = len(pa)
+    parents = np.array([np.flatnonzero(row) for row in pa])
+    return lw.LatentWorld(parents, pa * 1.0, np.zeros(n), np.eye(n), 0.0, 0.0)
+
+
+def test_latent_sensitivity_of_a_linear_map_through_the_mixture() -> None:
+    """Through x = M z a linear read-out A x has sensitivity |A M| to the variables."""
+    world = lw.make_world(3, 1, 5, seed=0)
+    a = np.random.default_rng(2).normal(size=(2, 5))
+    z = np.random.default_rng(0).normal(size=(20, 3))
+    sens = lw.sensitivity(lambda x: x @ a.T, world, z)
+    np.testing.assert_allclose(sens, np.abs(a @ world.mixing), rtol=1e-8)
+
+
+def test_parent_share_input_validation() -> None:
+    with pytest.raises(ValueError, match="one shape"):
+        parent_share(np.ones((3, 4)), np.ones((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="NaN"):
+        parent_share(np.full((2, 2), np.nan), np.eye(2, dtype=bool))
+    with pytest.raises(ValueError, match="chain"):
+        traced_weights([np.ones((3, 4)), np.ones((2, 5))])
+    with pytest.raises(ValueError, match="at least one"):
+        traced_weights([])
+    with pytest.raises(ValueError, match="eps"):
+        lw.sensitivity(lambda x: x, lw.make_world(3, 1, 4), np.ones((3, 3)), eps=0.0)

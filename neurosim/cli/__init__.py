@@ -17,6 +17,9 @@ from pathlib import Path
 
 from neurosim.errors import NeurosimError
 
+#: the pairings of ``neurosim compare`` (protocols.compare.PAIRINGS; a test keeps them equal)
+PAIRINGS = ("icf-microcircuit", "consciousness-prior-microcircuit")
+
 
 def _add_run_options(parser: argparse.ArgumentParser, set_example: str, out_default: str) -> None:
     """The options ``run`` and ``compare`` share: device, seed, configuration, results folder."""
@@ -68,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="a PyTorch model and a circuit on the same inputs: probes, CKA, RSA"
     )
     compare.add_argument(
-        "--pairing", choices=("icf-microcircuit",), help="which pair (default icf-microcircuit)"
+        "--pairing",
+        choices=PAIRINGS,
+        help="which pair: " + ", ".join(PAIRINGS) + " (default icf-microcircuit)",
     )
     compare.add_argument("--readout", choices=("rate", "spiking"), help="the circuit's read-out")
     compare.add_argument("--epochs", type=int, help="the circuit's training epochs")
@@ -191,6 +196,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 #: the headline numbers ``neurosim compare`` prints under its table
 COMPARE_SHOWN = (
+    "cp_parent_precision",
+    "circuit_error_in_brian2",
+    "circuit_error_in_twin",
     "circuit_test_mse",
     "circuit_position_rmse_cells",
     "icf_reconstruction_mse",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,7 +20,9 @@ class ConsciousnessPriorRecord:
     ``parent_precision_chance`` the precision of k slots drawn at random. ``errors_in`` and
     ``errors_shift`` hold, per model (``bottleneck``, ``baseline``), the normalised error of
     each queried variable's next value in distribution and with its non-parents shifted;
-    ``history`` per model the training record of :func:`models.consciousness_prior.train`."""
+    ``history`` per model the training record of :func:`models.consciousness_prior.train`.
+    ``slot_values`` per model (held-out samples, slots) and ``latent_test`` (held-out samples,
+    variables): what the probes of the true variables from the slots read."""
 
     parents: np.ndarray
     world_weights: np.ndarray
@@ -31,3 +33,5 @@ class ConsciousnessPriorRecord:
     errors_in: Mapping[str, np.ndarray]
     errors_shift: Mapping[str, np.ndarray]
     history: Mapping[str, Mapping[str, list[float]]]
+    slot_values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    latent_test: np.ndarray | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from neurosim.config import StrictModel
@@ -30,6 +32,18 @@ class ConsciousnessPriorConfig(StrictModel):
         0.3, ge=0, description="weight of the diversity term log n − H(mean attention)"
     )
     aux_weight: float = Field(1.0, ge=0, description="weight of the latent-regression loss")
+    slots: Literal["given", "found"] = Field(
+        "given",
+        description="given: slot values regressed on the true variables while training; found: "
+        "no latent regression, slots kept alive and distinct by the variance and independence "
+        "terms",
+    )
+    variance_weight: float = Field(
+        1.0, ge=0, description="slots = found: weight of the variance hinge mean relu(1 − std)"
+    )
+    independence_weight: float = Field(
+        1.0, ge=0, description="slots = found: weight of the off-diagonal covariance penalty"
+    )
     steps: int = Field(1500, ge=1, description="Adam steps per model")
     batch: int = Field(256, ge=1, description="batch size")
     lr: float = Field(3e-3, gt=0, description="initial learning rate (cosine decay to lr/20)")

@@ -5,6 +5,10 @@ slots drawn uniformly from the n candidates); ``error_in_*`` is the normalised e
 of the next value of every queried variable in distribution, ``error_shift_*`` the same with all
 non-parents of that variable moved by z ← μ + ``shift_scale`` (z − μ) + ``shift_offset`` σ at
 time t (training μ, σ), and ``shift_error_ratio_*`` = error under shift / error in distribution.
+With ``slots = "found"`` every prediction is first put into its matched variable's units by a
+line fitted on the held-out slot values (:func:`models.consciousness_prior.calibrate`).
+``slot_match_r2_*`` is the mean squared matched correlation: the R² of each variable from its one
+matched slot (the probe from all slots is added by :mod:`analysis.consciousness_prior`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ def measure(
     errors_in: dict[str, np.ndarray] = {}
     errors_shift: dict[str, np.ndarray] = {}
     attention: dict[str, Any] = {}
+    slot_values: dict[str, np.ndarray] = {}
     for kind, model in trained.models.items():
-        match, strength = cp.match_slots(cp.encode(model, samples.x_test), samples.z_test)
+        values = cp.encode(model, samples.x_test)
+        slot_values[kind] = values
+        match, strength = cp.match_slots(values, samples.z_test)
+        calibration = cp.calibrate(values, samples.z_test, match) if cfg.slots == "found" else None
         shifted = cp.shift_test(
             model, samples.world, samples.z_test, samples.z_next_test, match,
             offset=cfg.shift_offset, scale=cfg.shift_scale, mean=samples.mean, std=samples.std,
-            seed=run_seed(seed, 6),
+            seed=run_seed(seed, 6), calibration=calibration,
         )  # fmt: skip
         e_in, e_shift = float(shifted["in"].mean()), float(shifted["shift"].mean())
         out[f"error_in_{kind}"] = e_in
@@ -45,6 +53,7 @@ def measure(
         out[f"shift_error_ratio_{kind}"] = e_shift / e_in
         out[f"shift_error_increase_{kind}"] = e_shift - e_in
         out[f"slot_match_correlation_{kind}"] = float(strength.mean())
+        out[f"slot_match_r2_{kind}"] = float(np.mean(strength**2))
         out[f"slot_match_identity_{kind}"] = float(np.mean(match == np.arange(len(match))))
         errors_in[kind], errors_shift[kind] = shifted["in"], shifted["shift"]
         if kind == "bottleneck":
@@ -66,6 +75,8 @@ def measure(
         errors_in=errors_in,
         errors_shift=errors_shift,
         history=trained.histories,
+        slot_values=slot_values,
+        latent_test=samples.z_test,
     )
     return out, record
 

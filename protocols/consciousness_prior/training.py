@@ -1,6 +1,8 @@
 """Step 2 of a run: the bottleneck model and the baseline, trained one after the other on the
 same transitions, each from its own seeds (run_seed parts 10 + i for the weights, 20 + i for the
-batches and the Gumbel noise)."""
+batches and the Gumbel noise). With ``slots = "found"`` neither model sees the true variables:
+no latent regression, the variance and independence terms instead
+(:func:`models.consciousness_prior.spread_terms`)."""
 
 from __future__ import annotations
 
@@ -57,9 +59,12 @@ def train_both(
         )  # fmt: skip
         model = cp.build_model(spec, run_seed(seed, 10 + idx))
         start = time.perf_counter()
+        found = cfg.slots == "found"
         histories[kind] = cp.train(
             model, samples.train, steps=cfg.steps, batch=cfg.batch, lr=cfg.lr,
-            aux_weight=cfg.aux_weight, entropy_weight=cfg.entropy_weight, tau=cfg.tau,
+            aux_weight=0.0 if found else cfg.aux_weight, entropy_weight=cfg.entropy_weight,
+            tau=cfg.tau, variance_weight=cfg.variance_weight if found else 0.0,
+            independence_weight=cfg.independence_weight if found else 0.0,
             seed=run_seed(seed, 20 + idx), log_every=cfg.log_every,
             evaluate=precision_now if spec.bottleneck else None, progress=progress,
         )  # fmt: skip

@@ -16,7 +16,8 @@ from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 @dataclass(frozen=True)
 class Samples:
     """The world, its parent graph, the training transitions and the held-out ones (latent
-    z_t, z_{t+1} and observed x_t), and the training latents' mean and std (for the shift)."""
+    z_t, z_{t+1} and observed x_t), the training latents' mean and std (for the shift), and the
+    training transitions' next states z_{t+1} (the targets of a circuit that learns them)."""
 
     world: lw.LatentWorld
     world_seed: int
@@ -27,6 +28,7 @@ class Samples:
     x_test: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    z_next_train: np.ndarray
 
 
 def sample(cfg: ConsciousnessPriorConfig, seed: int) -> Samples:
@@ -46,5 +48,5 @@ def sample(cfg: ConsciousnessPriorConfig, seed: int) -> Samples:
     x_test = lw.observe(world, zt_test, np.random.default_rng(run_seed(seed, 5)))
     return Samples(
         world, int(world_seed), parents, train, zt_test, zn_test, x_test,
-        z_t.mean(axis=0), z_t.std(axis=0),
+        z_t.mean(axis=0), z_t.std(axis=0), z_next,
     )  # fmt: skip

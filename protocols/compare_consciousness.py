@@ -1,0 +1,330 @@
+"""The ``consciousness-prior-microcircuit`` pairing of ``neurosim compare`` (issue 17, DESIGN.md
+§4.5–§4.6): the Consciousness Prior and the dendritic microcircuit on the same latent world.
+
+(a) the world and its transitions as ``neurosim run consciousness-prior`` draws them (the
+    ``[protocol.consciousness_prior]`` table, seeded by the run's seed); the bottleneck model and
+    the baseline train on its ``n_train`` transitions (slots given or found: ``slots``);
+(b) the microcircuit learns, by feedback cancellation's supervised stage, to predict the next
+    value of every variable, z_{t+1}, from the same ``n_train`` observations x_t: an ``npz:`` data
+    set of those arrays (signed observations through the on/off code, each target column mapped
+    onto rates [0.1, 0.8] as every npz regression is);
+(c) the trained circuit and its initial weights run on the held-out observations, plasticity and
+    nudging off (rate read-out: φ(u) at each pattern's end; spiking: also the hidden spikes,
+    turned into rates with elephant by :mod:`analysis.compare`);
+(d) where each looks and how each fares under shift, on the same held-out transitions: the
+    sensitivity of every prediction to every true variable (mean |∂ŷ_i/∂z_j| by central
+    differences through the noise-free observation, :func:`neurosim.latent_world.sensitivity`;
+    its parent share is computed in :mod:`analysis.compare_consciousness`) and the shift
+    test of the consciousness-prior protocol (non-parents of the predicted variable moved at t).
+    The circuit's predictions for these come from its steady state (the torch twin's bottom-up
+    pass, :func:`models.dendritic_microcircuit.two_pass`, with the trained weights): one Brian2
+    pass per shifted variable would be 2·n_variables more runs. The twin's in-distribution
+    predictions are kept beside the Brian2 circuit's so that the agreement is measured.
+
+All predictions are in the variables' units: the circuit's output rates mapped back through the
+target mapping, the consciousness prior's through its slot calibration (found slots) or as they
+are (given slots).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models import consciousness_prior as cp
+from models import dendritic_microcircuit as dm
+from neurosim import datasets as ds
+from neurosim import latent_world as lw
+from neurosim.config import RunConfig, StrictModel
+from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
+from neurosim.seeding import run_seed
+from protocols.consciousness_prior import measures as cp_measures
+from protocols.consciousness_prior import training as cp_training
+from protocols.consciousness_prior import world as cp_world
+from protocols.consciousness_prior.config import ConsciousnessPriorConfig
+from protocols.feedback_cancellation import (
+    FeedbackCancellation,
+    FeedbackCancellationConfig,
+    Task,
+    frozen_pass,
+    pattern_ends,
+    training_circuit,
+)
+
+PAIRING = "consciousness-prior-microcircuit"
+
+#: the world and model of the pairing, where ``[protocol.consciousness_prior]`` does not say
+#: otherwise: the protocol's defaults with fewer observed dimensions (the circuit sees 2·obs_dim
+#: on/off inputs) and the transitions a Brian2 circuit can learn in minutes
+WORLD_DEFAULTS: dict[str, Any] = {"obs_dim": 32, "n_train": 1000, "n_test": 500}
+
+#: the circuit's supervised training for this pairing, where ``[protocol.training]`` does not say
+#: otherwise: the ``mnist1d`` preset's settings (on/off inputs, logistic φ), no shallow learner,
+#: backprop baseline or extra training-set pass
+TRAINING_PRESET = "mnist1d"
+
+#: hidden cells of the circuit unless ``circuit.sizes`` is given (as many as the ICF pairing's)
+HIDDEN_CELLS = 32
+
+
+def consciousness_prior_table() -> dict[str, Any]:
+    """The default ``[protocol.consciousness_prior]`` table of the pairing."""
+    return dict(WORLD_DEFAULTS)
+
+
+def circuit_sizes(cfg: ConsciousnessPriorConfig, circuit: StrictModel) -> list[int]:
+    """``circuit.sizes`` if the user gave them, else 2·obs_dim on/off inputs, HIDDEN_CELLS
+    hidden cells and one output per variable."""
+    if "sizes" in circuit.model_fields_set:
+        return [int(n) for n in circuit.sizes]  # type: ignore[attr-defined]
+    return [ds.encoded_size(cfg.obs_dim, "on-off"), HIDDEN_CELLS, cfg.n_variables]
+
+
+def write_dataset(samples: cp_world.Samples, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The pairing's npz data set (x_t → z_{t+1}, training and held-out) at ``path``; returns
+    the per-variable range (lo, hi) the npz regression maps onto rates [0.1, 0.8]."""
+    x_train = samples.train.x_t.numpy().astype(np.float64)
+    np.savez(
+        path, x_train=x_train, y_train=samples.z_next_train, x_test=samples.x_test,
+        y_test=samples.z_next_test,
+    )  # fmt: skip
+    both = np.concatenate([samples.z_next_train, samples.z_next_test])
+    return both.min(axis=0), both.max(axis=0)
+
+
+def rates_to_values(rates: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Output rates back into the variables' units (the inverse of the npz target mapping)."""
+    span = ds.NPZ_TARGET_SPAN
+    return lo + (np.asarray(rates, dtype=float) - ds.NPZ_TARGET_OFF) / span * (hi - lo)
+
+
+def circuit_predictor(
+    task: Task, weights: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray, scale: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """z_{t+1} predicted by the circuit's steady state (the twin's bottom-up pass) from
+    observations (n, obs_dim): x → on/off rates → φ(u_N) → the variables' units."""
+    w = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in weights.items()}
+    phi = task.params.phi_numpy
+    top = task.n_layers
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        r0 = torch.as_tensor(ds.encode(x, "on-off", scale), dtype=torch.float64)
+        with torch.no_grad():
+            u = dm.two_pass(task.params, w, r0).forward.u[top - 1].numpy()
+        return rates_to_values(phi(u), lo, hi)
+
+    return predict
+
+
+def shift_errors(
+    predict: Callable[[np.ndarray], np.ndarray],
+    samples: cp_world.Samples,
+    variables: np.ndarray,
+    cfg: ConsciousnessPriorConfig,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Per output i (predicting variable ``variables[i]``), the normalised error in distribution
+    and with that variable's non-parents shifted (as :func:`models.consciousness_prior
+    .shift_test`, the same observation-noise draws), for any ``predict`` x → (n, outputs)."""
+    world, z_t, z_next = samples.world, samples.z_test, samples.z_next_test
+    pred_in = predict(lw.observe(world, z_t, np.random.default_rng(seed)))
+    e_in, e_shift = np.zeros(len(variables)), np.zeros(len(variables))
+    for i, v in enumerate(np.asarray(variables, dtype=int)):
+        zs = lw.shift(
+            z_t, lw.non_parents(world, v), offset=cfg.shift_offset, scale=cfg.shift_scale,
+            mean=samples.mean, std=samples.std,
+        )  # fmt: skip
+        pred_s = predict(lw.observe(world, zs, np.random.default_rng(seed)))[:, i]
+        var = max(float(z_next[:, v].var()), 1e-12)
+        e_in[i] = np.mean((pred_in[:, i] - z_next[:, v]) ** 2) / var
+        e_shift[i] = np.mean((pred_s - z_next[:, v]) ** 2) / var
+    return {"in": e_in, "shift": e_shift}
+
+
+def run_pairing(
+    run: RunConfig,
+    cfg: Any,
+    circuit: StrictModel,
+    progress: Callable[[int, str], None],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray], list[SegmentRecord]]:
+    """Train both sides, run them on the held-out transitions: metrics, data (arrays for
+    :mod:`analysis.compare_consciousness`), weights, segments."""
+    cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
+    seed = run.seed
+    progress(0, "sampling the world")
+    samples = cp_world.sample(cpc, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpc.threads)
+    try:
+        trained = cp_training.train_both(cpc, samples, seed, progress)
+        cp_out, record = cp_measures.measure(cpc, samples, trained, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+    # the circuit, on the same transitions
+    with tempfile.TemporaryDirectory(prefix="neurosim-cp-world-") as tmp:
+        path = Path(tmp) / "latent_world.npz"
+        lo, hi = write_dataset(samples, path)
+        fc_run = run.model_copy(
+            update={"protocol": FeedbackCancellation.name, "dataset": f"npz:{path}"}
+        )
+        circuit = circuit.model_copy(update={"sizes": circuit_sizes(cpc, circuit)})
+        progress(0, "training the circuit")
+        fc_trained = FeedbackCancellation().run(fc_run, cfg.training, circuit, progress)
+        progress(0, "the circuit on the held-out observations")
+        task = Task(fc_run, cfg.training, circuit)
+        tc = training_circuit(fc_run, task)
+    scale = float(np.std(samples.train.x_t.numpy()))
+    end = {k: v for k, v in fc_trained.weights.items() if not k.startswith("initial_")}
+    start = {k.removeprefix("initial_"): v for k, v in fc_trained.weights.items()
+             if k.startswith("initial_")}  # fmt: skip
+    x = task.data.x_test
+    passes = {
+        label: frozen_pass(tc, w, x, run_seed(seed, 77, part))
+        for label, w, part in (("trained", end, 1), ("untrained", start, 2))
+    }
+    k_hidden, top = cfg.hidden_layer, task.n_layers
+    phi = task.params.phi_numpy
+    result, n = passes["trained"]
+    hidden = phi(pattern_ends(result, f"layer{k_hidden}", "u", n))
+    out_rates = phi(pattern_ends(result, f"layer{top}", "u", n))
+    untrained = phi(pattern_ends(passes["untrained"][0], f"layer{k_hidden}", "u", n))
+    circuit_pred = rates_to_values(out_rates, lo, hi)
+
+    # where each looks, and the shift test, on the same held-out states
+    progress(0, "sensitivities and the shift test")
+    twin = circuit_predictor(task, end, lo, hi, scale)
+    variables = np.arange(cpc.n_variables)
+    z_sens = samples.z_test[: min(len(samples.z_test), 500)]
+    sens: dict[str, np.ndarray] = {"circuit": lw.sensitivity(twin, samples.world, z_sens)}
+    errors: dict[str, dict[str, np.ndarray]] = {
+        "circuit": shift_errors(twin, samples, variables, cpc, run_seed(seed, 6))
+    }
+    matches: dict[str, np.ndarray] = {"circuit": variables}
+    for kind, model in trained.models.items():
+        values = cp.encode(model, samples.x_test)
+        match, _ = cp.match_slots(values, samples.z_test)
+        calibration = cp.calibrate(values, samples.z_test, match) if cpc.slots == "found" else None
+
+        def model_predict(xo: np.ndarray, m=model, c=calibration) -> np.ndarray:
+            return cp.predict(m, xo, c)
+
+        sens[kind] = lw.sensitivity(model_predict, samples.world, z_sens)
+        errors[kind] = {"in": record.errors_in[kind], "shift": record.errors_shift[kind]}
+        matches[kind] = match
+    circuit_in_twin = twin(samples.x_test)
+    var_next = np.maximum(samples.z_next_test.var(axis=0), 1e-12)
+    data: dict[str, Any] = {
+        "pairing": PAIRING,
+        "readout": tc.readout,
+        "seed": seed,
+        "probe_seed": cfg.probe_seed,
+        "latent": samples.z_test,
+        "latent_next": samples.z_next_test,
+        "parents": samples.parents,
+        "slots_bottleneck": record.slot_values["bottleneck"],
+        "slots_baseline": record.slot_values["baseline"],
+        "circuit_hidden": hidden,
+        "circuit_hidden_untrained": untrained,
+        "circuit_output": out_rates,
+        "observations": samples.x_test,
+        "sensitivity": sens,
+        "matches": matches,
+        "errors_in": {k: v["in"] for k, v in errors.items()},
+        "errors_shift": {k: v["shift"] for k, v in errors.items()},
+        "attention_selected": record.selected,
+        "circuit_forward_weights": [end[f"W{k}"] for k in range(1, top + 1)],
+        "mixing": samples.world.mixing,
+        "pattern_ms": cfg.training.pattern_ms,
+    }
+    signals = [
+        SignalRecord(
+            name, values, cfg.training.pattern_ms / 1000.0, cfg.training.pattern_ms / 1000.0,
+            "dimensionless", {"description": f"{text} at the end of each held-out observation"},
+        )
+        for name, values, text in (
+            (f"hidden_rates_layer{k_hidden}", hidden, f"φ(u) of hidden layer {k_hidden}"),
+            ("output_rates", out_rates, "φ(u) of the output layer (z_{t+1} as rates)"),
+        )
+    ]  # fmt: skip
+    spikes: list[SpikeRecord] = []
+    if tc.readout == "spiking":
+        from protocols.compare import hidden_spikes
+
+        t_stop = tc.sim.duration_ms / 1000.0
+        spikes, data["hidden_spikes"] = hidden_spikes(
+            result, k_hidden, task.sizes[k_hidden], n, t_stop, cfg
+        )
+    segments = [
+        SegmentRecord(
+            "held-out-observations", spikes, signals,
+            {"pairing": PAIRING, "readout": tc.readout, "hidden_layer": k_hidden,
+             "plasticity": "off", "nudging": "off"},
+        )
+    ]  # fmt: skip
+    tm = fc_trained.metrics
+    twin_error = np.mean((circuit_in_twin - samples.z_next_test) ** 2, axis=0) / var_next
+    brian_error = np.mean((circuit_pred - samples.z_next_test) ** 2, axis=0) / var_next
+    metrics: dict[str, Any] = {
+        **{f"cp_{k}": v for k, v in cp_out.items()},
+        "cp_slots": cpc.slots,
+        "cp_n_train": cpc.n_train,
+        "cp_n_test": cpc.n_test,
+        "cp_train_seconds": trained.train_seconds,
+        "circuit_sizes": task.sizes,
+        "circuit_readout": tc.readout,
+        "circuit_epochs": tm["epochs"],
+        "circuit_test_mse": tm["test_mse"],
+        "circuit_mse_history": tm["history"]["circuit"],
+        "circuit_error_in_brian2": float(brian_error.mean()),
+        "circuit_error_in_twin": float(twin_error.mean()),
+        "circuit_twin_output_correlation": float(
+            np.corrcoef(circuit_in_twin.ravel(), circuit_pred.ravel())[0, 1]
+        ),
+        "circuit_wall_seconds_training": tm["wall_seconds_training"],
+        "circuit_compile_seconds": tm["compile_seconds"] + tc.sim.compile_seconds,
+        "pattern_ms": cfg.training.pattern_ms,
+    }
+    weights = {f"circuit_{name}": m for name, m in fc_trained.weights.items()}
+    for kind, model in trained.models.items():
+        weights.update(
+            {f"cp_{kind}/{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        )
+    progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
+    return metrics, data, weights, segments
+
+
+def check(cfg: Any, circuit: StrictModel) -> list[str]:
+    """What is wrong with the pairing's tables (empty if nothing): sizes against the world,
+    the hidden layer, one run for the held-out transitions."""
+    cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
+    training: FeedbackCancellationConfig = cfg.training
+    sizes = circuit_sizes(cpc, circuit)
+    problems = []
+    n_in = ds.encoded_size(cpc.obs_dim, "on-off")
+    if sizes[0] != n_in or sizes[-1] != cpc.n_variables:
+        problems.append(
+            f"circuit.sizes {sizes} do not fit the world: {n_in} on/off inputs (2 × obs_dim) and "
+            f"{cpc.n_variables} outputs (one per variable)."
+        )
+    if cfg.hidden_layer >= len(sizes) - 1:
+        problems.append(
+            f"protocol.hidden_layer = {cfg.hidden_layer}, but the circuit's hidden layers are "
+            f"1..{len(sizes) - 2}."
+        )
+    if training.n_train is not None or training.n_test is not None:
+        problems.append(
+            "protocol.training.n_train and n_test must stay unset: the circuit learns the "
+            "consciousness prior's transitions (set protocol.consciousness_prior.n_train, n_test)."
+        )
+    if training.patterns_per_run is not None and training.patterns_per_run < cpc.n_test:
+        problems.append(
+            f"protocol.training.patterns_per_run must be at least n_test = {cpc.n_test}: the "
+            "held-out transitions run in one pass."
+        )
+    return problems

@@ -250,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"from {', '.join(CASES)}")
     parser.add_argument("--epochs", type=int, default=None, help="override every case's epochs")
-    parser.add_argument("--skip-first", action="store_true", help="no compiling first run")
+    parser.add_argument(
+        "--runs", default="first,warm", help="which runs per case: first (compiling), warm, or both"
+    )
     parser.add_argument("--with-baselines", action="store_true", help="keep the presets' baselines")
     parser.add_argument("--cache", default=None, help="build cache folder (default: a fresh one)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON path (.md beside it)")
@@ -259,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
+    tags = [t for t in ("first", "warm") if t in args.runs.split(",")]
+    if not tags:
+        parser.error(f"--runs takes first, warm or both, got {args.runs!r}")
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": _cpu_model(),
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs = args.epochs or case["epochs"]
             cache = Path(args.cache) / name if args.cache else work / f"cache-{name}"
             runs = []
-            for tag in ([] if args.skip_first else ["first"]) + ["warm"]:
+            for tag in tags:
                 print(f"{name} {tag}: {time.strftime('%H:%M:%S')} load {_loadavg()}", flush=True)
                 run = _run_case(name, case, cache, work, tag, epochs, args.with_baselines)
                 if tag == "warm" and run["compilations"] > 0:

@@ -2,8 +2,9 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_time_to_accuracy.py                  # all cases, ~45 min
-    .venv/bin/python benchmarks/bench_time_to_accuracy.py --cases ep,mc-prospective
+    .venv/bin/python benchmarks/bench_time_to_accuracy.py    # all cases: over 1 h on a free core
+    .venv/bin/python benchmarks/bench_time_to_accuracy.py --cases ep,mc-prospective --epochs 10
+    .venv/bin/python benchmarks/bench_time_to_accuracy.py --cases mc-default --epochs 9 --runs first
 
 What it measures (issue 14, item 5), for each case (a circuit and a preset on ``digits``, seed 1,
 ``cpp_standalone``, one core):

@@ -75,6 +75,18 @@ def spike_rates(
     return rates
 
 
+def reference_similarities(
+    rep: np.ndarray, reps: Mapping[str, np.ndarray], references: Sequence[str]
+) -> dict[str, float | None]:
+    """CKA and RSA of ``rep`` with each reference representation present in ``reps``."""
+    out: dict[str, float | None] = {}
+    for ref in references:
+        if ref in reps:
+            out[f"cka_{ref}"] = _safe(linear_cka, rep, reps[ref])
+            out[f"rsa_{ref}"] = _rsa(rep, reps[ref])
+    return out
+
+
 def _safe(fn: Any, *args: Any) -> float:
     """A similarity, or NaN where it is undefined (a constant representation, a flat RDM row)."""
     try:
@@ -134,10 +146,7 @@ def comparison_table(
             "predictions": probe.predictions,
             "cka_positions": _safe(linear_cka, rep, pos),
         }
-        for ref in REFERENCES:
-            if ref in reps:
-                row[f"cka_{ref}"] = _safe(linear_cka, rep, reps[ref])
-                row[f"rsa_{ref}"] = _rsa(rep, reps[ref])
+        row.update(reference_similarities(rep, reps, REFERENCES))
         rows.append(row)
     if "circuit_hidden" in reps:
         shuffled = pos[np.random.default_rng([shuffle_seed, 7]).permutation(len(pos))]

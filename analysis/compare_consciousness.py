@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.compare import _rsa, _safe, plot_rdms, spike_rates
+from analysis.compare import _safe, plot_rdms, reference_similarities, spike_rates
 from analysis.figures import save_figure
 from analysis.representations import linear_cka, parent_share, ridge_probe, traced_weights
 from neurosim.results import atomic_write
@@ -87,10 +87,7 @@ def representation_table(
             "probe_r2_per_variable": r2,
             "cka_latent": _safe(linear_cka, rep, z),
         }
-        for ref in REFERENCES:
-            if ref in reps:
-                row[f"cka_{ref}"] = _safe(linear_cka, rep, reps[ref])
-                row[f"rsa_{ref}"] = _rsa(rep, reps[ref])
+        row.update(reference_similarities(rep, reps, REFERENCES))
         rows.append(row)
     if "circuit_hidden" in reps:
         shuffled = z[np.random.default_rng([shuffle_seed, 7]).permutation(len(z))]

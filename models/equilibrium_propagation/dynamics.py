@@ -48,10 +48,7 @@ def _gradient(w, s, x, d, beta, projected, rate=HARD_SIGMOID) -> list[torch.Tens
     top = len(s)
     r = [rho(x)] + [rate.rho(v) for v in s]
     out = []
-    for k in range(1, top + 1):
-        drive = r[k - 1] @ w[f"W{k}"].T + w[f"b{k}"]
-        if k < top:
-            drive = drive + r[k + 1] @ w[f"W{k + 1}"]
+    for k, drive in enumerate(_drives(w, r, top), start=1):
         if projected:
             g = s[k - 1] - drive
         else:
@@ -61,6 +58,17 @@ def _gradient(w, s, x, d, beta, projected, rate=HARD_SIGMOID) -> list[torch.Tens
             g = g + (nudge if projected else rate.derivative(s[top - 1]) * nudge)
         out.append(g)
     return out
+
+
+def _drives(w, r: list[torch.Tensor], top: int) -> list[torch.Tensor]:
+    """The input of each layer k = 1..N: W_k ρ_{k−1} + b_k (+ W_{k+1}ᵀ ρ_{k+1} below the top)."""
+    drives = []
+    for k in range(1, top + 1):
+        drive = r[k - 1] @ w[f"W{k}"].T + w[f"b{k}"]
+        if k < top:
+            drive = drive + r[k + 1] @ w[f"W{k + 1}"]
+        drives.append(drive)
+    return drives
 
 
 def _step(w, s, x, d, beta, dt, projected, rate=HARD_SIGMOID) -> list[torch.Tensor]:
@@ -362,12 +370,7 @@ def hessian(
 def _smooth_hessian(w, sizes, s, x, d, beta, rate) -> torch.Tensor:
     top = len(s)
     r = [rho(x)] + [rate.rho(v) for v in s]
-    drives = []
-    for k in range(1, top + 1):
-        drive = r[k - 1] @ w[f"W{k}"].T + w[f"b{k}"]
-        if k < top:
-            drive = drive + r[k + 1] @ w[f"W{k + 1}"]
-        drives.append(drive)
+    drives = _drives(w, r, top)
     d1 = torch.cat([rate.derivative(v) for v in s], dim=1)
     d2 = torch.cat([rate.second(v) for v in s], dim=1)
     curvature = d2 * torch.cat(drives, dim=1)

@@ -133,7 +133,14 @@ class ShallowCache:
 
 KIND = "shallow-learner"
 #: settings the shallow learner's result does not depend on
-NOT_SHALLOW_INPUTS = {"backprop_epochs", "backprop_lr", "train_eval", "window", "shallow"}
+NOT_SHALLOW_INPUTS = {
+    "backprop_epochs",
+    "backprop_lr",
+    "train_eval",
+    "window",
+    "shallow",
+    "references",
+}
 #: the code between the shallow learner's inputs and its history
 SHALLOW_CODE = (
     "protocols.feedback_cancellation.supervised", "protocols.feedback_cancellation.simulation",

@@ -40,9 +40,11 @@ def _task(*sets: str, dataset: str = "digits", readout: str | None = None) -> Ta
     [
         ("digits", ("circuit.sizes=[64, 20, 10]",)),
         # regression targets, tied top-down weights; prospective cells on 200 steps per pattern
-        ("teacher", ("protocol.topdown=tied",)),
-        ("digits", ("circuit.sizes=[64, 20, 10]", "circuit.neuron=prospective",
-                    "protocol.pattern_ms=20", "protocol.learning_lag_ms=4")),
+        # (each compiles a build of its own: slow tier, to keep the default tier short)
+        pytest.param("teacher", ("protocol.topdown=tied",), marks=pytest.mark.slow),
+        pytest.param("digits", ("circuit.sizes=[64, 20, 10]", "circuit.neuron=prospective",
+                     "protocol.pattern_ms=20", "protocol.learning_lag_ms=4"),
+                     marks=pytest.mark.slow),
     ],
 )  # fmt: skip
 def test_settled_ends_equal_the_simulated_pass(dataset: str, sets: tuple[str, ...]) -> None:

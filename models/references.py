@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurosim.seeding import torch_threads
+
 DTYPE = torch.float32
 #: the reference models, by name
 MODELS = ("logistic_regression", "mlp")
@@ -97,12 +99,8 @@ def train_reference(
     l_te = torch.as_tensor(np.asarray(labels_test), dtype=torch.long)
     n_out = int(max(l_tr.max(), l_te.max())) + 1
     net = build(model, x_tr.shape[1], n_out, settings, seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # batches of 100 × 100 units: extra threads only wait on each other
-    try:
+    with torch_threads(1):  # batches of 100 × 100 units: extra threads only wait on each other
         return _train(net, x_tr, l_tr, x_te, l_te, settings, seed, eval_every)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(

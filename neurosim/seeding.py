@@ -8,6 +8,8 @@ standalone build takes the seed as a run-time value, see :mod:`neurosim.engine`)
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -29,3 +31,17 @@ def run_seed(seed: int, *parts: int) -> int:
     """A reproducible 31-bit seed for one simulation run, derived from the user's seed."""
     seq = np.random.SeedSequence([seed, *parts])
     return int(seq.generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch CPU threads (1: results repeat bit for bit, and small
+    problems do not spin on a shared machine), then restore the caller's thread count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -42,7 +42,7 @@ from neurosim import datasets as ds
 from neurosim import latent_world as lw
 from neurosim.config import RunConfig, StrictModel
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
-from neurosim.seeding import run_seed
+from neurosim.seeding import run_seed, torch_threads
 from protocols.consciousness_prior import measures as cp_measures
 from protocols.consciousness_prior import training as cp_training
 from protocols.consciousness_prior import world as cp_world
@@ -158,13 +158,9 @@ def run_pairing(
     seed = run.seed
     progress(0, "sampling the world")
     samples = cp_world.sample(cpc, seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cpc.threads)
-    try:
+    with torch_threads(cpc.threads):
         trained = cp_training.train_both(cpc, samples, seed, progress)
         cp_out, record = cp_measures.measure(cpc, samples, trained, seed)
-    finally:
-        torch.set_num_threads(threads)
 
     # the circuit, on the same transitions
     with tempfile.TemporaryDirectory(prefix="neurosim-cp-world-") as tmp:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from neurosim import result_cache
+from neurosim.seeding import torch_threads
 from protocols.feedback_cancellation.task import Task, forward_scales
 
 
@@ -64,14 +65,9 @@ def settled_ends(
     if task.cfg.top_down == "tied":  # the circuit's apical input reads W_{k+1}ᵀ
         tw.update({f"B{k}": tw[f"W{k + 1}"].T.clone() for k in range(1, N)})
     parts: dict[str, list[np.ndarray]] = {}
-    # small solves: one thread (torch's thread pool spins badly on a shared machine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # small solves: torch's thread pool spins on a shared machine
         for start in range(0, len(x), SETTLE_CHUNK):
             _settle_chunk(task, tw, x[start : start + SETTLE_CHUNK], parts)
-    finally:
-        torch.set_num_threads(threads)
     ends = {key: np.concatenate(v) for key, v in parts.items()}
     ends["out"] = ends[f"u{N}"]
     return ends

@@ -41,7 +41,7 @@ from neurosim.errors import ConfigError
 from neurosim.protocol import Protocol, ProtocolResult, RunContext
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.registry import register_protocol
-from neurosim.seeding import run_seed
+from neurosim.seeding import run_seed, torch_threads
 from protocols import compare_consciousness as ccp
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 from protocols.feedback_cancellation import (
@@ -237,14 +237,9 @@ class Compare(Protocol):
 
         progress(0, "training the ICF model")
         trained = icf_steps.train_and_measure(settings, cfg.threads, tick)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)  # encoded on the threads it trained on
-        try:
+        with torch_threads(cfg.threads), torch.no_grad():  # encoded on the threads it trained on
             images = torch.from_numpy(gw.render(gw.all_positions()))[:, None]
-            with torch.no_grad():
-                features, hidden = trained.model.encoder(images)
-        finally:
-            torch.set_num_threads(threads)
+            features, hidden = trained.model.encoder(images)
         measures, history = trained.measures, trained.history
         reg = measures["regression"]
         metrics = {

@@ -21,11 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from neurosim.config import RunConfig, StrictModel
 from neurosim.protocol import ProtocolResult, RunContext, TorchModelProtocol
 from neurosim.registry import register_protocol
+from neurosim.seeding import torch_threads
 from protocols.consciousness_prior import measures, training, world
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 
@@ -47,15 +47,11 @@ class ConsciousnessPrior(TorchModelProtocol):
     def execute(self, ctx: RunContext) -> ProtocolResult:
         cfg, seed = ctx.protocol, ctx.run.seed
         assert isinstance(cfg, ConsciousnessPriorConfig)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        try:
+        with torch_threads(cfg.threads):
             ctx.progress(0, "sampling the world")
             samples = world.sample(cfg, seed)
             trained = training.train_both(cfg, samples, seed, ctx.progress)
             out, record = measures.measure(cfg, samples, trained, seed)
-        finally:
-            torch.set_num_threads(threads)
         ctx.progress(1, f"precision {out['parent_precision']:.3f} (chance "
                         f"{out['parent_precision_chance']:.3f})")  # fmt: skip
         out.update(_training_metrics(cfg, samples, trained))

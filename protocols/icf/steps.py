@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from models import icf
 from neurosim import grid_world as gw
 from neurosim.records.icf import ICFRecord
+from neurosim.seeding import torch_threads
 
 
 @dataclass(frozen=True)
@@ -33,15 +32,11 @@ def train_and_measure(
     results repeat bit for bit by seed); the caller's thread count is restored afterwards.
     ``tick(step, record)`` is called at every history record, ``before_measuring()`` once
     between training and measuring."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model, history = icf.train(settings, tick)
         if before_measuring is not None:
             before_measuring()
         measures = icf.evaluate(model, settings)
-    finally:
-        torch.set_num_threads(previous)
     return Trained(model, history, measures)
 
 

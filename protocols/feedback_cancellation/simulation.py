@@ -9,7 +9,7 @@ shorter chunk is padded with patterns that have nudging and plasticity off.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ from neurosim.config import RunConfig
 from neurosim.engine import RunResult, Simulation
 from neurosim.errors import ConfigError
 from neurosim.seeding import run_seed
+from neurosim.spike_sample import sampled_cells, sampled_spike_monitors
+from protocols.feedback_cancellation.spikes import group_sizes
 from protocols.feedback_cancellation.task import Task, gate_rows
 
 
@@ -30,6 +32,8 @@ class TrainingCircuit:
     readout: str
     keys: tuple[str, ...]
     runs: int = 0
+    #: spiking read-out: the first cells per group whose spikes the build records
+    spike_cells: dict[str, int] = field(default_factory=dict)
 
 
 def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
@@ -51,8 +55,13 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
         sizes, readout=readout, p_fail=cfg.p_fail, topdown=cfg.top_down, record=record,
         record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt,
     )  # fmt: skip
+    builder = circuit.builder(structure, task.params, cfg.dt_ms)
+    cells: dict[str, int] = {}
+    if readout == "spiking":  # a sample of cells' spikes for the recording, no others
+        cells = sampled_cells(cfg, group_sizes(sizes))
+        builder = sampled_spike_monitors(builder, cells)
     sim = Simulation(
-        circuit.builder(structure, task.params, cfg.dt_ms),
+        builder,
         device=run.device,
         duration_ms=P * cfg.pattern_ms,
         dt_ms=cfg.dt_ms,
@@ -62,7 +71,7 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     keys = circuit.state_keys(
         sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron
     )
-    return TrainingCircuit(sim, task, readout, keys)
+    return TrainingCircuit(sim, task, readout, keys, spike_cells=cells)
 
 
 def etas(task: Task, *, forward: list[float], ip: float, pi: float) -> dict[str, float]:
@@ -168,10 +177,11 @@ def run_pass(
     learn: bool,
     seed: int,
     trace: dict[str, Callable[[dict[str, np.ndarray]], Any]] | None = None,
+    on_result: Callable[[int, RunResult], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], float, dict[str, list]]:
     """Run ``x`` through the circuit in chunks of P patterns; returns the carried values, the
     output/hidden/interneuron potentials at each pattern's end, the wall time, and ``trace``'s
-    functions of the weights after each chunk."""
+    functions of the weights after each chunk. ``on_result(chunk, result)`` sees every run."""
     task = tc.task
     N = task.n_layers
     outs: dict[str, list[np.ndarray]] = {"out": []}
@@ -185,6 +195,8 @@ def run_pass(
         tv, n = chunk_timed(task, xs, us, nudge, learn)
         result = tc.sim.run(values=values, timed=tv, seed=run_seed(seed, c), read=tc.keys)
         tc.runs += 1
+        if on_result is not None:
+            on_result(c, result)
         wall += result.wall_seconds
         if learn:
             values = {**values, **result.state}

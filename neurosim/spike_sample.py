@@ -6,13 +6,14 @@ and for ``spike_test_examples`` test examples (settings: :class:`SpikeSampling`,
 ``[protocol]`` table of the protocols that train a spiking circuit), so that ``neurosim
 analyze`` and elephant run on what the circuit did (issue 15, item 3).
 
-Cost: :func:`sampled_spike_monitors` replaces a circuit's spike monitors of whole groups
-(``spikes_<group>``) by monitors of the sampled cells only, so the compiled training build
-records a few cells' spikes and no others; the windows are cut from the training and test runs
-the protocol makes anyway (no extra run, no extra compilation beyond the one build). The cells
-are the first ones of each group (in batch mode: of copy 0), not a random sample: the hidden
-units of a freshly initialised circuit are exchangeable, and the first output cells are the
-first classes.
+Cost: the windows are cut from the training and test runs the protocol makes anyway (no extra
+run). :func:`sampled_spike_monitors` replaces a circuit's spike monitors of whole groups
+(``spikes_<group>``) by monitors of the sampled cells only, so a build records a few cells'
+spikes and no others (EP's training build); a build shared with code that reads every cell's
+spikes (the microcircuit's, used by the comparisons and the virtual experiments) keeps its
+whole-group monitors and the sample is cut from them. The cells are the first ones of each group
+(in batch mode: of copy 0), not a random sample: the hidden units of a freshly initialised
+circuit are exchangeable, and the first output cells are the first classes.
 
 :func:`window_segment` cuts a window of consecutive examples out of one run's spike monitors
 into a :class:`~neurosim.recording.SegmentRecord`: one spike train per sampled cell, times

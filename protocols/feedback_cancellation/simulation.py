@@ -18,7 +18,7 @@ from neurosim.config import RunConfig
 from neurosim.engine import RunResult, Simulation
 from neurosim.errors import ConfigError
 from neurosim.seeding import run_seed
-from neurosim.spike_sample import sampled_cells, sampled_spike_monitors
+from neurosim.spike_sample import sampled_cells
 from protocols.feedback_cancellation.spikes import group_sizes
 from protocols.feedback_cancellation.task import Task, gate_rows
 
@@ -32,13 +32,17 @@ class TrainingCircuit:
     readout: str
     keys: tuple[str, ...]
     runs: int = 0
-    #: spiking read-out: the first cells per group whose spikes the build records
+    #: spiking read-out: the first cells per group whose spike trains the recording keeps
     spike_cells: dict[str, int] = field(default_factory=dict)
 
 
 def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     """The training stages' circuit for ``task``: one build of P patterns, compiled once and
-    re-run per chunk, recording u, vA and uI at each pattern's end."""
+    re-run per chunk, recording u, vA and uI at each pattern's end, and with the spiking read-out
+    the spikes of every cell. The recording's sample of spike trains (:mod:`neurosim.spike_sample`)
+    is cut from those: this build is shared with the comparisons and the virtual experiments,
+    which read every cell's spikes, and a second build of sampled monitors would cost a
+    compilation to save nothing measurable (benchmarks/README.md, bench_spike_sample.py)."""
     cfg, sizes, P, circuit = task.cfg, task.sizes, task.P, task.circuit
     readout = run.readout or "rate"
     record: dict[str, tuple[str, ...]] = {}
@@ -55,13 +59,8 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
         sizes, readout=readout, p_fail=cfg.p_fail, topdown=cfg.top_down, record=record,
         record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt,
     )  # fmt: skip
-    builder = circuit.builder(structure, task.params, cfg.dt_ms)
-    cells: dict[str, int] = {}
-    if readout == "spiking":  # a sample of cells' spikes for the recording, no others
-        cells = sampled_cells(cfg, group_sizes(sizes))
-        builder = sampled_spike_monitors(builder, cells)
     sim = Simulation(
-        builder,
+        circuit.builder(structure, task.params, cfg.dt_ms),
         device=run.device,
         duration_ms=P * cfg.pattern_ms,
         dt_ms=cfg.dt_ms,
@@ -71,6 +70,7 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     keys = circuit.state_keys(
         sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron
     )
+    cells = sampled_cells(cfg, group_sizes(sizes)) if readout == "spiking" else {}
     return TrainingCircuit(sim, task, readout, keys, spike_cells=cells)
 
 

@@ -172,3 +172,52 @@ def check_spike_recording(
                 checked_cv += 1
     assert checked_cv > 0
     return by_name
+
+
+def test_ep_sampler_windows_across_runs_and_batch_copies() -> None:
+    """EP's sampler on synthetic runs: runs of P = 2 presentations of B = 4 examples each, 3
+    training and 5 test examples wanted: windows over the runs that hold them, copy 0's
+    examples (every 4th of the pass), labels from the epoch's order."""
+    from types import SimpleNamespace
+
+    from neurosim.engine import RunResult
+    from protocols.equilibrium_propagation.layout import Plan
+    from protocols.equilibrium_propagation.spikes import SpikeSampler
+
+    plan = Plan(sizes=(4, 3, 2), variant="two-phase", free_steps=4, nudged_steps=2, dt_ms=0.5,
+                beta=0.5, rates=(0.1, 0.1), readout="spiking", P=2, batch=4)  # fmt: skip
+    data = SimpleNamespace(labels_train=np.arange(40) % 10, labels_test=np.arange(18) % 10)
+    cfg = SpikeSampling(spike_cells=2, spike_train_examples=3, spike_test_examples=5)
+    sampler = SpikeSampler(SimpleNamespace(task=SimpleNamespace(cfg=cfg, data=data), plan=plan))
+    assert sampler.cells == {"layer0": 2, "layer1": 2, "layer2": 2}
+    example_s = 6 * 0.5e-3
+
+    def run(chunk: int) -> RunResult:  # cell 1 of every group fires once per presentation
+        t = (np.arange(2) + 0.5) * example_s  # times within this run
+        spikes = {"t": t, "i": np.ones(2, dtype=int)}
+        return RunResult({}, {f"spikes_layer{k}": spikes for k in range(3)}, 0.0, 0.0)
+
+    seen: list[int] = []
+    on_train = sampler.training_callback(lambda c, r: seen.append(c))
+    for chunk in range(5):
+        on_train(chunk, run(chunk))
+    perm = np.arange(40)[::-1]
+    sampler.end_epoch(0, perm)
+    assert seen == [0, 1, 2, 3, 4]  # every run still reaches the next callback
+    train = sampler.segments
+    assert [s.name for s in train] == [
+        "epoch 1: training examples",
+        "epoch 1: training examples (run 2 of the pass)",
+    ]
+    assert train[0].annotations["examples"] == [39, 35]  # perm[0], perm[4]: copy 0's
+    assert train[0].annotations["labels"] == [9, 5]
+    assert train[1].annotations["examples"] == [31]
+    assert train[1].spikes[0].t_stop_s == pytest.approx(example_s)
+    assert [len(s.times_s) for s in train[0].spikes] == [0, 2] * 3
+
+    on_test = sampler.test_callback(0, lambda c, r: None)
+    for chunk in range(3):
+        on_test(chunk, run(chunk))
+    test = sampler.segments[2:]
+    assert [s.annotations["examples"] for s in test] == [[0, 4], [8, 12], [16]]
+    assert test[2].name == "test examples, untrained (run 3 of the pass)"

@@ -15,6 +15,12 @@ from neurosim.recording import SegmentRecord
 from neurosim.spike_sample import sampled_cells, window_segment
 
 
+def _part(chunk: int) -> str:
+    """The name's suffix of a window continued in a pass's later run (its windows are one
+    segment per run)."""
+    return f" (run {chunk + 1} of the pass)" if chunk else ""
+
+
 class SpikeSampler:
     """Collects the recorded windows of one training run (``ses``: the protocol's Session)."""
 
@@ -57,10 +63,13 @@ class SpikeSampler:
             examples = self._examples(first, self._count(chunk, self.cfg.spike_train_examples),
                                       len(perm))  # fmt: skip
             count = len(examples)
+            if not count:
+                continue
             examples = perm[examples]
             self.segments.append(
                 window_segment(
-                    result.monitors, self.cells, name=f"epoch {epoch + 1}: training examples",
+                    result.monitors, self.cells,
+                    name=f"epoch {epoch + 1}: training examples{_part(chunk)}",
                     example_ms=self.example_ms, first=0, count=count,
                     annotations=self._notes(
                         "training", epoch + 1, examples, self.task.data.labels_train[examples],
@@ -87,7 +96,7 @@ class SpikeSampler:
                 stage = "untrained" if epoch == 0 else f"after epoch {epoch}"
                 self.segments.append(
                     window_segment(
-                        result.monitors, self.cells, name=f"test examples, {stage}",
+                        result.monitors, self.cells, name=f"test examples, {stage}{_part(chunk)}",
                         example_ms=self.example_ms, first=0, count=count,
                         annotations=self._notes(
                             "test", epoch, examples, self.task.data.labels_test[examples], 0.0,

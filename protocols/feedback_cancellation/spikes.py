@@ -59,7 +59,9 @@ class SpikeSampler:
                     annotations["labels"] = [int(v) for v in np.asarray(labels)[shown]]
                 self.segments.append(
                     window_segment(
-                        result.monitors, self.cells, name=name, example_ms=self.pattern_ms,
+                        result.monitors, self.cells,
+                        name=name + (f" (run {chunk + 1} of the pass)" if chunk else ""),
+                        example_ms=self.pattern_ms,
                         first=0, count=count,
                         annotations={**annotations, "cells": dict(self.cells)},
                     )

@@ -16,8 +16,8 @@ predicts its sign. Over the seeds this module reports:
 - the share of seeds whose effect has the predicted sign;
 - the **seeds needed** (animals, in the lab) to detect an effect of the measured d_z with a
   two-sided paired t test at 80 % power and α = 0.05 (:func:`seeds_for_power`: the exact power of
-  the test from the noncentral t distribution, smallest n that reaches it; Cohen 1988, §2.3;
-  the numbers of G*Power's "difference from constant (matched pairs)");
+  the test from the noncentral t distribution, smallest n that reaches it; Cohen 1988, ch. 2;
+  the numbers standard power tables give, e.g. G*Power's t test for matched pairs);
 - a verdict: ``supported`` when the interval excludes 0 on the predicted side, ``not supported``
   when it includes 0, ``opposite`` when it excludes 0 on the wrong side; with fewer seeds than a
   minimum (:data:`MIN_SEEDS`, 5 by default) ``too few seeds to judge``, whatever the interval says
@@ -212,7 +212,7 @@ def verdict(low: float, high: float, expected_sign: int) -> str:
 def paired_t_power(d_z: float, n: int, alpha: float = POWER_ALPHA) -> float:
     """Power of the two-sided one-sample (paired) t test of level ``alpha`` on ``n`` pairs when
     the true standardized effect is ``d_z``: P(|T| > t_{1-α/2, n-1}), T ~ noncentral t with
-    n − 1 degrees of freedom and noncentrality d_z·√n (Cohen 1988, §2.3)."""
+    n − 1 degrees of freedom and noncentrality d_z·√n (Cohen 1988, ch. 2)."""
     if n < 2:
         raise NeurosimError(f"A paired t test needs at least 2 pairs, got {n}.")
     if not 0 < alpha < 1:

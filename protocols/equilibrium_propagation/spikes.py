@@ -60,8 +60,8 @@ class SpikeSampler:
         epoch's order ``perm`` (presentation p shows example perm[p·B] to copy 0)."""
         for chunk, result in self._pending:
             first = chunk * self.plan.P
-            examples = self._examples(first, self._count(chunk, self.cfg.spike_train_examples),
-                                      len(perm))  # fmt: skip
+            wanted = self._count(chunk, self.cfg.spike_train_examples)
+            examples = self._examples(first, wanted, len(perm))
             count = len(examples)
             if not count:
                 continue

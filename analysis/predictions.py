@@ -5,9 +5,10 @@ seed measured (:class:`neurosim.experiment.SeedOutcome`: numbers, curves and
 :class:`~neurosim.recording.SegmentRecord` recordings), never a live simulation:
 
 - :func:`summarize_experiment` gives the statistics of one experiment: the effect (mean, sd,
-  Cohen's d_z, bootstrap 95 % interval, share of seeds with the predicted sign, verdict; see
-  :mod:`analysis.effects`), each condition's mean ± sd with its own interval, the extra
-  measurements and the per-seed values;
+  Cohen's d_z, bootstrap 95 % interval, share of seeds with the predicted sign, seeds needed for
+  80 % power, verdict; see :mod:`analysis.effects`), in the lab's units where the experiment
+  declares them (percent change from its baseline condition, Hz for rates), each condition's
+  mean ± sd with its own interval, the extra measurements and the per-seed values;
 - :func:`draw_figures` draws the figure the experiment asks for (``figure`` of its declaration:
   ``conditions``, ``dose-response`` or ``scatter``) beside a panel of the per-seed effects with
   their interval and the zero line, plus a spike raster of one seed per condition where the
@@ -28,7 +29,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.effects import bootstrap_band, summarize_effect, summarize_values
+from analysis.effects import MIN_SEEDS, bootstrap_band, summarize_effect, summarize_values
 from analysis.figures import save_figure
 from analysis.spiketrains import plot_raster
 from neurosim.experiment import SeedOutcome
@@ -83,16 +84,55 @@ def _summarize_extra(outcomes: Sequence[SeedOutcome]) -> dict[str, Any]:
     return summary
 
 
+def _percent_change(
+    declaration: Mapping[str, Any], outcomes: Sequence[SeedOutcome]
+) -> dict[str, Any] | None:
+    """The effect as percent change from the baseline condition (``change_from``), per seed
+    100·(changed − baseline)/|baseline|, with its statistics; ``None`` without a declaration,
+    and a note instead of numbers where a seed's baseline is 0."""
+    pair = declaration.get("change_from")
+    if not pair:
+        return None
+    baseline, changed = pair
+    base = [float(o.conditions[baseline]) for o in outcomes]
+    if any(b == 0 or not np.isfinite(b) for b in base):
+        return {"baseline": baseline, "changed": changed, "note": "a seed's baseline is 0"}
+    values = [
+        100.0 * (float(o.conditions[changed]) - b) / abs(b)
+        for o, b in zip(outcomes, base, strict=True)
+    ]
+    stats = summarize_values(values, "percent changes").as_dict()
+    return {"baseline": baseline, "changed": changed, "units": "%", **stats}
+
+
+def _in_hz(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The effect and the condition means in Hz (``hz_per_unit``: rates in model units); the
+    statistics scale linearly, so they are the model-unit ones times the factor."""
+    factor = summary.get("hz_per_unit")
+    if factor is None or summary.get("effect") is None:
+        return None
+    effect = summary["effect"]
+    scaled = {k: effect[k] * factor for k in ("mean", "sd", "ci_low", "ci_high")}
+    scaled["values"] = [v * factor for v in effect["values"]]
+    conditions = {
+        name: {k: value[k] * factor for k in ("mean", "sd", "ci_low", "ci_high")}
+        for name, value in (summary.get("conditions_summary") or {}).items()
+    }
+    return {"factor": float(factor), "effect": scaled, "conditions": conditions}
+
+
 def summarize_experiment(
     declaration: Mapping[str, Any],
     outcomes: Sequence[SeedOutcome],
     error: str | None = None,
+    min_seeds: int = MIN_SEEDS,
 ) -> dict[str, Any]:
     """The summary of one experiment for ``predictions.json`` and the report.
 
     ``declaration`` is the experiment's :meth:`describe`; ``outcomes`` the checked outcomes of
     its seeds. With ``error`` (the experiment failed) or fewer than two seeds, the per-seed
-    values are kept but no interval or verdict is computed (``effect`` is ``None``).
+    values are kept but no interval or verdict is computed (``effect`` is ``None``); with fewer
+    than ``min_seeds`` the verdict is ``too few seeds to judge``.
     """
     ordered = sorted(outcomes, key=lambda o: o.seed)
     summary: dict[str, Any] = dict(declaration)
@@ -107,6 +147,8 @@ def summarize_experiment(
         per_seed=[_per_seed(o) for o in ordered],
         figures=[],
         recordings={},
+        percent_change=None,
+        effect_hz=None,
     )
     if error is None and len(ordered) < 2:
         summary.update(
@@ -115,13 +157,17 @@ def summarize_experiment(
         )
     if summary["status"] == "ok":
         expected = int(declaration["expected_sign"])
-        summary["effect"] = summarize_effect([o.effect for o in ordered], expected).as_dict()
+        summary["effect"] = summarize_effect(
+            [o.effect for o in ordered], expected, min_seeds=min_seeds
+        ).as_dict()
         summary["conditions_summary"] = {
             name: summarize_values(
                 [o.conditions[name] for o in ordered], f"values of condition {name!r}"
             ).as_dict()
             for name in declaration["conditions"]
         }
+        summary["percent_change"] = _percent_change(declaration, ordered)
+        summary["effect_hz"] = _in_hz(summary)
     return summary
 
 

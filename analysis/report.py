@@ -5,8 +5,10 @@ style sheet is inline, and there are no scripts and no external resources. Every
 from an experiment, an outcome or an error is HTML-escaped. The report has a header (date,
 versions, seeds, quick or not, wall time), a summary table, a note on the statistics, and one
 section per prediction: title, hypothesis, what to record, contrast, the effect with its units,
-Cohen's d_z, the 95 % interval, the number of seeds and the per-seed values, the verdict in plain
-words (a prediction that fails in simulation is shown as failed, prominently), the figures and
+Cohen's d_z, the 95 % interval, the number of seeds and the per-seed values, the effect in the
+lab's units where the experiment declares them (percent change from baseline, Hz), the seeds
+(animals) needed for 80 % power, the verdict in plain words (too few seeds to judge below the
+minimum; a prediction that fails in simulation is shown as failed, prominently), the figures and
 relative links to the recordings. An experiment that stopped with an error has a section that
 says so, with the error and whatever seeds finished.
 """
@@ -20,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.effects import DZ_DEFINITION
+from analysis.effects import DZ_DEFINITION, SEEDS_FOR_POWER_METHOD, TOO_FEW
 from neurosim.results import atomic_write
 
 __all__ = ["render_report", "verdict_sentence", "write_report"]
@@ -42,6 +44,7 @@ dd { margin-left: 1.5em; }
 .not-supported { background: #fff3cd; border-color: #b26a00; color: #7a4a00; }
 .opposite { background: #fde2e2; border-color: #c62828; color: #8e0000; }
 .failed { background: #fde2e2; border-color: #c62828; color: #8e0000; }
+.too-few { background: #eeeeee; border-color: #666; color: #333; }
 .note { color: #555; font-size: 0.9em; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -54,6 +57,7 @@ _CLASSES = {
     "supported": "supported",
     "not supported": "not-supported",
     "opposite": "opposite",
+    TOO_FEW: "too-few",
     "failed": "failed",
 }
 
@@ -94,6 +98,12 @@ def verdict_sentence(summary: Mapping[str, Any]) -> str:
         f"mean effect {_num(effect['mean'])}{_units(summary)}, 95% interval "
         f"{_interval(effect)} over {effect['n']} seeds"
     )
+    if effect["verdict"] == TOO_FEW:
+        return (
+            f"Too few seeds to judge: {measured}, fewer than the {effect['min_seeds']} seeds a "
+            f"verdict needs (the interval alone would say: {effect['interval_verdict']}); "
+            f"{_power_words(effect)}"
+        )
     if effect["verdict"] == "supported":
         return (
             f"Prediction supported in simulation: {measured}; the interval excludes zero on the "
@@ -108,6 +118,42 @@ def verdict_sentence(summary: Mapping[str, Any]) -> str:
         f"Prediction contradicted in simulation (opposite): {measured}; the interval excludes "
         f"zero on the wrong side, the effect has the opposite sign of the predicted {sign} one."
     )
+
+
+def _power_words(effect: Mapping[str, Any]) -> str:
+    """The seeds needed for 80 % power, in words."""
+    needed = effect.get("seeds_for_power")
+    if needed is None:
+        return "the measured d_z gives no number of seeds for 80% power (it is 0 or undefined)."
+    return f"an effect of this d_z needs {needed} seeds for 80% power (paired t, alpha 0.05)."
+
+
+def _seeds_needed(effect: Mapping[str, Any]) -> str:
+    needed = effect.get("seeds_for_power")
+    return "undefined" if needed is None else str(needed)
+
+
+def _lab_units(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Rows of the effect in the lab's units: percent change and Hz, where declared."""
+    rows: list[tuple[str, str]] = []
+    change = summary.get("percent_change")
+    if change:
+        label = f"percent change, {change['changed']} vs {change['baseline']}"
+        if "mean" in change:
+            rows.append(
+                (label, f"{_num(change['mean'])} ± {_num(change['sd'])} %, 95% interval "
+                 f"{_interval(change)} %")
+            )  # fmt: skip
+        else:
+            rows.append((label, f"not computed: {change.get('note', '')}"))
+    hz = summary.get("effect_hz")
+    if hz:
+        effect = hz["effect"]
+        rows.append(
+            ("effect in Hz", f"{_num(effect['mean'])} ± {_num(effect['sd'])} Hz, 95% interval "
+             f"{_interval(effect)} Hz (model units × {_num(hz['factor'])})")
+        )  # fmt: skip
+    return rows
 
 
 def _verdict_class(summary: Mapping[str, Any]) -> str:
@@ -144,24 +190,28 @@ def _header(run_info: Mapping[str, Any]) -> list[str]:
 def _summary_table(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     parts = [
         "<table><tr><th>experiment</th><th>effect (mean)</th><th>95% interval</th>"
-        "<th>d_z</th><th>seeds</th><th>verdict</th></tr>"
+        "<th>percent change</th><th>d_z</th><th>seeds</th><th>seeds for 80% power</th>"
+        "<th>verdict</th></tr>"
     ]
     for summary in summaries:
         effect = summary.get("effect")
         if effect is None:
-            cells = ["", "", "", str(summary.get("n_seeds", 0)), "FAILED"]
+            cells = ["", "", "", "", str(summary.get("n_seeds", 0)), "", "FAILED"]
         else:
+            change = summary.get("percent_change") or {}
             cells = [
                 f"{_num(effect['mean'])}{_units(summary)}",
                 _interval(effect),
+                f"{_num(change['mean'])} %" if "mean" in change else "",
                 _num(effect["d_z"]),
                 str(effect["n"]),
+                _seeds_needed(effect),
                 effect["verdict"] + ("; then FAILED" if summary.get("status") != "ok" else ""),
             ]
         parts.append(
             f'<tr><td><a href="#{_e(summary["name"])}">{_e(summary["name"])}</a></td>'
-            + "".join(f'<td class="num">{_e(c)}</td>' for c in cells[:4])
-            + f'<td class="{_verdict_class(summary)}">{_e(cells[4])}</td></tr>'
+            + "".join(f'<td class="num">{_e(c)}</td>' for c in cells[:-1])
+            + f'<td class="{_verdict_class(summary)}">{_e(cells[-1])}</td></tr>'
         )
     parts.append("</table>")
     return parts
@@ -178,10 +228,14 @@ def _statistics_note(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
         parts.append(f"The interval is the {_e(effects[0]['method'])}. ")
         notes = {e["note"] for e in effects if e.get("note")}
         parts.extend(f"{_e(n)} " for n in sorted(notes))
+    parts.append(f"Seeds for 80% power: {_e(SEEDS_FOR_POWER_METHOD)}. ")
+    minimum = effects[0].get("min_seeds") if effects else None
     parts.append(
         "Verdicts: <b>supported</b> when the interval excludes zero on the predicted side, "
         "<b>not supported</b> when it includes zero, <b>opposite</b> when it excludes zero on "
-        "the wrong side.</p>"
+        "the wrong side; <b>too few seeds to judge</b> with fewer seeds than the minimum"
+        + (f" ({_e(minimum)}, --min-seeds)" if minimum is not None else "")
+        + ", whatever the interval says.</p>"
     )
     return parts
 
@@ -230,7 +284,9 @@ def _effect_table(summary: Mapping[str, Any]) -> list[str]:
         ("units", summary.get("effect_units") or "dimensionless"),
         ("Cohen's d_z", _num(effect["d_z"])),
         ("95% interval", f"{_interval(effect)}{_units(summary)}"),
+        *_lab_units(summary),
         ("seeds", str(effect["n"])),
+        ("seeds for 80% power (paired t, alpha 0.05)", _seeds_needed(effect)),
         ("share of seeds with the predicted sign", f"{effect['share_predicted_sign']:.0%}"),
     ]
     parts = ["<h3>Effect</h3><table>"]

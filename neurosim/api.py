@@ -219,6 +219,7 @@ def predict(
     only: Sequence[str] = (),
     *,
     seeds: int | None = None,
+    min_seeds: int | None = None,
     quick: bool = False,
     device: str | None = None,
     out: str | Path | None = None,
@@ -226,15 +227,17 @@ def predict(
     command: str = "neurosim.predict(...)",
 ) -> PredictResult:
     """Run the virtual experiments over seeds (``neurosim predict``) and write predictions.json,
-    recordings, figures and report.html into ``out`` (default results/predict-TIMESTAMP)."""
+    recordings, figures and report.html into ``out`` (default results/predict-TIMESTAMP);
+    below ``min_seeds`` seeds (default 5) every verdict is "too few seeds to judge"."""
     from neurosim.cli import predict as cli_predict
 
     names, n_seeds, device = cli_predict.selection(only, seeds, device)
+    cli_predict.min_seeds_of(min_seeds)  # checked before anything runs
     folder = results.prepare_output_dir(out or f"results/predict-{time.strftime('%Y%m%d-%H%M%S')}")
     with _progress_bar(len(names) * n_seeds, "predict", progress) as advance:
         info, summaries = cli_predict.run_all(
             names, n_seeds, quick=quick, device=device, out=folder, advance=advance,
-            command=command,
+            command=command, min_seeds=min_seeds,
         )  # fmt: skip
     return PredictResult(
         experiments={s["name"]: s for s in summaries},

@@ -226,6 +226,8 @@ def _describe(net: Network, build: CircuitBuild, extra: dict[str, Any]) -> dict[
                 entry[attr] = repr(value)
         if hasattr(obj, "equations"):
             entry["equations"] = str(obj.equations)
+        if not getattr(obj, "active", True):  # compiled, but left out of the run loop
+            entry["active"] = False
         if isinstance(obj, NeuronGroup):
             entry["N"] = len(obj)
         if isinstance(getattr(obj, "namespace", None), dict):

@@ -106,6 +106,12 @@ class VirtualExperiment:
     when the theory predicts a positive effect, −1 for a negative one. ``figure`` picks the
     figure ``analysis/`` draws (one of :data:`FIGURE_KINDS`); ``x_label`` and ``y_label`` name
     the axes of its ``curves`` (dose–response and scatter figures).
+
+    In the lab's units: ``change_from = (baseline, changed)`` names two conditions whose
+    difference the effect is; the report then gives the effect also as the percent change
+    100·(changed − baseline)/|baseline| per seed. ``hz_per_unit``: where the effect and the
+    conditions are firing rates in model units, the factor to Hz (e.g. the circuit's
+    ``rate_scale_hz``; 1.0 when they are in Hz already); the report then gives them in Hz too.
     """
 
     name: ClassVar[str]
@@ -122,6 +128,8 @@ class VirtualExperiment:
     y_label: ClassVar[str] = "y"
     circuit: ClassVar[str]
     readout: ClassVar[str] = "spiking"
+    change_from: ClassVar[tuple[str, str] | None] = None
+    hz_per_unit: ClassVar[float | None] = None
 
     def run_seed(
         self,
@@ -149,6 +157,8 @@ class VirtualExperiment:
             "y_label": self.y_label,
             "circuit": self.circuit,
             "readout": self.readout,
+            "change_from": list(self.change_from) if self.change_from else None,
+            "hz_per_unit": self.hz_per_unit,
         }
 
 
@@ -163,6 +173,17 @@ def register_experiment(cls: type[VirtualExperiment]) -> type[VirtualExperiment]
         raise NeurosimError(f"{cls.__name__}.figure must be one of {', '.join(FIGURE_KINDS)}.")
     if len(cls.conditions) < 2:
         raise NeurosimError(f"{cls.__name__} must compare at least two conditions.")
+    if cls.change_from is not None and (
+        len(cls.change_from) != 2 or not set(cls.change_from) <= set(cls.conditions)
+    ):
+        raise NeurosimError(
+            f"{cls.__name__}.change_from must name two of its conditions (baseline, changed), "
+            f"got {cls.change_from!r}."
+        )
+    if cls.hz_per_unit is not None and not (
+        isinstance(cls.hz_per_unit, int | float) and cls.hz_per_unit > 0
+    ):
+        raise NeurosimError(f"{cls.__name__}.hz_per_unit must be a positive number.")
     if cls.name in EXPERIMENTS and EXPERIMENTS[cls.name] is not cls:
         raise NeurosimError(f"Two virtual experiments are registered as {cls.name!r}.")
     EXPERIMENTS[cls.name] = cls

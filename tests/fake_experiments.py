@@ -4,7 +4,8 @@
 Each one's per-seed effects are fixed numbers, so the verdict is known in advance:
 ``fake-silencing`` (every seed positive, as predicted: supported), ``fake-null`` (seeds
 alternate in sign: the interval includes zero, not supported), ``fake-opposite`` (every seed
-negative against a predicted positive sign), ``fake-dose`` (dose–response curves), ``fake-scatter``
+negative against a predicted positive sign), ``fake-rate`` (rates in model units: the effect in Hz
+and as percent change), ``fake-dose`` (dose–response curves), ``fake-scatter``
 (x/y points), ``fake-failing`` (raises on its second seed) and ``fake-nan`` (a condition
 value is NaN, so its statistics fail).
 """
@@ -125,6 +126,18 @@ class FakeScatter(_Fake):
         return outcome
 
 
+class FakeRate(_Fake):
+    """Conditions are rates in model units (× 1000 Hz), the effect their change from intact."""
+
+    name = "fake-rate"
+    title = "Fake rate change"
+    effect_label = "Δ output rate"
+    effect_units = "model rate"
+    change_from = ("intact", "silenced")
+    hz_per_unit = 1000.0
+    EFFECTS = {1: 0.02, 2: 0.03, 3: 0.025, 4: 0.035, 5: 0.02}
+
+
 class FakeFailing(_Fake):
     name = "fake-failing"
     title = "Fake failing experiment"
@@ -153,6 +166,7 @@ FAKES: tuple[type[VirtualExperiment], ...] = (
     FakeOpposite,
     FakeDose,
     FakeScatter,
+    FakeRate,
     FakeFailing,
     FakeNaNCondition,
 )

@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 
 from analysis.effects import (
+    MIN_SEEDS,
     N_RESAMPLES,
+    TOO_FEW,
     bootstrap_band,
     bootstrap_interval,
     cohens_dz,
+    paired_t_power,
+    seeds_for_power,
     small_sample_note,
     summarize_effect,
     summarize_values,
@@ -99,7 +103,7 @@ def test_verdict(low: float, high: float, sign: int, expected: str) -> None:
 
 
 def test_summarize_effect_known_values() -> None:
-    summary = summarize_effect([1.0, -1.0, 2.0, 0.0], expected_sign=1)
+    summary = summarize_effect([1.0, -1.0, 2.0, 0.0], expected_sign=1, min_seeds=4)
     assert summary.n == 4
     assert summary.mean == pytest.approx(0.5)
     assert summary.sd == pytest.approx(np.std([1, -1, 2, 0], ddof=1))
@@ -117,7 +121,7 @@ def test_summarize_effect_known_values() -> None:
     assert negative.ci_high < 0
     assert "126 distinct" in (negative.note or "")  # C(9, 5) resamples of 5 seeds
 
-    wrong = summarize_effect([-1.0, -1.2, -0.8], expected_sign=1)
+    wrong = summarize_effect([-1.0, -1.2, -0.8], expected_sign=1, min_seeds=3)
     assert wrong.verdict == "opposite"
     assert wrong.share_predicted_sign == 0.0
 
@@ -155,3 +159,56 @@ def test_bad_effects_raise_one_clear_error(values: list) -> None:
 def test_bad_sign_raises() -> None:
     with pytest.raises(NeurosimError, match="expected sign"):
         summarize_effect([1.0, 2.0], expected_sign=0)
+
+
+@pytest.mark.parametrize(("d_z", "pairs"), [(0.5, 34), (0.8, 15), (0.2, 199), (-0.5, 34)])
+def test_seeds_for_power_known_values(d_z: float, pairs: int) -> None:
+    # standard power tables (G*Power, matched-pairs t test, two-sided, alpha 0.05, power 0.8)
+    assert seeds_for_power(d_z) == pairs
+    # the smallest such n: one pair fewer falls short of 80 %
+    assert paired_t_power(d_z, pairs) >= 0.8 > paired_t_power(d_z, pairs - 1)
+
+
+def test_paired_t_power_exact_value_and_normal_approximation() -> None:
+    # G*Power's "actual power" for d_z = 0.5 on 34 pairs
+    assert paired_t_power(0.5, 34) == pytest.approx(0.8078, abs=5e-4)
+    # the normal approximation ((z_.975 + z_.8) / d)² = 31.4 -> 32 pairs is too few for a t test
+    assert paired_t_power(0.5, 32) < 0.8
+
+
+def test_paired_t_power_against_simulated_t_tests() -> None:
+    # 20,000 simulated paired studies of 10 pairs with a true d_z of 1: share rejected at 0.05
+    from scipy import stats as st
+
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(1.0, 1.0, size=(20_000, 10))
+    t = diffs.mean(axis=1) / (diffs.std(axis=1, ddof=1) / np.sqrt(10))
+    rejected = np.mean(np.abs(t) > st.t.ppf(0.975, 9))
+    assert paired_t_power(1.0, 10) == pytest.approx(rejected, abs=0.01)  # sd of the share 0.003
+
+
+def test_seeds_for_power_edges() -> None:
+    assert seeds_for_power(None) is None and seeds_for_power(0.0) is None
+    assert seeds_for_power(float("nan")) is None
+    assert seeds_for_power(20.0) == 2  # huge effects: the far tail underflows, power is finite
+    assert seeds_for_power(1e-4) is None  # beyond the search limit (about 785 million pairs)
+    with pytest.raises(NeurosimError, match="power must be between"):
+        seeds_for_power(0.5, power=1.0)
+
+
+def test_too_few_seeds_to_judge() -> None:
+    effects = [0.8, 1.1, 0.9, 1.3]  # clearly positive
+    four = summarize_effect(effects, expected_sign=1)  # default minimum: 5 seeds
+    assert MIN_SEEDS == 5
+    assert four.verdict == TOO_FEW == "too few seeds to judge"
+    assert four.interval_verdict == "supported"
+    assert "4 seeds, fewer than the 5" in four.verdict_text
+    assert four.seeds_for_power == seeds_for_power(four.d_z)
+    five = summarize_effect([*effects, 1.0], expected_sign=1)
+    assert five.verdict == "supported" and five.min_seeds == 5
+    assert summarize_effect(effects, expected_sign=1, min_seeds=4).verdict == "supported"
+    two = summarize_effect([0.8, 1.1], expected_sign=1)  # a bootstrap over 2 seeds: their range
+    assert two.verdict == TOO_FEW
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(NeurosimError, match="minimum number of seeds"):
+            summarize_effect(effects, expected_sign=1, min_seeds=bad)

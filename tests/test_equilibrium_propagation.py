@@ -27,6 +27,7 @@ from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
 from protocols.equilibrium_propagation import Task
 from protocols.equilibrium_propagation.layout import averaged_timed
+from tests.test_spike_sample import check_spike_recording
 
 SMALL = [
     "--set", "circuit.sizes=[64, 30, 10]",
@@ -307,7 +308,8 @@ def test_other_variants_learn(tmp_path: Path, variant: str, extra: list[str]) ->
 def test_spiking_readout_learns(tmp_path: Path) -> None:
     """Poisson spikes and filtered traces drive the dynamics (the spiking defaults: 40 free / 20
     nudged steps, rates × 0.2); 300 digits, two epochs, 64-100-10. Measured: 0.12, 0.27, 0.23 on 60
-    test digits (the full set reaches 0.85 in 10 epochs)."""
+    test digits (the full set reaches 0.85 in 10 epochs). Its recording.nix holds the sampled
+    spike trains, which neurosim analyze reads."""
     m = _run(
         tmp_path, "spk", "--dataset", "digits", "--readout", "spiking", "--epochs", "2",
         "--set", "protocol.n_train=300", "--set", "protocol.n_test=60",
@@ -319,6 +321,17 @@ def test_spiking_readout_learns(tmp_path: Path) -> None:
     _one_compilation_per_build(m)
     hist = m["history"]["test_accuracy"]
     assert m["test_accuracy"] > hist[0] + 0.1, hist
+    # the recording holds spike trains (issue 15 item 3): 10 cells of each of the 3 groups
+    # (the defaults), 3 training examples per epoch and 5 test examples before and after
+    # training, examples of 60 steps of 0.5 ms; neurosim analyze computes their rates and CVs
+    example_s = 60 * 0.5e-3
+    windows = {
+        "epoch 1: training examples": 3 * example_s,
+        "epoch 2: training examples": 3 * example_s,
+        "test examples, untrained": 5 * example_s,
+        "test examples, after epoch 2": 5 * example_s,
+    }
+    check_spike_recording(tmp_path / "spk" / "recording.nix", windows, 30, tmp_path / "an")
 
 
 # ------------------------------------------------------------------------------ gradient check

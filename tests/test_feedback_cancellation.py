@@ -14,6 +14,7 @@ from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError, NeurosimError
 from protocols.feedback_cancellation.task import gate_rows
+from tests.test_spike_sample import check_spike_recording
 
 
 def _resolve(*sets: str, dataset: str | None = "teacher"):
@@ -319,3 +320,17 @@ def test_spiking_readout_with_release_failures_runs(tmp_path: Path) -> None:
     assert spk["readout"] == "spiking" and spk["compilations"] <= 1
     assert all(np.isfinite(spk["history"]["circuit"]))
     assert spk["history"]["circuit"][1] != spk["history"]["circuit"][0]
+    # its recording holds spike trains (issue 15 item 3): 10 cells at most of layer0 (30), layer1
+    # (6), layer2 (10) and inter1 (10); 3 training patterns of 20 ms, all 4 test patterns (the
+    # default 5 is at most) before and after training
+    windows = {
+        "epoch 1: training patterns": 0.06,
+        "test patterns, untrained": 0.08,
+        "test patterns, after epoch 1": 0.08,
+    }
+    path = tmp_path / "spk" / "recording.nix"
+    analysis = check_spike_recording(path, windows, 10 + 6 + 10 + 10, tmp_path / "an")
+    groups = {
+        t["annotations"]["group"] for t in analysis["test patterns, untrained"]["spike_trains"]
+    }
+    assert groups == {"layer0", "layer1", "layer2", "inter1"}

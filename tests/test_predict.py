@@ -35,6 +35,9 @@ EFFECT_KEYS = {
     "verdict",
     "verdict_text",
     "method",
+    "interval_verdict",
+    "min_seeds",
+    "seeds_for_power",
 }
 #: the real experiment run end to end (a microcircuit one: its quick training is the shortest)
 REAL_EXPERIMENT = "interneuron-silencing"
@@ -47,9 +50,14 @@ def _main(argv: list[str]) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def _predict(out: Path, names: list[str], seeds: int) -> tuple[int, str, str]:
+def _predict(
+    out: Path, names: list[str], seeds: int, min_seeds: int | None = 2
+) -> tuple[int, str, str]:
+    """``neurosim predict --quick``; ``min_seeds`` None leaves ``--min-seeds`` out (default 5)."""
     only = [arg for name in names for arg in ("--only", name)]
     argv = ["predict", *only, "--seeds", str(seeds), "--quick", "--no-progress"]
+    if min_seeds is not None:
+        argv += ["--min-seeds", str(min_seeds)]
     return _main([*argv, "--out", str(out)])
 
 
@@ -148,6 +156,31 @@ def test_failing_experiment_does_not_lose_the_others(fakes: None, tmp_path: Path
     assert "FAILED: the experiment did not finish" in report and "diverged on purpose" in report
     assert "Prediction supported in simulation" in report
     assert "fake-failing: FAILED" in stdout
+
+
+def test_fewer_seeds_than_the_minimum_give_no_verdict(fakes: None, tmp_path: Path) -> None:
+    # `--quick --seeds 2` with the default minimum (5): no "supported" from two seeds
+    out = tmp_path / "predict"
+    rc, stdout, stderr = _predict(out, ["fake-silencing"], seeds=2, min_seeds=None)
+    assert rc == 0, stderr
+    data = json.loads((out / "predictions.json").read_text())
+    assert data["run"]["min_seeds"] == 5
+    effect = data["experiments"]["fake-silencing"]["effect"]
+    assert effect["verdict"] == "too few seeds to judge"
+    assert effect["interval_verdict"] == "supported"
+    line = next(line for line in stdout.splitlines() if line.startswith("fake-silencing"))
+    assert line.endswith("too few seeds to judge")
+    assert str(effect["seeds_for_power"]) in line.split()
+    report = (out / "report.html").read_text()
+    assert "Prediction supported" not in report
+    assert '<td class="too-few">too few seeds to judge</td>' in report
+
+
+def test_min_seeds_below_two_is_one_clear_error(fakes: None, tmp_path: Path) -> None:
+    rc, _, stderr = _predict(tmp_path / "never", ["fake-silencing"], seeds=3, min_seeds=1)
+    assert rc == 2
+    assert "--min-seeds" in _one_error_line(stderr) and "at least 2" in stderr
+    assert not (tmp_path / "never").exists()
 
 
 def test_unknown_experiment_is_one_clear_error(fakes: None, tmp_path: Path) -> None:

@@ -171,6 +171,10 @@ COMMANDS: dict[str, Quick] = {
         reason="every experiment's quick outcome is computed by tests/test_experiments_*.py and "
         "the predict command by tests/test_predict.py; CI has 90 minutes in all",
     ),
+    "neurosim predict --quick --seeds 3 --min-seeds 3": Quick(
+        tier="resolve",
+        reason="the line above with verdicts from 3 seeds; tests/test_predict.py runs --min-seeds",
+    ),
     "neurosim analyze results/predict/recordings/interneuron-silencing/predicted-intact.nwb": (
         Quick()
     ),

@@ -19,11 +19,13 @@ import pytest
 
 from analysis.predictions import draw_figures, summarize_experiment
 from analysis.report import render_report, verdict_sentence, write_report
-from neurosim.experiment import ExperimentSettings
+from neurosim.errors import NeurosimError
+from neurosim.experiment import ExperimentSettings, VirtualExperiment, register_experiment
 from tests.fake_experiments import (
     FakeDose,
     FakeNull,
     FakeOpposite,
+    FakeRate,
     FakeScatter,
     FakeSilencing,
 )
@@ -184,7 +186,7 @@ def test_missing_figure_is_reported_not_broken(tmp_path: Path) -> None:
 def test_output_failure_after_the_statistics_keeps_the_verdict(tmp_path: Path) -> None:
     experiment = FakeSilencing()
     outcomes = [experiment.run_seed(seed, ExperimentSettings()) for seed in (1, 2, 3)]
-    summary = summarize_experiment(experiment.describe(), outcomes)
+    summary = summarize_experiment(experiment.describe(), outcomes, min_seeds=3)
     summary.update(status="failed", error="writing the recordings failed: <disk full>")
     text = render_report(RUN_INFO, [summary], tmp_path)
     assert "Prediction supported in simulation" in text
@@ -245,3 +247,69 @@ def test_report_renders_in_headless_chromium(
     spread, non_white = _screenshot_stats(shot)
     assert spread > 0.05, f"the screenshot is nearly uniform (pixel sd {spread:.3f})"
     assert non_white > 0.05, f"only {non_white:.1%} of the screenshot is not white"
+
+
+def test_effect_in_hz_and_percent_change(tmp_path: Path) -> None:
+    experiment = FakeRate()
+    outcomes = [experiment.run_seed(seed, ExperimentSettings()) for seed in SEEDS]
+    summary = summarize_experiment(experiment.describe(), outcomes)
+    effects = np.array([FakeRate.EFFECTS[s] for s in SEEDS])
+    base = np.array([1.0 + 0.1 * s for s in SEEDS])  # the fakes' intact condition
+    change = summary["percent_change"]
+    assert change["baseline"] == "intact" and change["changed"] == "silenced"
+    assert change["values"] == pytest.approx(list(100 * effects / base))
+    assert change["mean"] == pytest.approx(np.mean(100 * effects / base))
+    assert change["ci_low"] < change["mean"] < change["ci_high"]
+    hz = summary["effect_hz"]
+    assert hz["factor"] == 1000.0
+    assert hz["effect"]["mean"] == pytest.approx(1000 * effects.mean())
+    assert hz["effect"]["ci_low"] == pytest.approx(1000 * summary["effect"]["ci_low"])
+    assert hz["conditions"]["intact"]["mean"] == pytest.approx(1000 * base.mean())
+    text = render_report(RUN_INFO, [summary], tmp_path)
+    assert "percent change, silenced vs intact" in text and "effect in Hz" in text
+    assert f"{_num(1000 * effects.mean())} ± " in text
+    # experiments that declare neither get neither
+    plain = summarize_experiment(
+        FakeSilencing().describe(),
+        [FakeSilencing().run_seed(s, ExperimentSettings()) for s in SEEDS],
+    )
+    assert plain["percent_change"] is None and plain["effect_hz"] is None
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def test_seeds_for_power_and_too_few_seeds_in_the_report(tmp_path: Path) -> None:
+    experiment = FakeSilencing()
+    outcomes = [experiment.run_seed(seed, ExperimentSettings()) for seed in (1, 2, 3)]
+    summary = summarize_experiment(experiment.describe(), outcomes)  # minimum 5 seeds
+    effect = summary["effect"]
+    assert effect["verdict"] == "too few seeds to judge"
+    assert effect["interval_verdict"] == "supported"
+    assert effect["seeds_for_power"] >= 2
+    sentence = verdict_sentence(summary)
+    assert sentence.startswith("Too few seeds to judge") and "fewer than the 5 seeds" in sentence
+    assert f"needs {effect['seeds_for_power']} seeds for 80% power" in sentence
+    text = render_report(RUN_INFO, [summary], tmp_path)
+    assert '<p class="verdict too-few">Too few seeds to judge' in text
+    assert "Prediction supported" not in text
+    assert "seeds for 80% power (paired t, alpha 0.05)" in text
+
+
+def test_lab_unit_declarations_are_checked() -> None:
+    class Bad(VirtualExperiment):
+        name = "bad-change"
+        conditions = ("a", "b")
+        change_from = ("a", "c")
+
+    with pytest.raises(NeurosimError, match="change_from must name two of its conditions"):
+        register_experiment(Bad)
+
+    class BadHz(VirtualExperiment):
+        name = "bad-hz"
+        conditions = ("a", "b")
+        hz_per_unit = -1.0
+
+    with pytest.raises(NeurosimError, match="hz_per_unit must be a positive number"):
+        register_experiment(BadHz)

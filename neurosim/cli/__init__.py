@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this virtual experiment (repeatable; see `neurosim list`)",
     )
     predict.add_argument("--seeds", type=int, help="seeds per experiment (default 5)")
+    predict.add_argument(
+        "--min-seeds",
+        type=int,
+        help="fewest seeds for a verdict; below it: 'too few seeds to judge' (default 5)",
+    )
     predict.add_argument("--quick", action="store_true", help="smallest runs (for tests)")
     predict.add_argument("--device", help="runtime, cpp_standalone (default) or cuda_standalone")
     predict.add_argument("--out", help="results folder (default: results/predict-TIMESTAMP)")

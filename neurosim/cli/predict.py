@@ -1,14 +1,16 @@
 """``neurosim predict``: run the virtual experiments over seeds and write predictions for the lab.
 
-``neurosim predict [--only NAME]... [--seeds N] [--quick] [--device D] [--out DIR]`` runs every
-registered virtual experiment (``protocols/experiments/``; or those named with ``--only``) on
-seeds 1..N (default 5) and writes into ``DIR``:
+``neurosim predict [--only NAME]... [--seeds N] [--min-seeds M] [--quick] [--device D]
+[--out DIR]`` runs every registered virtual experiment (``protocols/experiments/``; or those named
+with ``--only``) on seeds 1..N (default 5) and writes into ``DIR`` (below M seeds, default 5,
+every verdict reads "too few seeds to judge"):
 
 - ``recordings/<experiment>/<condition>.nix`` and ``.nwb``: one file per condition, one neo
   segment per recorded seed (annotated with its seed and condition);
 - ``figures/<experiment>.png`` (and ``-raster.png``): the figures of :mod:`analysis.predictions`;
 - ``predictions.json``: per experiment its declaration, the effect (mean, sd, Cohen's d_z,
-  bootstrap 95 % interval, share of seeds with the predicted sign, verdict), the conditions'
+  bootstrap 95 % interval, share of seeds with the predicted sign, seeds needed for 80 % power,
+  verdict), in percent change and Hz where the experiment declares them, the conditions'
   statistics, the per-seed values and the paths of its figures and recordings;
 - ``report.html``: the self-contained report of :mod:`analysis.report`.
 
@@ -120,6 +122,7 @@ def _run_experiment(
     out: Path,
     run_annotations: dict[str, Any],
     advance: Callable[[int, str], None],
+    min_seeds: int,
 ) -> dict[str, Any]:
     """Run one experiment over seeds 1..n_seeds and write its recordings and figures; returns its
     summary. Any exception is caught and recorded in the summary (``status: failed``)."""
@@ -158,11 +161,11 @@ def _run_experiment(
     for key, default in (("title", name), ("conditions", []), ("expected_sign", 1)):
         declaration.setdefault(key, default)
     try:
-        summary = summarize_experiment(declaration, outcomes, error=error)
+        summary = summarize_experiment(declaration, outcomes, error=error, min_seeds=min_seeds)
     except Exception as exc:  # e.g. a non-finite condition value: keep the per-seed values
         error = "; ".join(filter(None, [error, f"the statistics failed: {_error_text(exc)}"]))
         trace = (trace or "") + traceback.format_exc()
-        summary = summarize_experiment(declaration, outcomes, error=error)
+        summary = summarize_experiment(declaration, outcomes, error=error, min_seeds=min_seeds)
     problems = [error] if error else []
     try:
         if outcomes:
@@ -188,27 +191,33 @@ def _run_experiment(
 
 
 def _table(summaries: Sequence[dict[str, Any]]) -> str:
-    """The closing table: experiment, effect, interval, verdict."""
-    rows = [("experiment", "effect (mean)", "95% interval", "verdict")]
+    """The closing table: experiment, effect, interval, percent change, seeds for 80 % power,
+    verdict."""
+    rows = [("experiment", "effect (mean)", "95% interval", "change", "n for 80% power", "verdict")]
     for s in summaries:
         effect = s.get("effect")
         units = s.get("effect_units") or ""
         units = "" if units == "dimensionless" else f" {units}"
         if effect is None:
-            rows.append((s["name"], "-", "-", "FAILED"))
+            rows.append((s["name"], "-", "-", "-", "-", "FAILED"))
             continue
         verdict = effect["verdict"] + (" (but FAILED afterwards)" if s["status"] != "ok" else "")
+        change = s.get("percent_change") or {}
+        needed = effect.get("seeds_for_power")
         rows.append(
             (
                 s["name"],
                 f"{effect['mean']:+.4g}{units}",
                 f"[{effect['ci_low']:.4g}, {effect['ci_high']:.4g}]",
+                f"{change['mean']:+.3g} %" if "mean" in change else "-",
+                "-" if needed is None else str(needed),
                 verdict,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     return "\n".join(
-        "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row))
+        "  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(row))
         for row in rows
     )
 
@@ -220,6 +229,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--only", name]
     if args.seeds is not None:
         words += ["--seeds", str(args.seeds)]
+    if args.min_seeds is not None:
+        words += ["--min-seeds", str(args.min_seeds)]
     if args.quick:
         words.append("--quick")
     if args.device:
@@ -266,6 +277,17 @@ def selection(
     return names, n_seeds, resolve_device(device)
 
 
+def min_seeds_of(min_seeds: int | None) -> int:
+    """The fewest seeds on which a verdict is given (default :data:`analysis.effects.MIN_SEEDS`),
+    checked."""
+    from analysis.effects import MIN_SEEDS, check_min_seeds
+
+    try:
+        return check_min_seeds(MIN_SEEDS if min_seeds is None else min_seeds)
+    except NeurosimError as exc:
+        raise NeurosimError(f"--min-seeds: {exc}") from None
+
+
 def run_all(
     names: Sequence[str],
     n_seeds: int,
@@ -275,6 +297,7 @@ def run_all(
     out: Path,
     advance: Callable[[int, str], None],
     command: str,
+    min_seeds: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the experiments on seeds 1..n_seeds into ``out`` (predictions.json after each,
     report.html at the end); returns the run's information and the experiments' summaries."""
@@ -283,12 +306,14 @@ def run_all(
     from neurosim.experiment import ExperimentSettings
 
     settings = ExperimentSettings(quick=bool(quick), device=device)
+    minimum = min_seeds_of(min_seeds)
     started = time.time()
     run_info: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
         "command": command,
         "experiments": list(names),
         "seeds": list(range(1, n_seeds + 1)),
+        "min_seeds": minimum,
         "quick": bool(quick),
         "device": device,
         "versions": results.versions(),
@@ -296,7 +321,9 @@ def run_all(
     run_annotations = {"quick": bool(quick), "device": device}
     summaries: list[dict[str, Any]] = []
     for name in names:
-        summaries.append(_run_experiment(name, n_seeds, settings, out, run_annotations, advance))
+        summaries.append(
+            _run_experiment(name, n_seeds, settings, out, run_annotations, advance, minimum)
+        )
         # after every experiment, so an interrupted run keeps what it measured
         _write_predictions(out, run_info, summaries, started, complete=False)
     _write_predictions(out, run_info, summaries, started, complete=True)
@@ -311,6 +338,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = api.predict(
         args.only or (),
         seeds=args.seeds,
+        min_seeds=args.min_seeds,
         quick=bool(args.quick),
         device=args.device,
         out=args.out,

@@ -58,6 +58,7 @@ from protocols.equilibrium_propagation.simulation import (
     simulation,
     static_values,
 )
+from protocols.equilibrium_propagation.spikes import SpikeSampler
 from protocols.equilibrium_propagation.training import accuracy, run_chunks, train
 from protocols.references import references_for
 
@@ -200,11 +201,13 @@ def _train_stage(
     """Train, test after every epoch, the baseline, the gradient check and the trace."""
     task, cfg, plan, run = ses.task, ses.task.cfg, ses.plan, ses.run
     data = task.data
+    spikes = SpikeSampler(ses) if task.readout == "spiking" else None
     sim = ses.builds.add(
         simulation(
             ses.circuit, plan, ses.params, run.device, n_examples=plan.P,
             record=_train_record(task, plan), record_steps=plan.unit_steps, label=_label(ses),
             p_fail=cfg.p_fail, cuda_seed=run_seed(run.seed, 0),
+            spike_cells=spikes.cells if spikes else None,
         )
     )  # fmt: skip
     w0 = {
@@ -218,16 +221,19 @@ def _train_stage(
         **static_values(ses.circuit, plan, cfg.p_fail),
     }
 
-    def test(vals: Mapping[str, Any], seed: int) -> float:
+    def test(vals: Mapping[str, Any], seed: int, recorded_epoch: int | None = None) -> float:
+        on_result = ses.builds.count
+        if spikes is not None and recorded_epoch is not None:  # spike trains of a few examples
+            on_result = spikes.test_callback(recorded_epoch, on_result)
         done = run_chunks(
             sim, ses.circuit, plan, vals, data.x_test, task.d_test, learn=False, seed=seed,
-            on_result=ses.builds.count,
+            on_result=on_result,
         )  # fmt: skip
         return accuracy(done.outputs, data.labels_test)
 
     progress(0, "testing the untrained circuit")
     history: dict[str, list] = {
-        "test_accuracy": [test(values, run_seed(run.seed, 9, 0))],
+        "test_accuracy": [test(values, run_seed(run.seed, 9, 0), 0)],
         "train_accuracy_online": [],
         "lr_scale": [],
         "wall_seconds": [],
@@ -238,7 +244,10 @@ def _train_stage(
     def after_epoch(epoch: int, done: Any, perm: np.ndarray) -> None:
         last_states.clear()
         last_states.update(done.free_states)
-        acc = test(done.values, run_seed(run.seed, 9, epoch + 1))
+        if spikes is not None:
+            spikes.end_epoch(epoch, perm)
+        last = epoch + 1 == epochs
+        acc = test(done.values, run_seed(run.seed, 9, epoch + 1), epoch + 1 if last else None)
         seen[0] += len(perm)
         history["test_accuracy"].append(acc)
         history["train_accuracy_online"].append(accuracy(done.outputs, data.labels_train[perm]))
@@ -249,7 +258,8 @@ def _train_stage(
     values = train(
         sim, ses.circuit, plan, values, data.x_train, task.d_train, epochs=epochs, rng=rng,
         lr_decay=cfg.lr_decay, epoch_seed=lambda e: run_seed(run.seed, e + 1),
-        on_epoch=after_epoch, on_result=ses.builds.count,
+        on_epoch=after_epoch,
+        on_result=spikes.training_callback(ses.builds.count) if spikes else ses.builds.count,
     )  # fmt: skip
     train_wall = float(sum(history["wall_seconds"]))
     metrics: dict[str, Any] = {}
@@ -286,9 +296,8 @@ def _train_stage(
         stage="train", variant=task.variant, history=history,
         backprop_history=bp.get("history"), grad_curve=curve, trace=trace,
     )  # fmt: skip
-    return ProtocolResult(
-        metrics=metrics, segments=_segments(ses, history, trace), weights=weights, data=record
-    )
+    segments = _segments(ses, history, trace) + (spikes.segments if spikes else [])
+    return ProtocolResult(metrics=metrics, segments=segments, weights=weights, data=record)
 
 
 def _training_metrics(

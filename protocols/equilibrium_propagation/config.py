@@ -16,8 +16,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from neurosim import datasets as ds
-from neurosim.config import RunConfig, StrictModel
+from neurosim.config import RunConfig
 from neurosim.errors import ConfigError
+from neurosim.spike_sample import SpikeSampling
 
 VARIANTS = ("two-phase", "symmetric", "continual", "stochastic")
 STAGES = ("train", "gradient-check")
@@ -33,8 +34,8 @@ RULE_OF = {
 SETTLED_TOLERANCE = 1e-6
 
 
-class EquilibriumPropagationConfig(StrictModel):
-    """The ``[protocol]`` table."""
+class EquilibriumPropagationConfig(SpikeSampling):
+    """The ``[protocol]`` table (with the recorded spike sample of :class:`SpikeSampling`)."""
 
     stage: Literal["train", "gradient-check"] = "train"
     variant: Literal["two-phase", "symmetric", "continual", "stochastic"] = Field(

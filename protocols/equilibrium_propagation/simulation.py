@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from neurosim.engine import Simulation
+from neurosim.spike_sample import sampled_spike_monitors
 from protocols.equilibrium_propagation.layout import Plan, timed_layout
 
 
@@ -59,11 +60,15 @@ def simulation(
     weight_record_steps: int | None = None,
     p_fail: float = 0.0,
     cuda_seed: int | None = None,
+    spike_cells: Mapping[str, int] | None = None,
 ) -> Simulation:
     """The build of ``plan`` for ``n_examples`` presentations per run (of ``plan.batch``
     examples each), recording ``record`` every
     ``record_steps`` steps (and the weights every ``weight_record_steps``); ``p_fail``: the
-    compiled default of release failure (the run-time value is :func:`static_values`'s)."""
+    compiled default of release failure (the run-time value is :func:`static_values`'s);
+    ``spike_cells``: spiking read-out, record the spikes of only these first cells per group
+    (:func:`neurosim.spike_sample.sampled_spike_monitors`; None: the circuit's monitors of
+    every cell)."""
     dt = plan.dt_ms
     zeros, examples = np.zeros(n_examples), n_examples * plan.batch
     timed, timed_dt, example_ms = timed_layout(
@@ -78,8 +83,11 @@ def simulation(
         timed_dt_ms=timed_dt, examples=n_examples, batch=plan.batch,
     )  # fmt: skip
     kwargs = {} if cuda_seed is None else {"cuda_seed": cuda_seed}
+    builder = circuit.builder(structure, params, dt)
+    if spike_cells is not None:
+        builder = sampled_spike_monitors(builder, spike_cells)
     return Simulation(
-        circuit.builder(structure, params, dt),
+        builder,
         device=device,
         duration_ms=circuit.duration_ms(n_examples, example_ms, dt),
         dt_ms=dt,

@@ -61,6 +61,7 @@ class InterneuronSilencing(VirtualExperiment):
     conditions = (PREDICTED_INTACT, PREDICTED_SILENCED, TEACHING_INTACT, TEACHING_SILENCED)
     effect_label = "apical |v_A|, silenced minus intact, predicted stimuli"
     effect_units = "dimensionless model potential"
+    change_from = (PREDICTED_INTACT, PREDICTED_SILENCED)
     expected_sign = 1
     figure = "conditions"
     circuit = "microcircuit"

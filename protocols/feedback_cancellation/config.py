@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from neurosim.config import StrictModel
+from neurosim.spike_sample import SpikeSampling
 
 STAGES = ("self-predicting", "supervised", "error-transport")
 
 
-class FeedbackCancellationConfig(StrictModel):
+class FeedbackCancellationConfig(SpikeSampling):
     """The ``[protocol]`` table."""
 
     stage: Literal["self-predicting", "supervised", "error-transport"] = "supervised"

@@ -9,7 +9,7 @@ shorter chunk is padded with patterns that have nudging and plasticity off.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ from neurosim.config import RunConfig
 from neurosim.engine import RunResult, Simulation
 from neurosim.errors import ConfigError
 from neurosim.seeding import run_seed
+from neurosim.spike_sample import sampled_cells
+from protocols.feedback_cancellation.spikes import group_sizes
 from protocols.feedback_cancellation.task import Task, gate_rows
 
 
@@ -30,11 +32,17 @@ class TrainingCircuit:
     readout: str
     keys: tuple[str, ...]
     runs: int = 0
+    #: spiking read-out: the first cells per group whose spike trains the recording keeps
+    spike_cells: dict[str, int] = field(default_factory=dict)
 
 
 def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     """The training stages' circuit for ``task``: one build of P patterns, compiled once and
-    re-run per chunk, recording u, vA and uI at each pattern's end."""
+    re-run per chunk, recording u, vA and uI at each pattern's end, and with the spiking read-out
+    the spikes of every cell. The recording's sample of spike trains (:mod:`neurosim.spike_sample`)
+    is cut from those: this build is shared with the comparisons and the virtual experiments,
+    which read every cell's spikes, and a second build of sampled monitors would cost a
+    compilation to save nothing measurable (benchmarks/README.md, bench_spike_sample.py)."""
     cfg, sizes, P, circuit = task.cfg, task.sizes, task.P, task.circuit
     readout = run.readout or "rate"
     record: dict[str, tuple[str, ...]] = {}
@@ -62,7 +70,8 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     keys = circuit.state_keys(
         sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron
     )
-    return TrainingCircuit(sim, task, readout, keys)
+    cells = sampled_cells(cfg, group_sizes(sizes)) if readout == "spiking" else {}
+    return TrainingCircuit(sim, task, readout, keys, spike_cells=cells)
 
 
 def etas(task: Task, *, forward: list[float], ip: float, pi: float) -> dict[str, float]:
@@ -168,10 +177,11 @@ def run_pass(
     learn: bool,
     seed: int,
     trace: dict[str, Callable[[dict[str, np.ndarray]], Any]] | None = None,
+    on_result: Callable[[int, RunResult], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], float, dict[str, list]]:
     """Run ``x`` through the circuit in chunks of P patterns; returns the carried values, the
     output/hidden/interneuron potentials at each pattern's end, the wall time, and ``trace``'s
-    functions of the weights after each chunk."""
+    functions of the weights after each chunk. ``on_result(chunk, result)`` sees every run."""
     task = tc.task
     N = task.n_layers
     outs: dict[str, list[np.ndarray]] = {"out": []}
@@ -185,6 +195,8 @@ def run_pass(
         tv, n = chunk_timed(task, xs, us, nudge, learn)
         result = tc.sim.run(values=values, timed=tv, seed=run_seed(seed, c), read=tc.keys)
         tc.runs += 1
+        if on_result is not None:
+            on_result(c, result)
         wall += result.wall_seconds
         if learn:
             values = {**values, **result.state}

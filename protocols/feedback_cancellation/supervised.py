@@ -36,6 +36,7 @@ from protocols.feedback_cancellation.simulation import (
     learning_values,
     run_pass,
 )
+from protocols.feedback_cancellation.spikes import OnResult, SpikeSampler
 from protocols.feedback_cancellation.task import initial_weights
 from protocols.references import references_for
 
@@ -63,25 +64,28 @@ def start_learners(tc: TrainingCircuit, w0: dict[str, np.ndarray]) -> Learners:
     return Learners(values, forward, {name: [] for name in forward})
 
 
-def test_pass(tc: TrainingCircuit, values: dict[str, Any], seed: int) -> tuple[dict, dict]:
+def test_pass(
+    tc: TrainingCircuit, values: dict[str, Any], seed: int, on_result: OnResult | None = None
+) -> tuple[dict, dict]:
     """The test set with nudging and plasticity off: the metrics and the pattern ends."""
     task = tc.task
     data = task.data
-    ends = evaluation_ends(tc, values, data.x_test, data.u_test, seed)
+    ends = evaluation_ends(tc, values, data.x_test, data.u_test, seed, on_result)
     return evaluate(task, ends["out"], data.y_test, data.labels_test), ends
 
 
 def evaluation_ends(
-    tc: TrainingCircuit, values: dict[str, Any], x: np.ndarray, u: np.ndarray, seed: int
-) -> dict[str, np.ndarray]:
+    tc: TrainingCircuit, values: dict[str, Any], x: np.ndarray, u: np.ndarray, seed: int,
+    on_result: OnResult | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """The pattern ends of ``x`` with nudging and plasticity off: simulated, or solved as the
-    circuit's fixed point (``task.evaluation``)."""
+    circuit's fixed point (``task.evaluation``; no run, so ``on_result`` sees none)."""
     task = tc.task
     if task.evaluation == "fixed-point":
         w = task.circuit.named_weights_from_state(values, task.sizes, task.cfg.top_down)
         return settled_ends(task, w, x)
     v = {**values, **frozen_etas(task)}
-    return run_pass(tc, v, x, u, nudge=0.0, learn=False, seed=seed)[1]
+    return run_pass(tc, v, x, u, nudge=0.0, learn=False, seed=seed, on_result=on_result)[1]
 
 
 class ShallowCache:
@@ -140,6 +144,10 @@ NOT_SHALLOW_INPUTS = {
     "window",
     "shallow",
     "references",
+    # what the recording samples (spike monitors are not read by any learner)
+    "spike_cells",
+    "spike_train_examples",
+    "spike_test_examples",
 }
 #: the code between the shallow learner's inputs and its history
 SHALLOW_CODE = (
@@ -168,9 +176,24 @@ def train_supervised(
     w0 = initial_weights(task, rng, cfg.lateral_init)
     learners = start_learners(tc, w0)
     key = metric_key(task)
+    spikes = (
+        SpikeSampler(cfg, task.sizes, cfg.pattern_ms, task.P) if tc.spike_cells else None
+    )  # the spiking read-out's recorded sample
+
+    def recorded_test(epoch: int) -> OnResult | None:
+        if spikes is None:
+            return None
+        stage = "untrained" if epoch == 0 else f"after epoch {epoch}"
+        notes = {"kind": "test", "epoch": epoch, "nudge": 0.0, "learning": False}
+        return spikes.callback(
+            f"test patterns, {stage}", cfg.spike_test_examples, data.labels_test, notes
+        )
+
     progress(0, "testing the untrained circuit")
     # the learners differ only in their learning rates, which a test pass sets to 0: one pass
-    untrained = test_pass(tc, learners.values["circuit"], run_seed(run.seed, 9, 0))[0][key]
+    untrained = test_pass(
+        tc, learners.values["circuit"], run_seed(run.seed, 9, 0), recorded_test(0)
+    )[0][key]
     for name in learners.values:
         learners.history[name].append(untrained)
     angles, apical = [topdown_angles(tc, w0)], []
@@ -187,9 +210,18 @@ def train_supervised(
             for k, eta in enumerate(learners.forward[name], start=1):
                 learners.values[name][f"W{k}.eta"] = eta * cfg.eta_decay ** (epoch - 1)
             trace = {"angle": lambda w: topdown_angles(tc, w)} if name == "circuit" else None
+            recorded = None
+            if spikes is not None and name == "circuit":
+                labels = None if data.labels_train is None else data.labels_train[perm]
+                recorded = spikes.callback(
+                    f"epoch {epoch}: training patterns", cfg.spike_train_examples, labels,
+                    {"kind": "training", "epoch": epoch, "nudge": cfg.nudge, "learning": True,
+                     "train_indices": [int(i) for i in perm[: cfg.spike_train_examples]]},
+                )  # fmt: skip
             values, ends, wall, traced = run_pass(
                 tc, learners.values[name], data.x_train[perm], data.u_train[perm],
                 nudge=cfg.nudge, learn=True, seed=run_seed(run.seed, epoch, idx), trace=trace,
+                on_result=recorded,
             )  # fmt: skip
             learners.values[name] = values
             if name == "circuit":
@@ -197,7 +229,10 @@ def train_supervised(
                 seen += len(perm)
                 angles.extend(traced["angle"])
                 apical += [float(np.sqrt(np.mean(ends[f"vA{k}"] ** 2))) for k in range(1, N)]
-            ev, ends_t = test_pass(tc, values, run_seed(run.seed, 9, epoch))
+            last = name == "circuit" and epoch == epochs
+            ev, ends_t = test_pass(
+                tc, values, run_seed(run.seed, 9, epoch), recorded_test(epoch) if last else None
+            )
             learners.history[name].append(ev[key])
             if name == "circuit":
                 last_eval, last_ends = ev, ends_t
@@ -251,6 +286,7 @@ def train_supervised(
         apical_rms=np.asarray(apical, dtype=float),
     )
     segments = [_segment(task.params.phi_numpy(last_ends["out"]), cfg.pattern_ms, epochs)]
+    segments += spikes.segments if spikes is not None else []
     return ProtocolResult(metrics=metrics, segments=segments, weights=weights, data=record)
 
 

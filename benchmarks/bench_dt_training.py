@@ -121,6 +121,11 @@ def command(case: str, dt: float, steps: int, epochs: int) -> list[str]:
     return args
 
 
+def _kept(out_path: Path, case: str, dt: float, steps: int, epochs: int) -> Path:
+    """Where a row's trained weights are kept."""
+    return out_path.parent / "dt_training_weights" / f"{case}-{dt:g}-{steps}-{epochs}.npz"
+
+
 def _loadavg() -> list[float]:
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -130,7 +135,9 @@ def _children_cpu() -> float:
     return kids.ru_utime + kids.ru_stime
 
 
-def run_row(case: str, dt: float, steps: int, epochs: int, cache: Path) -> dict[str, Any]:
+def run_row(
+    case: str, dt: float, steps: int, epochs: int, cache: Path, out_path: Path
+) -> dict[str, Any]:
     """One whole run in a fresh process, then the settled-output error of its trained weights."""
     with tempfile.TemporaryDirectory(prefix="dt-training-") as work:
         out = Path(work) / "out"
@@ -147,6 +154,9 @@ def run_row(case: str, dt: float, steps: int, epochs: int, cache: Path) -> dict[
         metrics = json.loads((out / "metrics.json").read_text())
         history = metrics["history"]["circuit" if case != "ep" else "test_accuracy"]
         weights = dict(np.load(out / "weights.npz"))
+        keep = _kept(out_path, case, dt, steps, epochs)
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(keep, **weights)  # for reading the trained circuit at other dt later
     return {
         "case": case, "dt": dt, "steps": steps, "epochs": epochs,
         "command": "neurosim " + " ".join(args),
@@ -155,6 +165,9 @@ def run_row(case: str, dt: float, steps: int, epochs: int, cache: Path) -> dict[
         "wall_seconds": wall, "cpu_seconds": cpu,
         "wall_seconds_training": float(metrics["wall_seconds_training"]),
         "compile_seconds": float(metrics.get("compile_seconds", 0.0)),
+        "simulated_seconds": metrics.get("simulated_seconds")
+        or metrics.get("simulated_seconds_training"),
+        "weights_sum": float(sum(np.abs(v).sum() for k, v in weights.items() if k[0] == "W")),
         "load_before": load_before, "load_after": load_after,
         **settled_errors(case, dt, steps, weights),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
@@ -192,6 +205,7 @@ def settled_errors(
             per_digit = (s_n - s_star).abs().amax(1) / s_star.abs().max()
             return {"settled_error": float(per_digit.max()),
                     "settled_error_median": float(per_digit.median()),
+                    "settled_share": float((per_digit <= 1e-3).double().mean()),
                     "settled_reference": reference}  # fmt: skip
         sys.path.insert(0, str(HERE))
         from bench_microcircuit_dt import measure
@@ -203,6 +217,7 @@ def settled_errors(
         return {
             "settled_error": row["u_error"],
             "settled_error_median": row["u_error_median"],
+            "settled_share": row["u_settled_share"],
             "settled_reference": "fixed point",
         }
 
@@ -234,16 +249,17 @@ def markdown(rows: list[dict[str, Any]], epochs: tuple[int, ...]) -> str:
             continue
         heads = " | ".join(f"epoch {e}" for e in epochs)
         out.append(f"\n{case}\n")
-        out.append(f"| dt ms | steps | ms/example | {heads} | best (epoch) | settled error "
-                   "| training s | wall s (CPU s) | load |")  # fmt: skip
+        out.append(f"| dt ms | steps | ms/example | {heads} | best (epoch) | settled error: max, "
+                   "share ≤ 1e-3 | training s | wall s (CPU s) | load |")  # fmt: skip
         out.append("|---" * (8 + len(epochs)) + "|")
         for r in mine:
             accs = " | ".join("—" if _at(r, e) is None else f"{_at(r, e):.3f}" for e in epochs)
             best = int(np.argmax(r["test_accuracy"]))
             load = f"{r['load_before'][0]:.1f}→{r['load_after'][0]:.1f}"
+            share = f"{r['settled_share']:.3f}" if "settled_share" in r else "—"
             out.append(
                 f"| {r['dt']:g} | {r['steps']} | {r['dt'] * r['steps']:g} | {accs} | "
-                f"{r['test_accuracy'][best]:.3f} ({best}) | {r['settled_error']:.1e} | "
+                f"{r['test_accuracy'][best]:.3f} ({best}) | {r['settled_error']:.1e}, {share} | "
                 f"{r['wall_seconds_training']:.0f} | {r['wall_seconds']:.0f} "
                 f"({r['cpu_seconds']:.0f}) | {load} |"
             )
@@ -294,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", choices=CASES, help="run this case's grid (GRIDS)")
     ap.add_argument("--epochs", type=int, default=15, help="epochs of --grid rows")
     ap.add_argument("--report", action="store_true", help="only write the table and figure")
+    ap.add_argument(
+        "--resettle", action="store_true", help="recompute the settled errors from kept weights"
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--cache", type=Path, default=HERE / "results" / "build-cache")
     args = ap.parse_args(argv)
@@ -305,11 +324,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         todo += [(args.grid, dt, n, args.epochs) for dt, n in GRIDS[args.grid]]
     rows = _rows(args.out)
+    if args.resettle:
+        for r in rows:
+            kept = _kept(args.out, r["case"], r["dt"], r["steps"], r["epochs"])
+            if kept.exists():
+                r.update(settled_errors(r["case"], r["dt"], r["steps"], dict(np.load(kept))))
+        _save(args.out, rows)
     for case, dt, steps, epochs in [] if args.report else todo:
         if any((r["case"], r["dt"], r["steps"], r["epochs"]) == (case, dt, steps, epochs)
                for r in rows):  # fmt: skip
             continue
-        row = run_row(case, dt, steps, epochs, args.cache)
+        row = run_row(case, dt, steps, epochs, args.cache, args.out)
         rows.append(row)
         _save(args.out, rows)
         acc = ", ".join(f"{a:.3f}" for a in row["test_accuracy"])

@@ -34,6 +34,7 @@ from neurosim.parameters.microcircuit import MicrocircuitParams
 DTS = (0.05, 0.1, 0.2, 0.5, 1.0)
 STEPS = (10, 20, 50, 100, 200, 500, 1000)
 NEURONS = ("instantaneous", "prospective")
+SETTLED = 1e-3  # the tolerance on the settled potentials (relative)
 HERE = Path(__file__).resolve().parent
 
 
@@ -86,7 +87,11 @@ def measure(
             r_in = r_in + dt * (r0 - r_in) / params.tau_in  # the 3 ms input filter
         if n in checkpoints:
             per_input = (state.u[-1] - u_star).abs().amax(1) / scale
-            row = {"u_error": float(per_input.max()), "u_error_median": float(per_input.median())}
+            row = {
+                "u_error": float(per_input.max()),
+                "u_error_median": float(per_input.median()),
+                "u_settled_share": float((per_input <= SETTLED).double().mean()),
+            }
             if params.prospective:
                 row["ub_error"] = float((state.ub[-1] - u_star).abs().max()) / scale
             if labels is not None:

@@ -274,6 +274,7 @@ def markdown(rows: list[dict[str, Any]], epochs: tuple[int, ...]) -> str:
 def figure(rows: list[dict[str, Any]], path: Path, epoch: int) -> None:
     """Accuracy after ``epoch`` epochs and the settled error against steps, one line per dt."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -289,18 +290,20 @@ def figure(rows: list[dict[str, Any]], path: Path, epoch: int) -> None:
                     (r for r in rows if r["case"] == case and r["dt"] == dt),
                     key=lambda r: r["steps"],
                 )
-                mine = [r for r in mine if _at(r, epoch) is not None]
                 if not mine:
                     continue
                 n = [r["steps"] for r in mine]
                 label = f"{case} dt {dt:g}"
-                row_axes[0].semilogx(n, [_at(r, epoch) for r in mine], style, color=colour[dt],
-                                     label=label)  # fmt: skip
+                acc = [_at(r, min(epoch, r["epochs"])) for r in mine]  # shorter rows: their last
+                row_axes[0].semilogx(n, acc, style, color=colour[dt], label=label)
                 err = [max(r["settled_error"], 1e-16) for r in mine]
                 row_axes[1].loglog(n, err, style, color=colour[dt], label=label)
         name = "microcircuit (feedback cancellation)" if cases[0] != "ep" else "EP (two-phase)"
-        row_axes[0].set(xlabel="steps per example (EP: free steps)",
-                        ylabel=f"test accuracy after epoch {epoch}", title=name)  # fmt: skip
+        row_axes[0].set(xlabel="steps per example (EP: free steps)", title=name,
+                        ylabel=f"test accuracy, epoch {epoch} (or the row's last)")  # fmt: skip
+        for ax in row_axes:
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         row_axes[1].set(xlabel="steps per example (EP: free steps)",
                         ylabel="output |u − u*| / max|u*| at the end", title=name)  # fmt: skip
         row_axes[0].legend(fontsize=7)

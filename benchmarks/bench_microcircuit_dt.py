@@ -34,6 +34,7 @@ from neurosim.parameters.microcircuit import MicrocircuitParams
 DTS = (0.05, 0.1, 0.2, 0.5, 1.0)
 STEPS = (10, 20, 50, 100, 200, 500, 1000)
 NEURONS = ("instantaneous", "prospective")
+SETTLED = 1e-3  # the issue's tolerance on the settled potentials (relative)
 HERE = Path(__file__).resolve().parent
 
 
@@ -61,9 +62,14 @@ def _weights(path: Path | None, sizes: tuple[int, ...], params: MicrocircuitPara
 
 
 def measure(
-    params: MicrocircuitParams, w: dict, x: np.ndarray, labels: np.ndarray | None, dt: float
+    params: MicrocircuitParams,
+    w: dict,
+    x: np.ndarray,
+    labels: np.ndarray | None,
+    dt: float,
+    checkpoints: tuple[int, ...] = STEPS,
 ) -> dict[int, dict[str, float]]:
-    """Errors (and accuracy) at every checkpoint of STEPS for one neuron type and dt."""
+    """Errors (and accuracy) at every step count of ``checkpoints`` for one neuron type and dt."""
     r0 = torch.as_tensor(x)
     fp = dm.fixed_point(params, w, r0).state
     u_star = fp.u[-1]
@@ -73,14 +79,19 @@ def measure(
     )
     prev = torch.roll(r0, 1, 0)  # the input layer starts settled on the previous input
     state, r_in, out = start, prev.clone(), {}
-    for n in range(1, max(STEPS) + 1):
+    for n in range(1, max(checkpoints) + 1):
         if params.prospective:
             r_in = prev if n == 1 else r0  # inputs(t − dt)
         state = dm.step(params, w, state, r_in, dt=dt)
         if not params.prospective:
             r_in = r_in + dt * (r0 - r_in) / params.tau_in  # the 3 ms input filter
-        if n in STEPS:
-            row = {"u_error": float((state.u[-1] - u_star).abs().max()) / scale}
+        if n in checkpoints:
+            per_input = (state.u[-1] - u_star).abs().amax(1) / scale
+            row = {
+                "u_error": float(per_input.max()),
+                "u_error_median": float(per_input.median()),
+                "u_settled_share": float((per_input <= SETTLED).double().mean()),
+            }
             if params.prospective:
                 row["ub_error"] = float((state.ub[-1] - u_star).abs().max()) / scale
             if labels is not None:

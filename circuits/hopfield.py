@@ -339,7 +339,8 @@ class HopfieldStructure(LayeredStructure):
     ``timed_dt_ms``: sampling steps of the TimedArray inputs (one value, or one per name;
     default dt); ``examples``: examples per run (the run length is compiled in; it sizes the
     recordings in :meth:`HopfieldCircuit.cost`); ``batch``: copies of the circuit simulated side
-    by side (batch mode, module docstring; two-phase rule only).
+    by side (batch mode, module docstring; two-phase rule only); ``population``: spiking cells
+    per unit (populations, module docstring; 1: the unit is one cell).
     """
 
     sizes: Sequence[int] = field(

@@ -38,13 +38,28 @@ connected with explicit ``i``, ``j`` in row-major (post, pre) order (synapse ``p
 per-cell state ``layer{k}.b``.
 
 **Read-out.** ``readout="rate"``: the summed quantities are the rates ρ. ``readout="spiking"``:
-every cell (the input too) fires Poisson spikes at rate ρ·``rate_scale`` (``rand() < r·rate·dt``)
-and each synapse keeps a trace per direction — ``x`` of the presynaptic spikes (summed into
-``up``), ``xb`` of the postsynaptic ones (summed into ``down``) — decaying with τ_s and jumping by
-``1/(rate_scale·τ_s)`` per transmitted spike, so that its mean is the rate; each spike is
-transmitted with probability 1 − ``p_fail`` (``(shared, constant)`` per projection: release
-failure, spiking dropout), as in :mod:`circuits.microcircuit`. The learning rules read the rates
-ρ(s) each cell keeps, not the traces.
+every cell (the input too) fires Poisson spikes at rate ρ·``max_rate_hz`` (``rand() < r·rate·dt``;
+``HopfieldParams.max_rate_hz``, the rate of a cell at ρ = 1) and each synapse keeps a trace per
+direction — ``x`` of the presynaptic spikes (summed into ``up``), ``xb`` of the postsynaptic ones
+(summed into ``down``) — decaying with τ_s and jumping by ``1/(max_rate·τ_s)`` per transmitted
+spike, so that its mean is the rate; each spike is transmitted with probability 1 − ``p_fail``
+(``(shared, constant)`` per projection: release failure, spiking dropout), as in
+:mod:`circuits.microcircuit`. The learning rules read the rates ρ(s) each unit keeps, not the
+traces.
+
+**Populations** (``population = n > 1``, spiking read-out; :class:`neurosim.blocks.Population`,
+issue 15): every unit is n Poisson cells, ``layer{k}_cells`` (cell m of unit u is cell
+m·units + u), each firing at the unit's rate (copied from the unit every step, slot
+``cell_rate``), and their spikes feed one trace ``X`` per unit through ``layer{k}_pool`` (one
+synapse per cell, jump ``1/(n·max_rate·τ_s)``): X has mean ρ and a variance n times smaller than
+one cell's trace. The weights stay between units and read the units' traces, ``up_post = w·X_pre``
+and ``down_pre = w·X_post``, with no trace per synapse, so a build grows by n cells and n pool
+synapses per unit (linear in n, no synapse per pair of cells). Release failure is drawn in the
+pool, once per spike (run value ``layer{k}_pool.p_fail``, :func:`p_fail_values`): a failed spike
+is lost to all the unit's targets, where with one cell per unit each target synapse draws its own.
+Monitors: ``spikes_layer{k}`` holds the spike trains of the units' first cells (indexed as the
+units) and ``counts_layer{k}`` every cell's spike count (:func:`spike_counts`). ``population = 1``
+builds exactly the one-cell circuit above (the same generated code and build key).
 
 **Reciprocal weights** (``reciprocal``): ``"tied"`` (default) is the one symmetric weight above.
 ``"untied"`` gives every pair of cells in adjacent layers k−1, k (k ≥ 2) two synapses, the forward
@@ -100,13 +115,15 @@ the biases):
    mode: the copies' changes, then at −49 their sums, ``*_tie`` summed updaters, and at −48 the
    sums added to every copy, ``*_tie_apply``);
 3. ``start`` −45: per-example: restart the states (``layer{k}_restart``);
-4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``);
+4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``); −39, populations:
+   the cells' rates copied from their units (``cell_rate``);
 5. ``start`` −10: summed updaters (up, down). The input drive ``W1 ρ(x)`` is constant within an
    example when the input is sampled once per example, the read-out is ``rate`` and W1 has no
    continual rule (it then changes only at example boundaries): it is summed once per example,
    at the example's first step (a per-example clock), which saves most of a 64-100-10 step;
 6. ``start`` −5: the projected Euler step into ``s_next`` and ``rdot`` (``layer{k}_dynamics``);
-7. ``groups`` −1: synaptic state updaters (continual rule, accumulators, spike traces);
+7. ``groups`` −1: synaptic state updaters (continual rule, accumulators, spike traces; the
+   units' traces ``X`` of populations);
 8. ``groups`` 0: neuron updates: continual bias rule, ``s = s_next``, latches (``*_update``);
    then thresholds and spike transmission (a spike of step t enters the sums at t + dt).
 
@@ -140,9 +157,10 @@ weight per synapse shared by the copies, their changes summed. Brian2 has no bat
   :func:`weights_from_state` reads the first).
 
 The spiking read-out works unchanged in batch mode (each copy's cells fire and its synapses keep
-their traces). The continual rule changes the weights every step, so it is refused in batch
-mode (summing every step would cost a reduction per step; not built). ``batch = 1`` builds
-exactly the circuit above (no ``delta``, no sums, the same generated code and build key).
+their traces), populations too (copy b's unit u has its n cells and its trace). The continual
+rule changes the weights every step, so it is refused in batch mode (summing every step would
+cost a reduction per step; not built). ``batch = 1`` builds exactly the circuit above (no
+``delta``, no sums, the same generated code and build key).
 
 ``TimedArray`` inputs and the layout of examples in time (:func:`timed_names`,
 :func:`example_timed`, ...) are in :mod:`circuits.hopfield_inputs`; the named weights and the
@@ -181,6 +199,7 @@ from circuits.hopfield_values import (
     default_record,
     eta_values,
     p_fail_values,
+    spike_counts,
     state_keys,
     weight_shapes,
     weight_values,
@@ -190,7 +209,10 @@ from neurosim.blocks import (
     READOUTS,
     RELEASE_FAILURE,
     LayeredStructure,
+    Population,
+    PopulationParts,
     SpikingReadout,
+    check_population,
     check_readout,
     trace,
     transmit,
@@ -233,6 +255,7 @@ __all__ = [
     "sampling_steps",
     "matrix_to_w",
     "p_fail_values",
+    "spike_counts",
     "state_keys",
     "timed_names",
     "timed_values",
@@ -316,7 +339,8 @@ class HopfieldStructure(LayeredStructure):
     ``timed_dt_ms``: sampling steps of the TimedArray inputs (one value, or one per name;
     default dt); ``examples``: examples per run (the run length is compiled in; it sizes the
     recordings in :meth:`HopfieldCircuit.cost`); ``batch``: copies of the circuit simulated side
-    by side (batch mode, module docstring; two-phase rule only).
+    by side (batch mode, module docstring; two-phase rule only); ``population``: spiking cells
+    per unit (populations, module docstring; 1: the unit is one cell).
     """
 
     sizes: Sequence[int] = field(
@@ -342,6 +366,12 @@ class HopfieldStructure(LayeredStructure):
                   "synapse, their changes summed (mini-batch); 1: one example at a time",
                   "ge": 1},
     )  # fmt: skip
+    population: int = field(
+        default=1,
+        metadata={"description": "spiking read-out: Poisson cells per unit, each at the unit's "
+                  "rate, read through one trace per unit (cost linear in it); 1: the unit is "
+                  "one cell", "ge": 1},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
@@ -359,6 +389,11 @@ class HopfieldStructure(LayeredStructure):
     def untied(self) -> bool:
         return self.reciprocal == "untied"
 
+    @property
+    def pooled(self) -> bool:
+        """Spiking units of n > 1 cells, read through one trace ``X`` per unit."""
+        return self.spiking and self.population > 1
+
     def check(self, params: HopfieldParams, dt_ms: float) -> None:
         """Refuse a structure that cannot be built, in one sentence."""
         check_readout(self.readout, self.p_fail)
@@ -372,6 +407,15 @@ class HopfieldStructure(LayeredStructure):
             raise ValueError("measure=True accumulates the continual rule: add it to plasticity")
         if self.example_ms is not None:
             _steps(self.example_ms, dt_ms, "example_ms")
+        try:
+            check_population(self.population)
+        except ValueError as exc:
+            raise ValueError(f"circuit {exc}") from None
+        if self.population > 1 and not self.spiking:
+            raise ValueError(
+                f"population = {self.population} is a number of spiking cells per unit: it "
+                "needs the spiking read-out"
+            )
         if not isinstance(self.batch, int) or self.batch < 1:
             raise ValueError(f"batch must be a whole number of copies ≥ 1, got {self.batch!r}")
         if self.batch > 1 and self.continual:
@@ -380,7 +424,7 @@ class HopfieldStructure(LayeredStructure):
                 "rule, not the continual one"
             )
         if self.spiking:
-            readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+            readout = SpikingReadout(params.max_rate_hz, params.tau_s)
             try:
                 readout.check_dt(dt_ms)
             except ConfigError as exc:
@@ -397,6 +441,8 @@ class _Parts:
     per_example: Any
     input_drive_per_example: bool
     neuron: Neuron
+    #: n > 1 cells per unit (``structure.pooled``): their definition; None otherwise
+    population: Population | None = None
     runners: list[tuple[Any, tuple[str, int]]] = field(default_factory=list)
 
 
@@ -411,7 +457,7 @@ class HopfieldCircuit(Circuit):
     )
     Params = HopfieldParams
     Structure = HopfieldStructure
-    configurable = ("sizes", "batch")
+    configurable = ("sizes", "batch", "population")
     #: the neuron model of layers 1..N (the hook for user-written neurons)
     neuron: ClassVar[Neuron] = Neuron()
     schedule = {
@@ -421,6 +467,7 @@ class HopfieldCircuit(Circuit):
         "batch_apply": ("start", -48),
         "restart": ("start", -45),
         "rate": ("start", -40),
+        "cell_rate": ("start", -39),
         "summed": ("start", -10),
         "dynamics": ("start", -5),
         "synapse_update": ("groups", -1),
@@ -456,11 +503,14 @@ class HopfieldCircuit(Circuit):
         s.check(params, dt_ms)
         cells = [n * s.batch for n in s.sizes]  # B copies of every layer, copy-major
         tas = _timed_arrays(timed, self.timed_names(s), cells, dt_ms, s.timed_dt_ms)
-        readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+        readout = SpikingReadout(params.max_rate_hz, params.tau_s)
+        population = Population(s.population, readout) if s.pooled else None
+        # n > 1: the cells fire, the units keep the trace (the unit groups have no threshold)
+        constants = population.namespace() if population else readout.namespace()
         parts = _Parts(
             structure=s,
-            namespace={"tau": params.tau * ms, **readout.namespace(), **tas},
-            threshold=readout.threshold if s.spiking else None,
+            namespace={"tau": params.tau * ms, **constants, **tas},
+            threshold=readout.threshold if s.spiking and not s.pooled else None,
             per_example=s.example_ms * ms if s.example_ms is not None else None,
             input_drive_per_example=(
                 s.example_ms is not None
@@ -469,9 +519,14 @@ class HopfieldCircuit(Circuit):
                 and math.isclose(_sample_dt(s.timed_dt_ms, "inputs", dt_ms), s.example_ms)
             ),
             neuron=self.neuron_for(params),
+            population=population,
         )
         layers = [self._input_layer(parts)]
         layers += [self._layer(parts, k) for k in range(1, s.n_layers + 1)]
+        pops = [population.build(g, s.p_fail) for g in layers] if population else []
+        for pop in pops:  # the cells' rates: their units' of this step, before the thresholds
+            for updater in pop.pool.summed_updaters.values():
+                set_slot(updater, self.slot("cell_rate"))
         synapses, connectivity = [], {}
         for k in range(1, s.n_layers + 1):
             syn, connectivity[f"W{k}"] = self._projection(parts, layers, k)
@@ -490,9 +545,10 @@ class HopfieldCircuit(Circuit):
                     ties += [sums, tie]
         for runner, slot in parts.runners:
             set_slot(runner, slot)
-        monitors = self._monitors(s, layers, synapses, dt_ms)
+        monitors = self._monitors(s, layers, synapses, dt_ms, pops)
+        pop_objects = [obj for pop in pops for obj in (pop.cells, pop.pool)]
         return CircuitBuild(
-            objects=[*layers, *synapses, *ties, *monitors.values()],
+            objects=[*layers, *pop_objects, *synapses, *ties, *monitors.values()],
             namespace={},
             timed_arrays=tas,
             connectivity=connectivity,
@@ -521,12 +577,17 @@ class HopfieldCircuit(Circuit):
         s = structure
         sizes, B = s.sizes, s.batch
         tied = B > 1 and s.two_phase  # batch mode: the copies' changes and their sums
-        per_cell = 7 + s.two_phase + s.measure + tied
-        per_synapse = 1 + s.untied + s.measure + 2 * s.spiking + tied * (1 + s.untied)
+        per_cell = 7 + s.two_phase + s.measure + tied + s.pooled
+        traces = 2 * (s.spiking and not s.pooled)  # n > 1: one trace per unit, not per synapse
+        per_synapse = 1 + s.untied + s.measure + traces + tied * (1 + s.untied)
         groups = {f"layer{k}": (n * B, per_cell) for k, n in enumerate(sizes)}
         projections = {
             f"W{k}": (sizes[k - 1], sizes[k] * B, per_synapse) for k in range(1, len(sizes))
         }
+        if s.pooled:  # n cells per unit (a linked rate), one pool synapse per cell
+            for k, n in enumerate(sizes):
+                groups[f"layer{k}_cells"] = (s.population * n * B, 1)
+                projections[f"layer{k}_pool"] = (s.population, n * B, 0)
         if tied:
             for k in range(1, len(sizes)):
                 groups[f"W{k}_sum"] = (sizes[k - 1] * sizes[k], 1 + s.untied)
@@ -551,12 +612,16 @@ class HopfieldCircuit(Circuit):
     # ------------------------------------------------------------------ run values
     def state_keys(self, structure: HopfieldStructure) -> tuple[str, ...]:
         return state_keys(
-            structure.sizes, readout=structure.readout, reciprocal=structure.reciprocal
+            structure.sizes,
+            readout=structure.readout,
+            reciprocal=structure.reciprocal,
+            population=structure.population,
         )
 
     eta_values = staticmethod(eta_values)
     back_eta_values = staticmethod(back_eta_values)
     p_fail_values = staticmethod(p_fail_values)
+    spike_counts = staticmethod(spike_counts)
     timed_values = staticmethod(timed_values)
     example_timed = staticmethod(example_timed)
     duration_ms = staticmethod(duration_ms)
@@ -568,13 +633,8 @@ class HopfieldCircuit(Circuit):
     def _input_layer(self, parts: _Parts) -> NeuronGroup:
         """``layer0``: clamped to ρ(inputs(t, i)); ``s`` holds the same value after the step."""
         two_phase = parts.structure.two_phase
-        layer0 = NeuronGroup(
-            parts.structure.sizes[0] * parts.structure.batch,
-            "s : 1\nr : 1\n" + ("rl : 1\n" if two_phase else ""),
-            threshold=parts.threshold,
-            name="layer0",
-            namespace=parts.namespace,
-        )
+        eqs = "s : 1\nr : 1\n" + ("rl : 1\n" if two_phase else "")
+        layer0 = self._group(parts, parts.structure.sizes[0], eqs, "layer0")
         rate = layer0.run_regularly("r = clip(inputs(t, i), 0, 1)", name="layer0_rate")
         parts.runners.append((rate, self.slot("rate")))
         update0 = "s = r"
@@ -612,13 +672,7 @@ class HopfieldCircuit(Circuit):
             ]
         if s.two_phase and s.batch > 1:
             eqs.append("delta_b : 1")
-        g = NeuronGroup(
-            s.sizes[k] * s.batch,
-            "\n".join(eqs),
-            threshold=parts.threshold,
-            name=f"layer{k}",
-            namespace=parts.namespace,
-        )
+        g = self._group(parts, s.sizes[k], "\n".join(eqs), f"layer{k}")
         if s.noise:
             g.sigma = s.sigma
         dynamics = (
@@ -652,6 +706,27 @@ class HopfieldCircuit(Circuit):
             parts.runners.append((apply, self.slot("apply")))
         return g
 
+    def _group(self, parts: _Parts, size: int, eqs: str, name: str) -> NeuronGroup:
+        """The units of one layer (B copies): with the spiking read-out each unit is a cell
+        firing at its rate; with populations (n > 1) the units fire nothing and keep the trace
+        ``X`` of their cells' spikes (its decay in the synaptic-trace slot, as the traces of
+        n = 1)."""
+        kwargs: dict[str, Any] = {}
+        if parts.population is not None:
+            eqs = f"{eqs.rstrip()}\n{parts.population.unit_trace}"
+            kwargs["method"] = "euler"
+        g = NeuronGroup(
+            size * parts.structure.batch,
+            eqs,
+            threshold=parts.threshold,
+            name=name,
+            namespace=parts.namespace,
+            **kwargs,
+        )
+        if parts.population is not None:
+            set_slot(g.state_updater, self.slot("synapse_update"))
+        return g
+
     def _layer_update(self, s: HopfieldStructure, neuron: Neuron) -> str:
         """The end of a step of layer k ≥ 1: continual bias rule, accumulators, s = s_next,
         latches (shared statements first)."""
@@ -673,12 +748,15 @@ class HopfieldCircuit(Circuit):
         failure (spiking), the continual rule and its accumulator, or a plain weight."""
         backward = k >= 2  # layer 0 is clamped: W1 carries nothing down
         back = backward and s.untied  # a separate backward weight wb
-        pre_q, post_q = ("x", "xb") if s.spiking else ("r_pre", "r_post")
+        if s.pooled:  # the populations' traces, one per unit
+            pre_q, post_q = "X_pre", "X_post"
+        else:
+            pre_q, post_q = ("x", "xb") if s.spiking else ("r_pre", "r_post")
         eqs = [f"up_post = w*{pre_q} : 1 (summed)"]
         if backward:
             eqs.append(f"down_pre = {'wb' if back else 'w'}*{post_q} : 1 (summed)")
         on_pre = on_post = None
-        if s.spiking:
+        if s.spiking and not s.pooled:
             eqs += [trace("x"), RELEASE_FAILURE]
             on_pre = transmit("x")
             if backward:
@@ -736,7 +814,7 @@ class HopfieldCircuit(Circuit):
         )
         i, j = batched_connectivity(s.sizes[k - 1], s.sizes[k], s.batch)
         syn.connect(i=i, j=j)
-        if s.spiking:
+        if s.spiking and not s.pooled:
             syn.p_fail = s.p_fail
         for updater in syn.summed_updaters.values():
             set_slot(updater, self.slot("summed"))
@@ -801,8 +879,12 @@ class HopfieldCircuit(Circuit):
         layers: Sequence[NeuronGroup],
         synapses: Sequence[Synapses],
         dt_ms: float,
+        pops: Sequence[PopulationParts] = (),
     ) -> dict[str, Any]:
-        """State monitors by group and by projection, at the start of every step, and spikes."""
+        """State monitors by group and by projection, at the start of every step, and spikes:
+        every cell's (``spikes_<group>``) with one cell per unit; with populations the spike
+        trains of the units' first cells (indexed as the units) and every cell's spike count
+        (``counts_<group>``, no spike times: cheap at any n)."""
         groups = {g.name: g for g in layers}
         monitors: dict[str, Any] = {}
         rec = default_record(s.sizes) if s.record is None else dict(s.record)
@@ -828,9 +910,14 @@ class HopfieldCircuit(Circuit):
                 )
                 set_slot(mon, self.slot("monitor"))
                 monitors[syn.name] = mon
-        if s.spiking:
+        if s.spiking and not pops:
             for g in layers:
                 monitors[f"spikes_{g.name}"] = SpikeMonitor(g, name=f"spikes_{g.name}")
+        for g, pop in zip(layers, pops, strict=False):
+            monitors[f"spikes_{g.name}"] = SpikeMonitor(pop.first_cells, name=f"spikes_{g.name}")
+            monitors[f"counts_{g.name}"] = SpikeMonitor(
+                pop.cells, record=False, name=f"counts_{g.name}"
+            )
         return monitors
 
 

@@ -149,16 +149,19 @@ def back_eta_values(
     return out
 
 
-def p_fail_values(sizes: Sequence[int], p_fail: float) -> dict[str, float]:
-    """The release-failure probability of every projection (spiking read-out)."""
+def p_fail_values(sizes: Sequence[int], p_fail: float, population: int = 1) -> dict[str, float]:
+    """The release-failure probability of every projection (spiking read-out; one cell per
+    unit), or of every layer's pool (``population`` > 1: drawn once per spike of its cells)."""
+    if population > 1:
+        return {f"layer{k}_pool.p_fail": float(p_fail) for k in range(_n_layers(sizes) + 1)}
     return {f"W{k}.p_fail": float(p_fail) for k in range(1, _n_layers(sizes) + 1)}
 
 
 def state_keys(
-    sizes: Sequence[int], *, readout: str = "rate", reciprocal: str = "tied"
+    sizes: Sequence[int], *, readout: str = "rate", reciprocal: str = "tied", population: int = 1
 ) -> tuple[str, ...]:
-    """The state carried from one run into the next: states, weights, biases (and spike traces;
-    the backward weights of an untied circuit).
+    """The state carried from one run into the next: states, weights, biases (and spike traces:
+    per synapse, or per unit with ``population`` > 1; the backward weights of an untied circuit).
 
     Rates, sums, latches and accumulators are recomputed or restart at 0 in every run.
     """
@@ -168,10 +171,28 @@ def state_keys(
     keys += [f"layer{k}.b" for k in range(1, n + 1)]
     if _check_reciprocal(reciprocal) == "untied":
         keys += [f"W{k}.wb" for k in range(2, n + 1)]
-    if readout == "spiking":
+    if readout == "spiking" and population > 1:
+        keys += [f"layer{k}.X" for k in range(n + 1)]
+    elif readout == "spiking":
         keys += [f"W{k}.x" for k in range(1, n + 1)]
         keys += [f"W{k}.xb" for k in range(2, n + 1)]
     return tuple(keys)
+
+
+def spike_counts(
+    monitors: Mapping[str, Mapping[str, np.ndarray]], sizes: Sequence[int], batch: int = 1
+) -> dict[str, np.ndarray]:
+    """Spikes of every cell of every layer in one run of a spiking build (``layer{k}`` → counts):
+    from ``counts_layer{k}`` (populations: every cell, cell m of unit u at m·units + u) or
+    ``spikes_layer{k}`` (one cell per unit)."""
+    out: dict[str, np.ndarray] = {}
+    for k, n in enumerate(_check_sizes(sizes)):
+        if f"counts_layer{k}" in monitors:
+            out[f"layer{k}"] = np.asarray(monitors[f"counts_layer{k}"]["count"], dtype=int)
+        else:
+            i = np.asarray(monitors[f"spikes_layer{k}"]["i"], dtype=int)
+            out[f"layer{k}"] = np.bincount(i, minlength=n * batch)
+    return out
 
 
 def default_record(sizes: Sequence[int]) -> dict[str, tuple[str, ...]]:

@@ -1,7 +1,7 @@
 """Building blocks every circuit shares, defined once (DESIGN.md §3): the spiking read-out
-(an inhomogeneous Poisson threshold and exponentially filtered synaptic traces), release failure
-(spiking dropout), low-pass filtered plasticity terms, and the checked TimedArray inputs and
-layer sizes of layered circuits.
+(an inhomogeneous Poisson threshold and exponentially filtered synaptic traces), populations of
+spiking cells per unit (DESIGN.md §4.8), release failure (spiking dropout), low-pass filtered
+plasticity terms, and the checked TimedArray inputs and layer sizes of layered circuits.
 
 Each returns Brian2 text, so a circuit's equations stay readable as equations; the strings are the
 ones the circuits compiled before they shared them, so builds (and their cache keys) are unchanged.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import Hz, TimedArray, ms
+from brian2 import Hz, NeuronGroup, Synapses, TimedArray, ms
 
 from neurosim.errors import ConfigError
 
@@ -24,11 +24,14 @@ RELEASE_FAILURE = "p_fail : 1 (shared, constant)"
 
 @dataclass(frozen=True)
 class SpikingReadout:
-    """Poisson spikes at rate r·``rate_scale_hz`` (r a dimensionless rate in [0, 1]), read through
-    traces that decay with τ_s and jump by 1/(rate_scale·τ_s) per spike, so that a trace's mean
-    is r."""
+    """Poisson spikes at rate r·``max_rate_hz`` (r a dimensionless rate in [0, 1], so
+    ``max_rate_hz`` is the rate of a saturated cell), read through traces that decay with τ_s and
+    jump by 1/(max_rate·τ_s) per spike, so that a trace's mean is r.
 
-    rate_scale_hz: float
+    The Brian2 names (``rate_scale``, ``x_jump``) are the ones circuits compiled before the
+    parameter was called ``max_rate_hz``, so their builds are unchanged."""
+
+    max_rate_hz: float
     tau_s_ms: float
 
     #: the threshold of a group whose rate variable is ``r``: one Bernoulli draw per step
@@ -38,17 +41,109 @@ class SpikingReadout:
         """The constants the threshold, traces and jumps use (``tau_s`` as a quantity)."""
         return {
             "tau_s": self.tau_s_ms * ms,
-            "rate_scale": self.rate_scale_hz * Hz,
-            "x_jump": 1.0 / (self.rate_scale_hz * self.tau_s_ms * 1e-3),
+            "rate_scale": self.max_rate_hz * Hz,
+            "x_jump": 1.0 / (self.max_rate_hz * self.tau_s_ms * 1e-3),
         }
 
     def check_dt(self, dt_ms: float) -> None:
-        """At most one spike per step: rate_scale·dt ≤ 1."""
-        if self.rate_scale_hz * dt_ms * 1e-3 > 1.0:
+        """At most one spike per step: max_rate·dt ≤ 1."""
+        if self.max_rate_hz * dt_ms * 1e-3 > 1.0:
             raise ConfigError(
-                f"rate_scale_hz·dt = {self.rate_scale_hz * dt_ms * 1e-3:g} > 1: the spiking "
-                "read-out fires at most once per step; lower dt or rate_scale_hz."
+                f"the maximum rate × dt = {self.max_rate_hz * dt_ms * 1e-3:g} > 1: the spiking "
+                "read-out fires at most once per step; lower dt or the maximum rate."
             )
+
+
+@dataclass(frozen=True)
+class PopulationParts:
+    """The Brian2 objects of the populations of one group of units: the ``cells`` (n per unit,
+    cell-major: cell m·units + u is cell m of unit u, so ``cells[:units]`` holds one cell per unit
+    with the unit's index) and the ``pool`` (one synapse per cell, into its unit's trace)."""
+
+    cells: NeuronGroup
+    pool: Synapses
+    units: int
+
+    @property
+    def first_cells(self) -> Any:
+        """One cell of every unit (cell 0), indexed as the units: whose spike trains to record."""
+        return self.cells[: self.units]
+
+
+@dataclass(frozen=True)
+class Population:
+    """Every unit a population of ``n`` Poisson cells, each firing at the unit's rate r·max_rate
+    (DESIGN.md §4.8); the unit's rate reaches its targets as the population's filtered activity.
+
+    ``n = 1`` is the spiking read-out circuits had before populations: the unit is the cell and
+    every synapse keeps its own trace (:func:`trace`, :func:`transmit`; a failure is drawn per
+    spike and target synapse). ``n > 1`` keeps the cost linear in n: the n cells of a unit feed
+    one trace ``X`` per unit (:attr:`unit_trace`) through one ``pool`` synapse per cell, which
+    jumps by x_jump/n per transmitted spike, so that X has mean r and a variance n times smaller
+    than one cell's; the weights stay between units and read ``X`` of their pre- or
+    postsynaptic unit (no synapse per pair of cells, no trace per weight). Release failure is
+    drawn in the pool, once per spike (``p_fail`` a ``(shared, constant)`` parameter of each
+    pool): a failed spike is lost to every target of its unit, as dropout drops a unit's output
+    (with n = 1 each target synapse draws its own)."""
+
+    n: int
+    readout: SpikingReadout
+
+    def __post_init__(self) -> None:
+        check_population(self.n)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the units' cells feed one trace per unit (n > 1)."""
+        return self.n > 1
+
+    #: the unit's trace of its population's spikes (Euler, as the per-synapse traces: its mean
+    #: is then exactly r); its state updater belongs in the synaptic-trace slot
+    unit_trace: ClassVar[str] = "dX/dt = -X/tau_s : 1"
+
+    def namespace(self) -> dict[str, Any]:
+        """The read-out's constants and ``x_jump_cell``, one cell's share of a jump."""
+        out = self.readout.namespace()
+        out["x_jump_cell"] = out["x_jump"] / self.n
+        return out
+
+    def build(self, units: NeuronGroup, p_fail: float = 0.0) -> PopulationParts:
+        """The cells of ``units`` and their pool into the units' ``X`` (which ``units`` must
+        declare: :attr:`unit_trace`), named ``<units>_cells`` and ``<units>_pool``; ``p_fail``
+        the pool's compiled default. Each cell's rate ``r`` is its unit's, copied every step by
+        the pool's summed variable (``pool.summed_updaters``: schedule it after the units'
+        rates and before the thresholds); a linked variable would do the same, but a group
+        with an indexed link has no subgroups, and :attr:`PopulationParts.first_cells` is one."""
+        if not self.pooled:
+            raise ValueError("a population of one cell is the unit itself: nothing to build")
+        count = len(units)
+        namespace = self.namespace()
+        cells = NeuronGroup(
+            self.n * count,
+            "r : 1",
+            threshold=self.readout.threshold,
+            name=f"{units.name}_cells",
+            namespace=namespace,
+        )
+        unit_of = np.tile(np.arange(count, dtype=np.int32), self.n)
+        pool = Synapses(
+            cells,
+            units,
+            f"r_pre = r_post : 1 (summed)\n{RELEASE_FAILURE}",
+            on_pre=transmit("X_post", "x_jump_cell"),
+            name=f"{units.name}_pool",
+            namespace=namespace,
+        )
+        pool.connect(i=np.arange(self.n * count, dtype=np.int32), j=unit_of)
+        pool.p_fail = p_fail
+        return PopulationParts(cells=cells, pool=pool, units=count)
+
+
+def check_population(n: Any) -> int:
+    """A population size: a whole number of cells ≥ 1."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"population must be a whole number of cells ≥ 1, got {n!r}")
+    return int(n)
 
 
 def trace(name: str = "x", tau: str = "tau_s") -> str:
@@ -56,9 +151,10 @@ def trace(name: str = "x", tau: str = "tau_s") -> str:
     return f"d{name}/dt = -{name}/{tau} : 1 (clock-driven)"
 
 
-def transmit(name: str = "x") -> str:
-    """A spike reaches trace ``name`` unless its release fails (probability ``p_fail``)."""
-    return f"{name} += int(rand() > p_fail)*x_jump"
+def transmit(name: str = "x", jump: str = "x_jump") -> str:
+    """A spike reaches trace ``name`` (by ``jump``) unless its release fails (probability
+    ``p_fail``)."""
+    return f"{name} += int(rand() > p_fail)*{jump}"
 
 
 def low_pass(induction: str, pre: str, name: str = "Delta", tau: str = "tau_w") -> str:

@@ -235,6 +235,9 @@ def config_model(circuit: Circuit) -> type:
     names = [f.name for f in dataclasses.fields(circuit.Params)]
 
     class CheckedTable(StrictModel):
+        #: former key -> its new name (the record's ``renamed``), for the error on an old key
+        renamed: ClassVar[dict[str, str]] = dict(getattr(circuit.Params, "renamed", {}))
+
         @model_validator(mode="after")
         def _params_record_checks(self) -> Any:
             circuit.Params(**{name: getattr(self, name) for name in names})

@@ -109,6 +109,11 @@ def validate_table(model: type[StrictModel], table: Mapping[str, Any], section: 
         err = exc.errors()[0]
         loc = ".".join(str(part) for part in err["loc"])
         key = f"{section}.{loc}" if loc else section
+        new_name = getattr(model, "renamed", {}).get(loc)
+        if err["type"] == "extra_forbidden" and new_name:
+            raise ConfigError(
+                f"Configuration key {key!r} was renamed {section}.{new_name}; use that name."
+            ) from None
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(model.model_fields))
             raise ConfigError(

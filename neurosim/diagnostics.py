@@ -12,6 +12,9 @@ is a constant offset, and how many units never leave the flat part of their rate
   (0.54). Above 2× a unit's constant drive alone pushes a noticeable share of units (a unit at
   −1.5 standard deviations of the offset drive, about 7 %) outside its sensitive range for most
   inputs. The threshold is an estimate from this argument, not a fitted value.
+* **Firing rates** of a spiking run, per layer, in Hz: the mean over its cells and the most
+  active cell's, each averaged over a pass, and the spikes per example (issue 15: cortical cells
+  sustain up to ~100 Hz), from spike counts per cell.
 * **Dead units** per layer: units whose state is never inside the rate function's sensitive range
   (where its derivative is non-zero, or not negligible) for any training example; no gradient
   and no learning signal passes through them. What "sensitive" means is each circuit's neuron's
@@ -76,3 +79,26 @@ def dead_units_per_layer(
         "dead_units_sensitive_range": sensitive,
         "dead_units_over": over,
     }
+
+
+def firing_rates(
+    counts: Mapping[str, np.ndarray], duration_s: float, examples: int
+) -> dict[str, dict[str, float]]:
+    """Per layer (name → spike count of every cell over runs lasting ``duration_s`` in all and
+    showing ``examples`` examples): ``mean_hz`` over its cells, ``max_hz`` of its most active cell
+    (both averaged over the whole duration), ``spikes_per_example`` (all its cells); and
+    ``all``: the spikes per example of every layer together."""
+    if duration_s <= 0 or examples <= 0:
+        raise ValueError(f"need a positive duration and examples, got {duration_s}, {examples}")
+    out: dict[str, dict[str, float]] = {}
+    total = 0.0
+    for name, c in counts.items():
+        c = np.asarray(c, dtype=float)
+        total += float(c.sum())
+        out[name] = {
+            "mean_hz": float(c.mean() / duration_s) if c.size else 0.0,
+            "max_hz": float(c.max() / duration_s) if c.size else 0.0,
+            "spikes_per_example": float(c.sum() / examples),
+        }
+    out["all"] = {"spikes_per_example": total / examples}
+    return out

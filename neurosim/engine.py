@@ -601,7 +601,9 @@ class Simulation:
             state[key] = np.array(getattr(build.group(group_name), var)[:], dtype=float)
         monitors: dict[str, dict[str, np.ndarray]] = {}
         for name, mon in build.monitors.items():
-            if isinstance(mon, SpikeMonitor):
+            if isinstance(mon, SpikeMonitor) and not mon.record:  # spike counts per cell only
+                monitors[name] = {"count": np.array(mon.count[:], dtype=int)}
+            elif isinstance(mon, SpikeMonitor):
                 monitors[name] = {
                     "t": np.array(mon.t[:] / second, dtype=float),
                     "i": np.array(mon.i[:], dtype=int),

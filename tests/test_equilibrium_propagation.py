@@ -131,7 +131,7 @@ def test_config_defaults_and_validation() -> None:
     with pytest.raises(ConfigError, match="rate"):
         _resolve("protocol.stage=gradient-check", readout="spiking")
     with pytest.raises(ConfigError, match="at most once per step"):
-        _resolve("circuit.rate_scale_hz=4000.0", readout="spiking")
+        _resolve("circuit.max_rate_hz=4000.0", readout="spiking")
     with pytest.raises(ConfigError, match="whole number"):
         _resolve("protocol.grad_free_ms=40.1")
     with pytest.raises(ConfigError, match="data set"):
@@ -332,6 +332,14 @@ def test_spiking_readout_learns(tmp_path: Path) -> None:
         "test examples, after epoch 2": 5 * example_s,
     }
     check_spike_recording(tmp_path / "spk" / "recording.nix", windows, 30, tmp_path / "an")
+    # rates in Hz from the spike counts: the inputs fire at ρ(x)·max rate on average
+    firing = m["firing"]
+    assert firing["max_rate_hz"] == 1000.0 and firing["population"] == 1
+    mean_x = float(np.mean(ds.load("digits", seed=1).x_test[:60]))
+    assert firing["test"]["layer0"]["mean_hz"] == pytest.approx(1000.0 * mean_x, rel=0.05)
+    for k in range(3):
+        layer = firing["train_last_epoch"][f"layer{k}"]
+        assert 0 < layer["mean_hz"] <= layer["max_hz"] <= 1000.0 * 1.1
 
 
 # ------------------------------------------------------------------------------ gradient check

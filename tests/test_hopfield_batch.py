@@ -46,21 +46,23 @@ def _weights() -> dict[str, torch.Tensor]:
     return ep.init_weights(SIZES, seed=2, scale=0.5, bias_scale=0.3)
 
 
-def _simulation(batch: int, readout: str = "rate", presentations: int = K) -> Simulation:
+def _simulation(
+    batch: int, readout: str = "rate", presentations: int = K, population: int = 1
+) -> Simulation:
     x, d = _examples(0, presentations * batch)
     timed, timed_dt, example_ms = _layout(hp.batch_rows(x, batch), hp.batch_rows(d, batch))
 
     def builder(tv: Mapping[str, np.ndarray]):  # noqa: ANN202
         structure = hp.HopfieldStructure(
             sizes=SIZES, readout=readout, plasticity=("two-phase",), example_ms=example_ms,
-            timed_dt_ms=timed_dt, batch=batch, examples=presentations,
+            timed_dt_ms=timed_dt, batch=batch, examples=presentations, population=population,
         )  # fmt: skip
         return hp.CIRCUIT.build(structure, hp.HopfieldParams(), tv, dt_ms=DT)
 
     return Simulation(
         builder, device="cpp_standalone", dt_ms=DT, initial_timed=timed,
         duration_ms=hp.duration_ms(presentations, example_ms, DT),
-        label=f"test-hopfield-batch{batch}-{readout}",
+        label=f"test-hopfield-batch{batch}-{readout}-{population}",
     )  # fmt: skip
 
 
@@ -167,10 +169,12 @@ def test_distinct_examples_are_the_twins_mini_batch_steps(batched) -> None:
         assert _rel(w_circuit[name] - w0[name].numpy(), change) < 1e-9, name
 
 
-def test_spiking_batch_keeps_the_copies_equal_and_every_copy_fires() -> None:
-    """The spiking read-out in batch mode (B = 2): every copy's cells fire, the copies learn
-    different examples, and their weights stay bitwise equal and move."""
-    sim = _simulation(2, readout="spiking", presentations=2)
+@pytest.mark.parametrize("population", [1, pytest.param(4, marks=pytest.mark.slow)])
+def test_spiking_batch_keeps_the_copies_equal_and_every_copy_fires(population: int) -> None:
+    """The spiking read-out in batch mode (B = 2), with one cell per unit and with populations
+    of 4: every copy's cells fire, the copies learn different examples, and their weights stay
+    bitwise equal and move."""
+    sim = _simulation(2, readout="spiking", presentations=2, population=population)
     x, d = _examples(3, 4)
     result, w = _run(sim, 2, x, d, LR)
     _assert_copies_equal(result.state, 2)

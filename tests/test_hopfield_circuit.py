@@ -547,7 +547,7 @@ def test_spiking_readout_fires_at_rho_times_the_rate_scale(spike_sim) -> None:
         values=hp.weight_values(w, SIZES), timed=hp.timed_values(x[None, :], SIZES[-1]), seed=3
     )
     counts = np.bincount(result.monitors["spikes_layer0"]["i"], minlength=SIZES[0])
-    expected = x * hp.HopfieldParams().rate_scale_hz * SPIKE_DURATION / 1000
+    expected = x * hp.HopfieldParams().max_rate_hz * SPIKE_DURATION / 1000
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), (counts, expected)
     for group in ("layer1", "layer2"):
         assert len(result.monitors[f"spikes_{group}"]["t"]) > 0, group

@@ -52,6 +52,7 @@ from protocols.equilibrium_propagation.config import (
 )
 from protocols.equilibrium_propagation.layout import Plan, timed_layout
 from protocols.equilibrium_propagation.simulation import (
+    Firing,
     Session,
     plan_of,
     rule_values,
@@ -128,10 +129,10 @@ class EquilibriumPropagation(Protocol):
             raise ConfigError(
                 "stage gradient-check compares settled fixed points; it needs --readout rate."
             )
-        if run.readout == "spiking" and circuit.rate_scale_hz * protocol.dt_ms * 1e-3 > 1.0:
+        if run.readout == "spiking" and circuit.max_rate_hz * protocol.dt_ms * 1e-3 > 1.0:
             raise ConfigError(
-                f"the spiking read-out fires at most once per step: rate_scale_hz·dt = "
-                f"{circuit.rate_scale_hz * protocol.dt_ms * 1e-3:g} > 1; lower protocol.dt_ms."
+                f"the spiking read-out fires at most once per step: max_rate_hz·dt = "
+                f"{circuit.max_rate_hz * protocol.dt_ms * 1e-3:g} > 1; lower protocol.dt_ms."
             )
         task = Task(run, protocol, circuit)  # sizes against the data set, per-layer lists
         hopfield = registry.circuit(run.circuit or BASE_CIRCUIT)
@@ -143,6 +144,7 @@ class EquilibriumPropagation(Protocol):
                 sizes=plan.sizes, readout=plan.readout, plasticity=plan.compiled,
                 example_ms=example_ms, record=_train_record(task, plan),
                 record_dt_ms=plan.unit_steps * plan.dt_ms, examples=plan.P, batch=plan.batch,
+                population=plan.population,
             ),
         )  # fmt: skip
 
@@ -220,9 +222,20 @@ def _train_stage(
         **ses.weight_values(w0, plan.batch),
         **static_values(ses.circuit, plan, cfg.p_fail),
     }
+    # spiking: the spikes of the last test pass and of the last training epoch
+    spiking = plan.readout == "spiking"
+    firing = {"test": Firing(ses.circuit, plan), "train_last_epoch": Firing(ses.circuit, plan)}
+
+    def counted(name: str) -> Any:
+        def on_result(chunk: int, result: Any) -> None:
+            ses.builds.count()
+            if spiking:
+                firing[name].add(chunk, result)
+
+        return on_result
 
     def test(vals: Mapping[str, Any], seed: int, recorded_epoch: int | None = None) -> float:
-        on_result = ses.builds.count
+        on_result = counted("test")
         if spikes is not None and recorded_epoch is not None:  # spike trains of a few examples
             on_result = spikes.test_callback(recorded_epoch, on_result)
         done = run_chunks(
@@ -259,10 +272,20 @@ def _train_stage(
         sim, ses.circuit, plan, values, data.x_train, task.d_train, epochs=epochs, rng=rng,
         lr_decay=cfg.lr_decay, epoch_seed=lambda e: run_seed(run.seed, e + 1),
         on_epoch=after_epoch,
-        on_result=spikes.training_callback(ses.builds.count) if spikes else ses.builds.count,
+        on_result=(
+            spikes.training_callback(counted("train_last_epoch"))
+            if spikes
+            else counted("train_last_epoch")
+        ),
     )  # fmt: skip
     train_wall = float(sum(history["wall_seconds"]))
     metrics: dict[str, Any] = {}
+    if spiking:  # rates in Hz (issue 15), each pass's mean and most active cell, per layer
+        metrics["firing"] = {
+            "max_rate_hz": ses.params.max_rate_hz,
+            "population": plan.population,
+            **{name: f.rates() for name, f in firing.items() if f.runs},
+        }
     if cfg.train_eval:
         done = run_chunks(
             sim, ses.circuit, plan, values, data.x_train, task.d_train, learn=False,

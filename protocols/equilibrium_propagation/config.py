@@ -189,6 +189,13 @@ class Task:
         self.P = cfg.examples_per_run or len(self.data.x_test)
         #: examples side by side per presentation (``circuit.batch``; mini-batch learning)
         self.batch = int(getattr(circ, "batch", None) or 1)
+        #: spiking cells per unit (``circuit.population``)
+        self.population = int(getattr(circ, "population", None) or 1)
+        if self.population > 1 and self.readout != "spiking":
+            raise ConfigError(
+                f"circuit.population = {self.population} is a number of spiking cells per unit: "
+                "it needs --readout spiking."
+            )
         if self.batch > 1 and self.rule != "two-phase":
             raise ConfigError(
                 f"circuit.batch = {self.batch} sums the copies' changes once per example: it "

@@ -25,7 +25,8 @@ class Plan:
     (default ``rates``; 0 freezes them); ``rules``: the rules compiled in (default the variant's;
     a compiled rule that is not the variant's runs at rate 0); ``P``: presentations per run;
     ``batch``: examples per presentation, side by side in B copies of the circuit sharing their
-    weights (mini-batch learning, two-phase rule; a run takes P·B examples)."""
+    weights (mini-batch learning, two-phase rule; a run takes P·B examples); ``population``:
+    spiking cells per unit (spiking read-out)."""
 
     sizes: tuple[int, ...]
     variant: str = "two-phase"
@@ -43,6 +44,7 @@ class Plan:
     sigma: float = 0.0
     P: int = 50
     batch: int = 1
+    population: int = 1
 
     @property
     def rule(self) -> str:

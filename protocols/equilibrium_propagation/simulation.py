@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim.diagnostics import firing_rates
 from neurosim.engine import Simulation
 from neurosim.spike_sample import sampled_spike_monitors
 from protocols.equilibrium_propagation.layout import Plan, timed_layout
@@ -80,7 +81,7 @@ def simulation(
         reciprocal=plan.reciprocal, example_ms=example_ms, noise=plan.variant == "stochastic",
         sigma=plan.sigma, record=dict(record), record_dt_ms=record_steps * dt,
         weight_record_dt_ms=weight_record_steps * dt if weight_record_steps else None,
-        timed_dt_ms=timed_dt, examples=n_examples, batch=plan.batch,
+        timed_dt_ms=timed_dt, examples=n_examples, batch=plan.batch, population=plan.population,
     )  # fmt: skip
     kwargs = {} if cuda_seed is None else {"cuda_seed": cuda_seed}
     builder = circuit.builder(structure, params, dt)
@@ -123,11 +124,40 @@ def static_values(circuit: Any, plan: Plan, p_fail: float) -> dict[str, float]:
     """Release failure of every projection (spiking read-out) and the Langevin σ (stochastic)."""
     out: dict[str, float] = {}
     if plan.readout == "spiking":
-        out.update(circuit.p_fail_values(plan.sizes, p_fail))
+        out.update(circuit.p_fail_values(plan.sizes, p_fail, plan.population))
     if plan.variant == "stochastic":
         for k in range(1, plan.n_layers + 1):
             out[f"layer{k}.sigma"] = plan.sigma
     return out
+
+
+@dataclass
+class Firing:
+    """Spike counts of every cell over one pass of a spiking build (a pass starts at its chunk
+    0), turned into rates in Hz and spikes per example (:func:`neurosim.diagnostics.
+    firing_rates`)."""
+
+    circuit: Any
+    plan: Plan
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    runs: int = 0
+    duration_s: float = 0.0
+
+    def add(self, chunk: int, result: Any) -> None:
+        """One run's counts (usable as an ``on_result`` callback); chunk 0 starts a new pass."""
+        if chunk == 0:
+            self.counts, self.runs = {}, 0
+        counts = self.circuit.spike_counts(result.monitors, self.plan.sizes, self.plan.batch)
+        for name, c in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + c
+        self.runs += 1
+        self.duration_s = float(result.simulated_seconds)
+
+    def rates(self) -> dict[str, Any]:
+        """The last pass's rates per layer (every presentation of it counted, a padded last one
+        too)."""
+        examples = self.runs * self.plan.P * self.plan.batch
+        return firing_rates(self.counts, self.runs * self.duration_s, examples)
 
 
 @dataclass
@@ -165,5 +195,5 @@ def plan_of(task: Any) -> Plan:
         nudged_steps=task.nudged_steps, average_steps=task.average_steps,
         dt_ms=task.cfg.dt_ms, beta=task.cfg.beta, rates=tuple(task.rates),
         readout=task.readout, centred=task.centred, sigma=task.sigma,
-        P=-(-task.P // task.batch), batch=task.batch,
+        P=-(-task.P // task.batch), batch=task.batch, population=task.population,
     )  # fmt: skip

@@ -52,8 +52,9 @@ def run_chunks(
     sees every run."""
     P, N, B = plan.P, plan.n_layers, plan.batch
     structure = circuit.Structure(
-        sizes=plan.sizes, readout=plan.readout, reciprocal=plan.reciprocal
-    )
+        sizes=plan.sizes, readout=plan.readout, reciprocal=plan.reciprocal,
+        population=plan.population,
+    )  # fmt: skip
     keys = circuit.state_keys(structure)
     free_rows = plan.free_end_rows(P)
     run_values = dict(values)

@@ -45,6 +45,8 @@ __all__ = [
 
 #: the name circuits give their spike monitor of group g: ``spikes_<g>``
 SPIKE_MONITOR_PREFIX = "spikes_"
+#: the name of a monitor of every cell's spike count of group g, without spike times
+COUNT_MONITOR_PREFIX = "counts_"
 #: the most cells per group and examples per window a recording holds (a sample, not a dump)
 MAX_SAMPLE = 1000
 
@@ -77,7 +79,9 @@ def sampled_cells(sampling: SpikeSampling, group_sizes: Mapping[str, int]) -> di
 
 def sampled_spike_monitors(builder: Builder, cells: Mapping[str, int]) -> Builder:
     """``builder`` whose spike monitors ``spikes_<g>`` of whole groups are switched off and, where
-    ``cells[g]`` > 0, joined by a monitor of the first ``cells[g]`` cells of group g.
+    ``cells[g]`` > 0, joined by a monitor of the first ``cells[g]`` cells of group g. Every cell's
+    spike count stays, in ``counts_<g>`` (a monitor without spike times, added where the circuit
+    has none), so rates in Hz are still those of the whole group.
 
     The sample monitor takes the key ``spikes_<g>`` in :attr:`CircuitBuild.monitors` (its ``i``
     counts from the group's first cell, so it is the cell's index) and is named
@@ -95,6 +99,12 @@ def sampled_spike_monitors(builder: Builder, cells: Mapping[str, int]) -> Builde
             mon.active = False
             del circuit.monitors[key]
             group = mon.source
+            # every cell's spike count stays (no spike times: cheap), for the firing rates in Hz
+            counts = COUNT_MONITOR_PREFIX + key[len(SPIKE_MONITOR_PREFIX) :]
+            if counts not in circuit.monitors:
+                counter = SpikeMonitor(group, record=False, name=counts)
+                circuit.monitors[counts] = counter
+                circuit.objects.append(counter)
             n = min(int(cells.get(group.name, 0)), len(group))
             if n > 0:
                 sample = SpikeMonitor(group[:n], name=f"sample_{key}")

@@ -104,8 +104,11 @@ def test_wrapper_switches_whole_group_monitors_off_and_keys_the_build() -> None:
     whole = [o for o in sampled.objects if getattr(o, "name", "") == "spikes_cells"]
     assert len(whole) == 1 and whole[0].active is False  # kept (the device holds its arrays)
     assert mon in sampled.objects
+    # every cell's count stays, without spike times (the run's rates in Hz)
+    counts = sampled.monitors["counts_cells"]
+    assert len(counts.source) == 6 and counts.record is False and counts in sampled.objects
     none = sampled_spike_monitors(_poisson_builder(6), {})({})
-    assert "spikes_cells" not in none.monitors
+    assert "spikes_cells" not in none.monitors and "counts_cells" in none.monitors
     # an inactive object is compiled out of the run loop: it is part of the build key
     key = [_describe(Network(*b.objects), b, {}) for b in (plain, sampled, none)]
     assert key[0] != key[2] and key[1] != key[2]
@@ -128,8 +131,11 @@ def test_sampled_monitor_records_the_whole_group_monitors_spikes(
             builder, device="cpp_standalone", duration_ms=50.0, dt_ms=0.1, initial_timed={},
             label=f"poisson-{name}",
         )  # fmt: skip
-        results[name] = sim.run(seed=7).monitors["spikes_cells"]
-    plain, sampled = results["plain"], results["sampled"]
+        results[name] = sim.run(seed=7).monitors
+    plain, sampled = results["plain"]["spikes_cells"], results["sampled"]["spikes_cells"]
+    np.testing.assert_array_equal(  # the counts of every cell, sampled or not
+        results["sampled"]["counts_cells"]["count"], np.bincount(plain["i"], minlength=6)
+    )
     keep = plain["i"] < 3
     assert keep.sum() > 20 and (~keep).sum() > 20  # both parts spiked
     np.testing.assert_array_equal(sampled["i"], plain["i"][keep])

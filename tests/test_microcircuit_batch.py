@@ -196,3 +196,39 @@ def test_spiking_batch_keeps_the_copies_equal_and_every_copy_fires(params) -> No
     for group, n in (("layer1", SIZES[1]), ("inter1", SIZES[2])):
         spikes = result.monitors[f"spikes_{group}"]["i"]
         assert np.any(spikes < n) and np.any(spikes >= n), group  # both copies fire
+
+
+# ------------------------------------------------------------------------------ the protocol
+def _task(*sets: str):  # noqa: ANN202
+    from neurosim.cli import pipeline
+    from neurosim.config import parse_overrides
+    from protocols.feedback_cancellation.task import Task
+
+    base = {"protocol": "feedback-cancellation", "circuit": "microcircuit", "dataset": "digits"}
+    r = pipeline.resolve(pipeline.build_raw(None, base, parse_overrides(sets)))
+    return Task(r.run, r.protocol, r.circuit)
+
+
+def test_protocol_presents_mini_batches_side_by_side() -> None:
+    """``circuit.batch`` through the protocol: a run holds ⌈P/B⌉ presentations of B examples
+    side by side; learning takes whole mini-batches, a pass without learning any number (its
+    padded presentation has nudging and plasticity off); another stage is refused."""
+    from neurosim.errors import ConfigError
+    from protocols.feedback_cancellation.simulation import chunk_timed
+
+    task = _task("circuit.batch=4", "protocol.patterns_per_run=10", "protocol.n_train=40")
+    assert (task.batch, task.presentations) == (4, 3)
+    x = task.data.x_train[:12]
+    tv, n = chunk_timed(task, x, task.data.u_train[:12], nudge=1.0, learn=True)
+    assert n == 12 and tv["inputs"].shape == (3, 4 * SIZES_DIGITS[0])
+    np.testing.assert_array_equal(unbatch_rows(tv["inputs"], 4), x)
+    np.testing.assert_array_equal(tv["nudge"], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="whole mini-batches"):
+        chunk_timed(task, x[:10], None, nudge=1.0, learn=True)
+    tv, _ = chunk_timed(task, x[:5], None, nudge=0.0, learn=False)
+    assert tv["nudge"].tolist() == [0.0] * 3 and not tv["plastic"].any()
+    with pytest.raises(ConfigError, match="supervised stage only"):
+        _task("circuit.batch=4", "protocol.stage=self-predicting")
+
+
+SIZES_DIGITS = (64, 100, 10)

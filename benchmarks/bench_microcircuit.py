@@ -15,6 +15,15 @@ The twin applies the induction terms directly; the circuit low-pass filters them
 the circuit does slightly more work per step.
 Run: ``.venv/bin/python benchmarks/bench_microcircuit.py`` (``--circuit-only``: cpp_standalone
 only).
+
+``--batch 1,8,32,128`` measures batch mode instead (issue 14; ``circuit.batch``): the circuit of
+the ``digits-prospective`` preset (prospective neurons, 20 ms = 200 steps per example, logistic
+φ, every rule on, the filtered changes of the B copies summed every step) on the training digits,
+cpp_standalone with ``--threads`` (0: one core, no OpenMP), per B one build, a warm-up run, then
+``--repeats`` runs of ``--examples`` examples (rounded up to whole presentations of B); cost per
+example = wall / examples, for the simulation loop alone (the binary's own timer) and for the
+whole run (start of the binary, values in and out). Written to
+``benchmarks/results/microcircuit_batch_threads<N>.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import argparse
 import os
 import platform
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -33,9 +43,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import brian2  # noqa: E402
+
 from circuits import microcircuit as mc  # noqa: E402
 from models import dendritic_microcircuit as dm  # noqa: E402
 from neurosim import datasets, engine  # noqa: E402
+from neurosim.batch import batch_rows  # noqa: E402
 from neurosim.engine import Simulation  # noqa: E402
 from neurosim.results import write_json  # noqa: E402
 
@@ -141,6 +154,132 @@ def bench_twin(batch: int, examples: int) -> dict[str, float]:
     }
 
 
+BATCH_PATTERN_MS = 20.0  # the digits-prospective preset: 200 steps of 0.1 ms
+
+
+def bench_batch(batch: int, examples: int, threads: int, repeats: int) -> dict[str, object]:
+    """Cost per example of the batch-mode circuit at ``batch`` copies (module docstring)."""
+    params = mc.MicrocircuitParams(phi="logistic", neuron="prospective")
+    presentations = -(-examples // batch)
+    examples = presentations * batch
+    x, u = _inputs("digits", examples)
+    timed = mc.timed_values(
+        batch_rows(x, batch), SIZES[-1] * batch, targets=batch_rows(u, batch), nudge=1.0,
+        plastic=1.0,
+    )  # fmt: skip
+    structure = mc.MicrocircuitStructure(
+        SIZES, record={}, timed_dt_ms=BATCH_PATTERN_MS, batch=batch
+    )
+    weights = mc.random_weights(SIZES, np.random.default_rng(0))
+    values = {
+        **mc.CIRCUIT.weight_values(structure, weights),
+        **mc.eta_values(SIZES, W=0.01, IP=0.01, PI=0.01),
+    }
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    sim = Simulation(
+        mc.CIRCUIT.builder(structure, params, DT),
+        device="cpp_standalone",
+        duration_ms=presentations * BATCH_PATTERN_MS,
+        dt_ms=DT,
+        initial_timed=timed,
+        label=f"bench-microcircuit-batch{batch}",
+        threads=threads,
+    )
+    setup = time.perf_counter() - start
+    sims, runs = [], []
+    for seed in range(1 + repeats):  # a warm-up run first
+        result = sim.run(values=values, timed=timed, seed=seed, read=("W1.w",))
+        if seed:
+            sims.append(float(brian2.get_device()._last_run_time))
+            runs.append(result.wall_seconds)
+    moved = mc.weights_from_state(result.state, SIZES)["W1"] - weights["W1"]
+    if not np.max(np.abs(moved)) > 0:
+        raise SystemExit(f"batch {batch}: the weights did not move")
+    return {
+        "batch": batch,
+        "threads": threads,
+        "examples": examples,
+        "presentations": presentations,
+        "steps_per_example": round(BATCH_PATTERN_MS / DT),
+        "simulation_ms_per_example": 1000 * float(np.median(sims)) / examples,
+        "simulation_ms_per_example_min": 1000 * min(sims) / examples,
+        "run_ms_per_example": 1000 * float(np.median(runs)) / examples,
+        "run_ms_per_example_min": 1000 * min(runs) / examples,
+        "setup_seconds": setup,
+        "compile_seconds": sim.compile_seconds,
+        "compilations": sim.compilations,
+        "raw_simulation_seconds": sims,
+        "raw_run_seconds": runs,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
+
+
+def _batch_worker(batch: int, args: argparse.Namespace) -> dict[str, object]:
+    """One B in a process of its own, stopped after ``--timeout`` s (2 OpenMP threads on a
+    loaded machine can take minutes where one core takes seconds)."""
+    import json
+    import subprocess
+
+    out = Path(tempfile.mkdtemp(prefix="bench-mc-batch-")) / "row.json"
+    command = [sys.executable, __file__, "--batch-worker", str(batch), "--out", str(out)]
+    command += ["--examples", str(args.examples), "--threads", str(args.threads)]
+    command += ["--repeats", str(args.repeats)]
+    load = os.getloadavg()
+    start = time.perf_counter()
+    # a session of its own: on timeout the worker and the binary it started stop together
+    proc = subprocess.Popen(command, start_new_session=True)
+    try:
+        if proc.wait(timeout=args.timeout):
+            raise SystemExit(f"batch {batch}: the worker failed")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return {
+            "batch": batch, "threads": args.threads, "timed_out_after_seconds": args.timeout,
+            "wall_seconds": time.perf_counter() - start, "load_average_before": load,
+            "load_average_after": os.getloadavg(),
+        }  # fmt: skip
+    return json.loads(out.read_text())
+
+
+def main_batch(args: argparse.Namespace) -> None:
+    """``--batch``: cost per example against B (module docstring)."""
+    batches = [int(b) for b in args.batch.split(",")]
+    rows = []
+    for b in batches:
+        rows.append(_batch_worker(b, args))
+        r = rows[-1]
+        if "timed_out_after_seconds" in r:
+            print(f"  B {b:4d}: stopped after {args.timeout} s", flush=True)
+            continue
+        print(
+            f"  B {b:4d}: simulation {r['simulation_ms_per_example']:.3f} ms/example (min "
+            f"{r['simulation_ms_per_example_min']:.3f}), whole run {r['run_ms_per_example']:.3f} "
+            f"(min {r['run_ms_per_example_min']:.3f}), compile {r['compile_seconds']:.1f} s, "
+            f"load {r['load_average_before'][0]:.2f} → {r['load_average_after'][0]:.2f}",
+            flush=True,
+        )
+    results = {
+        "benchmark": "microcircuit batch mode",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "sizes": SIZES,
+        "dt_ms": DT,
+        "pattern_ms": BATCH_PATTERN_MS,
+        "neuron": "prospective",
+        "inputs": "digits (training set, target potentials, nudging and every rule on)",
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "rows": rows,
+    }
+    out = args.out or f"benchmarks/results/microcircuit_batch_threads{args.threads}.json"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, results)
+    print(f"results written to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200, help="examples per circuit run")
@@ -153,8 +292,25 @@ def main() -> None:
         action="store_true",
         help="link without -ffast-math (flush-to-zero off, as before issue 14), to measure it",
     )
-    parser.add_argument("--out", default="benchmarks/results/microcircuit.json")
+    parser.add_argument(
+        "--batch", help="batch mode: comma-separated copies B (e.g. 1,8,32,128; module docstring)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--batch: timed runs per B")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="--batch: seconds after which a B is stopped"
+    )
+    parser.add_argument("--batch-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    os.environ.setdefault("NEUROSIM_CACHE", tempfile.mkdtemp(prefix="neurosim-bench-mc-"))
+    if args.batch_worker:
+        row = bench_batch(args.batch_worker, args.examples, args.threads, args.repeats)
+        write_json(args.out, row)
+        return
+    if args.batch:
+        main_batch(args)
+        return
+    args.out = args.out or "benchmarks/results/microcircuit.json"
     if args.no_ftz:
         engine.CPP_LINK_FLAGS = ()  # a different build key: never mixed with the default builds
     os.environ.setdefault("NEUROSIM_CACHE", tempfile.mkdtemp(prefix="neurosim-bench-mc-"))

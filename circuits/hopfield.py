@@ -183,13 +183,11 @@ from circuits.hopfield_inputs import (
     _sample_dt,
     _steps,
     _timed_arrays,
-    batch_rows,
     duration_ms,
     example_timed,
     sampling_steps,
     timed_names,
     timed_values,
-    unbatch_rows,
 )
 from circuits.hopfield_values import (
     RECIPROCAL,
@@ -205,6 +203,7 @@ from circuits.hopfield_values import (
     weight_values,
     weights_from_state,
 )
+from neurosim.batch import batch_rows, tie_copies, unbatch_rows
 from neurosim.blocks import (
     READOUTS,
     RELEASE_FAILURE,
@@ -539,9 +538,14 @@ class HopfieldCircuit(Circuit):
                     (synapses[k - 1], s.sizes[k - 1] * s.sizes[k], weights),
                     (layers[k], s.sizes[k], ("b",)),
                 ):
-                    sums, tie, connectivity[f"{owner.name}_tie"] = self._tie(
-                        parts, owner, n_shared, names
-                    )
+                    # each copy's change delta_<v>, summed and added once per example
+                    sums, tie, connectivity[f"{owner.name}_tie"] = tie_copies(
+                        owner, n_shared, s.batch,
+                        {f"sum_{v}": f"delta_{v}_post" for v in names},
+                        "\n".join(f"{v}_post = {v}_post + sum_{v}_pre" for v in names),
+                        sum_slot=self.slot("batch_sum"), apply_slot=self.slot("batch_apply"),
+                        every=parts.per_example,
+                    )  # fmt: skip
                     ties += [sums, tie]
         for runner, slot in parts.runners:
             set_slot(runner, slot)
@@ -841,37 +845,6 @@ class HopfieldCircuit(Circuit):
             gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")
             apply += f"\n{wb_to}{gain_b}*({difference})"
         return syn.run_regularly(apply, dt=parts.per_example, name=f"W{k}_apply")
-
-    def _tie(
-        self, parts: _Parts, owner: Any, n_shared: int, variables: Sequence[str]
-    ) -> tuple[NeuronGroup, Synapses, tuple[np.ndarray, np.ndarray]]:
-        """Batch mode: keep the B copies of ``variables`` of ``owner`` (copy b holds entries
-        b·n_shared .. (b+1)·n_shared − 1) equal. A group ``<owner>_sum`` of ``n_shared`` cells
-        sums the copies' changes ``delta_<v>`` (a summed variable of ``<owner>_tie``, one synapse
-        per copy entry, B·n_shared in all), and the tie adds that sum to every copy, once per
-        example, after the copies computed their changes (``apply``). Returns the group, the
-        tie and its (i, j)."""
-        sums = NeuronGroup(
-            n_shared,
-            "\n".join(f"sum_{v} : 1" for v in variables),
-            name=f"{owner.name}_sum",
-        )
-        tie = Synapses(
-            sums,
-            owner,
-            "\n".join(f"sum_{v}_pre = delta_{v}_post : 1 (summed)" for v in variables),
-            name=f"{owner.name}_tie",
-        )
-        i = np.tile(np.arange(n_shared, dtype=np.int32), parts.structure.batch)
-        j = np.arange(n_shared * parts.structure.batch, dtype=np.int32)
-        tie.connect(i=i, j=j)
-        for v, updater in zip(variables, tie.summed_updaters.values(), strict=True):
-            set_slot(updater, self.slot("batch_sum"))
-            on_own_clock(updater, parts.per_example, f"{owner.name}_sum_{v}_clock")
-        add = "\n".join(f"{v}_post = {v}_post + sum_{v}_pre" for v in variables)
-        apply = tie.run_regularly(add, dt=parts.per_example, name=f"{owner.name}_tie_apply")
-        parts.runners.append((apply, self.slot("batch_apply")))
-        return sums, tie, (i, j)
 
     def _monitors(
         self,

@@ -150,23 +150,6 @@ def example_timed(
     return timed, timed_dt, example_ms
 
 
-def batch_rows(values: np.ndarray, batch: int) -> np.ndarray:
-    """Batch mode: K·B examples (rows) as K presentations of B copies side by side (row k holds
-    examples k·B .. k·B + B − 1, copy b's columns b·n .. (b+1)·n − 1), the layout of
-    ``inputs`` and ``targets`` for a build of ``batch`` copies."""
-    values = np.atleast_2d(np.asarray(values, dtype=float))
-    if values.shape[0] % batch:
-        raise ValueError(f"{values.shape[0]} examples do not fill batches of {batch}")
-    return values.reshape(values.shape[0] // batch, batch * values.shape[1])
-
-
-def unbatch_rows(values: np.ndarray, batch: int) -> np.ndarray:
-    """The inverse of :func:`batch_rows`: recorded rows of B copies side by side (rows × B·n) →
-    one row per example and copy (rows·B × n), copy b of row k at k·B + b."""
-    values = np.asarray(values)
-    return values.reshape(values.shape[0] * batch, values.shape[1] // batch)
-
-
 def sampling_steps(example_ms: float, phase_ms: float) -> dict[str, float]:
     """The sampling steps of the TimedArray inputs: one row per example for the inputs, targets
     and restarts, one per ``phase_ms`` for β and the gates."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim.batch import tile_copies
 from neurosim.blocks import layer_sizes
 from neurosim.connectivity import matrix_to_w, w_to_matrix
 
@@ -77,7 +78,7 @@ def weight_values(
             out[f"layer{name[1:]}.b"] = arr.copy()
         else:
             raise ValueError(f"unknown parameter {name!r}: names are W1.., b1..")
-    return {key: np.tile(value, batch) for key, value in out.items()} if batch > 1 else out
+    return tile_copies(out, batch)
 
 
 def weights_from_state(

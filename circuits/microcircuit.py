@@ -75,6 +75,32 @@ dw/dt = η·plastic(t)·Δ, η a ``(shared, constant)`` parameter ``eta`` per pr
 6. ``groups``, order 0: neuron state updaters; then thresholds and spike transmission (a spike
    emitted in step t enters the traces in step t and the sums in step t + dt).
 
+In batch mode the copies' filters are summed at ``groups`` −3 (``batch_sum``) and the weights
+changed at ``groups`` −2 (``batch_apply``), after the sums read w(t) and before the filters move.
+
+**Batch mode** (``batch = B > 1``; issue 14, as GeNN's batch mode; :mod:`neurosim.batch`): B
+copies of the circuit run side by side in one build, each on its own example, with one weight per
+synapse shared by the copies. Every group is B·n cells (copy b: cells b·n .. (b+1)·n − 1), every
+projection B dense blocks on the diagonal, ``inputs`` and ``targets`` B·n columns
+(:func:`~neurosim.batch.batch_rows`); ``nudge`` and ``plastic`` are shared. *How the copies share
+the weights:* each copy keeps its own low-pass filter Δ_b (it filters that copy's induction), and
+the copies' filtered changes are summed **every step**::
+
+    dw/dt = η·plastic(t)·Σ_b Δ_b
+
+— the rule above with the sum of the copies' Δ in place of one Δ, integrated with the same Euler
+step (w reads the Δ of the step's start). A group ``<name>_sum`` of one cell per shared weight sums
+the Δ_b (a summed variable of the ``Synapses`` ``<name>_tie``, one synapse per copy's weight), and
+the tie adds η·plastic·ΣΔ·dt to every copy, so the copies stay bitwise equal. Summing per step
+rather than once per example keeps the continuous rule as it is (B identical examples learn exactly
+as one example at B times the rate, and weights still change within an example), at the price of
+two passes over the B copies' synapses per step. Each rate applies to each copy's change: a
+mini-batch step is B times the mean change (the convention of the Hopfield circuit's batch mode).
+The torch twin of this update is :func:`models.dendritic_microcircuit.learning.learning_step`
+(equal to 1e-9, ``tests/test_microcircuit_batch.py``). Rate and spiking read-out, instantaneous
+and prospective cells; fixed top-down weights are tiled and never change. ``batch = 1`` builds
+exactly the circuit above (no ties, the same generated code and build key).
+
 ``TimedArray`` inputs: ``inputs`` (rows × n0), ``targets`` (rows × nN, target *potentials*),
 ``nudge`` (rows) and ``plastic`` (rows), each sampled every ``timed_dt_ms`` (per name, a multiple
 of dt; the last row holds after the end).
@@ -89,6 +115,7 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 
+from neurosim.batch import check_batch, first_copy, tie_copies, tile_copies
 from neurosim.blocks import (
     RELEASE_FAILURE,
     LayeredStructure,
@@ -102,7 +129,7 @@ from neurosim.blocks import (
     transmit,
 )
 from neurosim.circuit import Circuit, Cost, dense_cost
-from neurosim.connectivity import dense_connectivity, matrix_to_w, w_to_matrix
+from neurosim.connectivity import batched_connectivity, dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
 from neurosim.parameters.microcircuit import MicrocircuitParams
 from neurosim.registry import register_circuit
@@ -139,7 +166,8 @@ class MicrocircuitStructure(LayeredStructure):
     σ is then the run-time parameter ``layer{k}.sigma``); ``record``: variables to record per
     group (None: :func:`default_record`; ``{}`` records none) every ``record_dt_ms``;
     ``weight_record_dt_ms``: also record every projection's ``w`` that often; ``timed_dt_ms``:
-    the sampling step of the TimedArray inputs (one value, or one per name; None: dt).
+    the sampling step of the TimedArray inputs (one value, or one per name; None: dt);
+    ``batch``: copies of the circuit simulated side by side (batch mode, module docstring).
     """
 
     sizes: list[int] | tuple[int, ...] = field(
@@ -153,9 +181,16 @@ class MicrocircuitStructure(LayeredStructure):
     record_dt_ms: float | None = 1.0
     weight_record_dt_ms: float | None = None
     timed_dt_ms: Any = None
+    batch: int = field(
+        default=1,
+        metadata={"description": "examples simulated side by side, one shared weight per "
+                  "synapse, their filtered changes summed every step (mini-batch); 1: one "
+                  "example at a time", "ge": 1},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_readout(self.readout, self.p_fail)
+        check_batch(self.batch)
         if self.topdown not in TOPDOWN:
             raise ValueError(f"topdown must be one of {TOPDOWN}, got {self.topdown!r}")
         object.__setattr__(self, "sizes", tuple(layer_sizes(self.sizes)))
@@ -187,9 +222,10 @@ def weight_values(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def weights_from_state(
     state: Mapping[str, np.ndarray], sizes: Sequence[int], topdown: str = "fixed"
 ) -> dict[str, np.ndarray]:
-    """The weight matrices found in a run's ``state`` (keys ``'W1.w'``, ...)."""
+    """The weight matrices found in a run's ``state`` (keys ``'W1.w'``, ...); in batch mode the
+    first copy's (the copies are kept equal)."""
     return {
-        name: w_to_matrix(state[f"{name}.w"], *shape)
+        name: w_to_matrix(first_copy(state[f"{name}.w"], shape[0] * shape[1]), *shape)
         for name, shape in weight_shapes(sizes, topdown).items()
         if f"{name}.w" in state
     }
@@ -331,9 +367,13 @@ def _sample_dt(name: str, dt_ms: float, timed_dt_ms: Any) -> float:
 
 
 def _timed_arrays(
-    timed: Mapping[str, np.ndarray], sizes: Sequence[int], dt_ms: float, timed_dt_ms: Any
+    timed: Mapping[str, np.ndarray],
+    sizes: Sequence[int],
+    dt_ms: float,
+    timed_dt_ms: Any,
+    batch: int = 1,
 ) -> dict[str, TimedArray]:
-    columns = {"inputs": sizes[0], "targets": sizes[-1]}
+    columns = {"inputs": sizes[0] * batch, "targets": sizes[-1] * batch}  # B copies side by side
     steps = {name: _sample_dt(name, dt_ms, timed_dt_ms) for name in TIMED_INPUTS}
     return timed_inputs(timed, TIMED_INPUTS, columns, dt_ms, steps)
 
@@ -353,10 +393,17 @@ class _Parts:
     synapses: list[Synapses] = field(default_factory=list)
     connectivity: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     factor_runners: list[Any] = field(default_factory=list)
+    ties: list[Any] = field(default_factory=list)
 
     def group(self, n: int, eqs: str, name: str) -> NeuronGroup:
+        """A group of ``n`` cells per copy (B·n in batch mode, copy-major)."""
         g = NeuronGroup(
-            n, eqs, threshold=self.threshold, method="euler", name=name, namespace=self.namespace
+            n * self.s.batch,
+            eqs,
+            threshold=self.threshold,
+            method="euler",
+            name=name,
+            namespace=self.namespace,
         )
         set_slot(g.state_updater, self.circuit.slot("neuron_update"))
         return g
@@ -482,8 +529,9 @@ def _projection(
     carried backwards (tied top-down weights)."""
     spiking = parts.s.spiking
     pre_quantity = "x" if spiking else "r_pre"
+    tied = induction is not None and parts.s.batch > 1  # batch mode: w changed by the tie
     eqs = [f"{summed_target}_post = w*{pre_quantity} : 1 (summed)"]
-    if induction is None:
+    if induction is None or tied:
         eqs.append("w : 1")
     on_pre = on_post = None
     if spiking:
@@ -496,21 +544,32 @@ def _projection(
         else:
             eqs.append(f"{backward_target}_pre = w*r_post : 1 (summed)")
     if induction is not None:
-        eqs += [
-            low_pass(induction, pre_quantity),
-            "dw/dt = eta*plastic(t)*Delta/ms : 1 (clock-driven)",
-            "eta : 1 (shared, constant)",
-        ]
+        eqs.append(low_pass(induction, pre_quantity))
+        if not tied:
+            eqs.append("dw/dt = eta*plastic(t)*Delta/ms : 1 (clock-driven)")
+        eqs.append("eta : 1 (shared, constant)")
     syn = Synapses(
         source, target, "\n".join(eqs), on_pre=on_pre, on_post=on_post, method="euler",
         name=name, namespace=parts.syn_namespace,
     )  # fmt: skip
-    i, j = dense_connectivity(len(source), len(target))
+    B = parts.s.batch
+    n_pre, n_post = len(source) // B, len(target) // B
+    i, j = batched_connectivity(n_pre, n_post, B)
     syn.connect(i=i, j=j)
     if spiking:
         syn.p_fail = parts.s.p_fail
     parts.connectivity[name] = (i, j)
     parts.synapses.append(syn)
+    if tied:
+        # dw/dt = η·plastic(t)·Σ_b Δ_b: the copies' filtered changes summed every step, then
+        # added to every copy (Euler with Δ of the step's start, as dw/dt above)
+        sums, tie, parts.connectivity[f"{name}_tie"] = tie_copies(
+            syn, n_pre * n_post, B, {"sum_Delta": "Delta_post"},
+            "w_post = w_post + eta_post*plastic(t)*sum_Delta_pre*dt/ms",
+            sum_slot=parts.circuit.slot("batch_sum"), apply_slot=parts.circuit.slot("batch_apply"),
+            namespace={"plastic": parts.syn_namespace["plastic"]},
+        )  # fmt: skip
+        parts.ties += [sums, tie]
     return syn
 
 
@@ -535,7 +594,7 @@ def _build_synapses(parts: _Parts) -> None:
             layers[k + 1], inters[k - 1], f"u_next_post = {u_pre} : 1 (summed)",
             name=f"copy{k}", namespace=parts.syn_namespace,
         )  # fmt: skip
-        idx = np.arange(s.sizes[k + 1], dtype=np.int32)
+        idx = np.arange(s.sizes[k + 1] * s.batch, dtype=np.int32)
         copy.connect(i=idx, j=idx)
         parts.connectivity[f"copy{k}"] = (idx, idx.copy())
         parts.synapses.append(copy)
@@ -589,11 +648,13 @@ class MicrocircuitCircuit(Circuit):
     )
     Params = MicrocircuitParams
     Structure = MicrocircuitStructure
-    configurable = ("sizes",)
+    configurable = ("sizes", "batch")
     schedule = {
         "summed": ("start", -10),
         "factors": ("start", -5),
         "monitor": ("start", 0),
+        "batch_sum": ("groups", -3),
+        "batch_apply": ("groups", -2),
         "synapse_update": ("groups", -1),
         "neuron_update": ("groups", 0),
     }
@@ -610,7 +671,7 @@ class MicrocircuitCircuit(Circuit):
         and initial state default to 0 and are given per run as ``values``
         (:func:`weight_values`, :func:`eta_values`)."""
         params.phi_expr("u")  # validates params.phi
-        tas = _timed_arrays(timed, structure.sizes, dt_ms, structure.timed_dt_ms)
+        tas = _timed_arrays(timed, structure.sizes, dt_ms, structure.timed_dt_ms, structure.batch)
         readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
         conductances = ("g_lk", "g_B", "g_A", "g_D", "g_som")
         namespace: dict[str, Any] = {name: getattr(params, name) for name in conductances}
@@ -625,7 +686,13 @@ class MicrocircuitCircuit(Circuit):
         _build_synapses(parts)
         monitors = _build_monitors(parts)
         return CircuitBuild(
-            objects=[*parts.layers, *parts.inters, *parts.synapses, *monitors.values()],
+            objects=[
+                *parts.layers,
+                *parts.inters,
+                *parts.synapses,
+                *parts.ties,
+                *monitors.values(),
+            ],
             namespace={},
             timed_arrays=tas,
             connectivity=parts.connectivity,
@@ -645,6 +712,12 @@ class MicrocircuitCircuit(Circuit):
     def weight_shapes(self, structure: MicrocircuitStructure) -> dict[str, tuple[int, ...]]:
         return dict(weight_shapes(structure.sizes, structure.topdown))
 
+    def weight_values(
+        self, structure: MicrocircuitStructure, weights: Mapping[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Named matrices → run values, one copy per copy of the circuit (batch mode)."""
+        return tile_copies(super().weight_values(structure, weights), structure.batch)
+
     def weights_from_state(
         self, structure: MicrocircuitStructure, state: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -655,20 +728,24 @@ class MicrocircuitCircuit(Circuit):
 
     def cost(self, structure: MicrocircuitStructure) -> Cost:
         """Groups with their state variables, the dense projections (w, Δ, and a trace when
-        spiking) and the one-to-one copies; monitors are left out (their size depends on the run
-        length, which the structure does not fix)."""
-        sizes, n_layers = structure.sizes, structure.n_layers
-        groups = {"layer0": (sizes[0], 2), f"layer{n_layers}": (sizes[-1], 4)}
+        spiking) and the one-to-one copies, B times in batch mode with the ties of the plastic
+        projections (one sum per shared weight, one tie synapse per copy's); monitors are left
+        out (their size depends on the run length, which the structure does not fix)."""
+        sizes, n_layers, B = structure.sizes, structure.n_layers, structure.batch
+        groups = {"layer0": (sizes[0] * B, 2), f"layer{n_layers}": (sizes[-1] * B, 4)}
         for k in range(1, n_layers):
-            groups[f"layer{k}"] = (sizes[k], 7)
-            groups[f"inter{k}"] = (sizes[k + 1], 5)
+            groups[f"layer{k}"] = (sizes[k] * B, 7)
+            groups[f"inter{k}"] = (sizes[k + 1] * B, 5)
         per_synapse = 3 if structure.spiking else 2
-        projections = {
-            name: (pre, post, per_synapse)
-            for name, (post, pre) in weight_shapes(sizes, structure.topdown).items()
-        }
+        shapes = weight_shapes(sizes, structure.topdown)
+        projections = {name: (pre, post * B, per_synapse) for name, (post, pre) in shapes.items()}
         for k in range(1, n_layers):
-            projections[f"copy{k}"] = (sizes[k + 1], 1, 0)
+            projections[f"copy{k}"] = (sizes[k + 1] * B, 1, 0)
+        if B > 1:
+            for name, (post, pre) in shapes.items():
+                if not (name.startswith("B") and structure.topdown != "learned"):
+                    groups[f"{name}_sum"] = (pre * post, 1)
+                    projections[f"{name}_tie"] = (pre * post, B, 0)
         return dense_cost(groups, projections)
 
 

@@ -51,6 +51,10 @@ FAMILIES = {
     ),
 }  # fmt: skip
 
+#: batch mode (issue 14): the same runs with B copies side by side (their ties: sums every step
+#: for the microcircuit, once per example for the two-phase Hopfield circuit)
+BATCH = {"microcircuit": 2, "hopfield": 4}
+
 
 def test_gpu_detection_is_quick_and_boolean() -> None:
     start = time.perf_counter()
@@ -122,11 +126,27 @@ def test_generated_main_applies_the_run_seed(tmp_path: Path) -> None:
 @pytest.mark.cuda_build
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_cuda_standalone_compiles_and_stops_without_gpu(tmp_path: Path, family: str) -> None:
+    _compile_and_stop(tmp_path, family, [])
+
+
+@pytest.mark.slow
+@pytest.mark.cuda_build
+@pytest.mark.parametrize("family", sorted(BATCH))
+def test_cuda_standalone_compiles_in_batch_mode(tmp_path: Path, family: str) -> None:
+    """Batch mode compiles for CUDA too: B copies, their shared weights tied by summed
+    variables and ``run_regularly`` code on ``Synapses`` that target ``Synapses``."""
+    _compile_and_stop(tmp_path, family, ["--set", f"circuit.batch={BATCH[family]}"])
+
+
+def _compile_and_stop(tmp_path: Path, family: str, extra: list[str]) -> None:
+    """Run the family's small protocol run on cuda_standalone: it compiles, then stops with one
+    sentence (no GPU), leaving one complete build in the cache."""
     if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
         pytest.skip("nvcc is not installed: brian2cuda cannot compile")
     if gpu_present():
         pytest.skip("a GPU is present: this test checks the no-GPU path (tests/test_gpu.py runs)")
     protocol, options = FAMILIES[family]
+    options = [*options, *extra]
     cache, out = tmp_path / "cache", tmp_path / "out"
     env = {**os.environ, "NEUROSIM_CACHE": str(cache)}
     command = [sys.executable, "-m", "neurosim", "run", protocol, "--circuit", family]

@@ -45,6 +45,9 @@ What is here (every public name is importable from ``models.dendritic_microcircu
 * :mod:`.updates`: the induction terms :func:`forward_update`, :func:`ip_update`,
   :func:`pi_update`, all three at once (:func:`plasticity`); :func:`top_down_update` (not
   implemented);
+* :mod:`.learning`: learning in time as the circuit does it, low-pass filtered rules and the
+  mini-batch sum of the circuit's batch mode: :class:`LearningState`, :func:`learning_start`,
+  :func:`learning_step`, :func:`plastic_names`;
 * :mod:`.reference`: :func:`backprop_reference` (error signals and gradients of the same
   architecture through autograd, for the losses :data:`LOSSES` of :func:`output_loss`); the
   backprop baseline itself is :mod:`models.backprop` with :func:`feedforward`'s layer function.
@@ -59,6 +62,12 @@ from models.dendritic_microcircuit.dynamics import (
     residual,
     step,
     two_pass,
+)
+from models.dendritic_microcircuit.learning import (
+    LearningState,
+    learning_start,
+    learning_step,
+    plastic_names,
 )
 from models.dendritic_microcircuit.network import (
     DTYPE,
@@ -105,6 +114,7 @@ __all__ = [
     "DTYPE",
     "LOSSES",
     "BackpropReference",
+    "LearningState",
     "MicrocircuitParameters",
     "MicrocircuitState",
     "Relaxation",
@@ -123,10 +133,13 @@ __all__ = [
     "interneuron_gain",
     "ip_update",
     "layer_sizes",
+    "learning_start",
+    "learning_step",
     "logistic",
     "logistic_derivative",
     "output_loss",
     "pi_update",
+    "plastic_names",
     "plasticity",
     "rate_derivative",
     "rate_function",

@@ -4,6 +4,12 @@ Every run of the self-predicting and supervised stages (training chunk, test pas
 learner, self-predicting chunk) is one run of ONE compiled build of ``patterns_per_run``
 patterns: weights and state flow between runs through the circuit's ``state_keys``; a last,
 shorter chunk is padded with patterns that have nudging and plasticity off.
+
+Batch mode (``circuit.batch`` = B, supervised stage): a run presents ⌈P/B⌉ presentations of B
+examples side by side (:func:`neurosim.batch.batch_rows`; example k·B + b is copy b's in
+presentation k), the copies sharing their weights (mini-batch learning,
+``circuits/microcircuit.py``); a learning pass takes whole mini-batches, a pass without learning
+any number of examples (the copies of a padded presentation see the last example again).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim.batch import batch_rows, unbatch_rows
 from neurosim.config import RunConfig
 from neurosim.engine import RunResult, Simulation
 from neurosim.errors import ConfigError
@@ -35,15 +42,27 @@ class TrainingCircuit:
     #: spiking read-out: the first cells per group whose spike trains the recording keeps
     spike_cells: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def batch(self) -> int:
+        """Examples side by side per presentation (1: one at a time)."""
+        return self.task.batch
+
+    @property
+    def capacity(self) -> int:
+        """Examples per run: P, or ⌈P/B⌉ presentations of B in batch mode."""
+        return self.task.presentations * self.task.batch
+
 
 def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     """The training stages' circuit for ``task``: one build of P patterns, compiled once and
-    re-run per chunk, recording u, vA and uI at each pattern's end, and with the spiking read-out
-    the spikes of every cell. The recording's sample of spike trains (:mod:`neurosim.spike_sample`)
-    is cut from those: this build is shared with the comparisons and the virtual experiments,
-    which read every cell's spikes, and a second build of sampled monitors would cost a
-    compilation to save nothing measurable (benchmarks/README.md, bench_spike_sample.py)."""
-    cfg, sizes, P, circuit = task.cfg, task.sizes, task.P, task.circuit
+    re-run per chunk, recording u, vA and uI at each pattern's end (B copies of the circuit side
+    by side in batch mode), and with the spiking read-out the spikes of every cell. The
+    recording's sample of spike trains (:mod:`neurosim.spike_sample`) is cut from those: this
+    build is shared with the comparisons and the virtual experiments, which read every cell's
+    spikes, and a second build of sampled monitors would cost a compilation to save nothing
+    measurable (benchmarks/README.md, bench_spike_sample.py)."""
+    cfg, sizes, P, circuit = task.cfg, task.sizes, task.presentations, task.circuit
+    B = task.batch
     readout = run.readout or "rate"
     record: dict[str, tuple[str, ...]] = {}
     for k in range(1, task.n_layers):
@@ -53,11 +72,11 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     timed_dt = {"inputs": cfg.pattern_ms, "targets": cfg.pattern_ms, "nudge": cfg.pattern_ms}
     gate, gate_dt = gate_rows(P, np.ones(P), cfg.pattern_ms, cfg.learning_lag_ms, cfg.dt_ms)
     timed_dt["plastic"] = gate_dt
-    init = circuit.timed_values(np.zeros((P, sizes[0])), sizes[-1], plastic=gate)
+    init = circuit.timed_values(np.zeros((P, sizes[0] * B)), sizes[-1] * B, plastic=gate)
     init["nudge"] = np.zeros(P)
     structure = circuit.Structure(
         sizes, readout=readout, p_fail=cfg.p_fail, topdown=cfg.top_down, record=record,
-        record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt,
+        record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt, batch=B,
     )  # fmt: skip
     sim = Simulation(
         circuit.builder(structure, task.params, cfg.dt_ms),
@@ -105,7 +124,7 @@ def start_values(task: Task, w: dict[str, np.ndarray], readout: str) -> dict[str
 
 
 def _structure(task: Task) -> Any:
-    return task.circuit.Structure(task.sizes, topdown=task.cfg.top_down)
+    return task.circuit.Structure(task.sizes, topdown=task.cfg.top_down, batch=task.batch)
 
 
 def learning_values(
@@ -123,48 +142,55 @@ def learning_values(
 def chunk_timed(
     task: Task, x: np.ndarray, u: np.ndarray | None, nudge: float, learn: bool
 ) -> tuple[dict[str, np.ndarray], int]:
-    """TimedArray values for ≤ P patterns, padded to P (padding: nudge and plasticity off)."""
-    cfg, P = task.cfg, task.P
+    """TimedArray values for ≤ P patterns, padded to P (padding: nudge and plasticity off); in
+    batch mode ⌈P/B⌉ presentations of B, where learning takes whole mini-batches."""
+    cfg, P, B = task.cfg, task.presentations, task.batch
     n = len(x)
+    if learn and n % B:
+        raise ValueError(f"learning takes whole mini-batches: {n} examples, batch {B}")
     active = np.zeros(P)
-    active[:n] = 1.0
-    xs = np.zeros((P, task.sizes[0]))
+    active[: -(-n // B)] = 1.0
+    xs = np.zeros((P * B, task.sizes[0]))
     xs[:n] = x
     xs[n:] = x[-1]
-    us = np.zeros((P, task.sizes[-1]))
+    us = np.zeros((P * B, task.sizes[-1]))
     if u is not None:
         us[:n] = u
         us[n:] = u[-1]
     gate, _ = gate_rows(P, active, cfg.pattern_ms, cfg.learning_lag_ms, cfg.dt_ms)
     if not learn:
         gate[:] = 0.0
+    if B > 1:
+        xs, us = batch_rows(xs, B), batch_rows(us, B)
     tv = task.circuit.timed_values(
-        xs, task.sizes[-1], targets=us, nudge=nudge * active, plastic=gate
+        xs, task.sizes[-1] * B, targets=us, nudge=nudge * active, plastic=gate
     )
     return tv, n
 
 
-def pattern_ends(result: RunResult, group: str, var: str, n: int) -> np.ndarray:
+def pattern_ends(result: RunResult, group: str, var: str, n: int, batch: int = 1) -> np.ndarray:
     """``var`` of ``group`` at the end of each of the first ``n`` patterns (n, cells).
 
     The monitor samples at t = 0, T, 2T, ...: sample k+1 is the end of pattern k; the end of
     the last pattern is the run's final state (for ``u``/``uI``) — for other variables the
-    last pattern is left out.
+    last pattern is left out. ``batch``: B examples per presentation, side by side.
     """
     samples = result.monitors[group][var][1:]
     key = f"{group}.{var}"
     if key in result.state:
         samples = np.concatenate([samples, result.state[key][None, :]], axis=0)
-    return samples[:n]
+    return unbatch_rows(samples, batch)[:n] if batch > 1 else samples[:n]
 
 
-def _collect_ends(outs: dict[str, list[np.ndarray]], result: RunResult, n_layers: int, n: int):  # noqa: ANN202
-    outs["out"].append(pattern_ends(result, f"layer{n_layers}", "u", n))
+def _collect_ends(  # noqa: ANN202
+    outs: dict[str, list[np.ndarray]], result: RunResult, n_layers: int, n: int, batch: int
+):
+    outs["out"].append(pattern_ends(result, f"layer{n_layers}", "u", n, batch))
     for k in range(1, n_layers):
-        vA = pattern_ends(result, f"layer{k}", "vA", n)
+        vA = pattern_ends(result, f"layer{k}", "vA", n, batch)
         outs[f"vA{k}"].append(vA[: min(n, len(vA))])
-        outs[f"uI{k}"].append(pattern_ends(result, f"inter{k}", "uI", n))
-        outs[f"u{k}"].append(pattern_ends(result, f"layer{k}", "u", n))
+        outs[f"uI{k}"].append(pattern_ends(result, f"inter{k}", "uI", n, batch))
+        outs[f"u{k}"].append(pattern_ends(result, f"layer{k}", "u", n, batch))
 
 
 def run_pass(
@@ -189,9 +215,10 @@ def run_pass(
         outs[f"vA{k}"], outs[f"uI{k}"], outs[f"u{k}"] = [], [], []
     traced: dict[str, list] = {name: [] for name in trace or {}}
     wall = 0.0
-    for c, start in enumerate(range(0, len(x), task.P)):
-        xs = x[start : start + task.P]
-        us = None if u is None else u[start : start + task.P]
+    size = tc.capacity
+    for c, start in enumerate(range(0, len(x), size)):
+        xs = x[start : start + size]
+        us = None if u is None else u[start : start + size]
         tv, n = chunk_timed(task, xs, us, nudge, learn)
         result = tc.sim.run(values=values, timed=tv, seed=run_seed(seed, c), read=tc.keys)
         tc.runs += 1
@@ -200,7 +227,7 @@ def run_pass(
         wall += result.wall_seconds
         if learn:
             values = {**values, **result.state}
-        _collect_ends(outs, result, N, n)
+        _collect_ends(outs, result, N, n, tc.batch)
         if trace:
             w = task.circuit.named_weights_from_state(result.state, task.sizes, task.cfg.top_down)
             for name, fn in trace.items():
@@ -233,6 +260,8 @@ def frozen_pass(
     raw run result (all its monitors; :func:`pattern_ends` reads each pattern's end) and the
     number of inputs presented. For running a trained circuit on new inputs."""
     task = tc.task
+    if tc.batch > 1:
+        raise ConfigError("a frozen pass presents one example at a time: use circuit.batch = 1.")
     if len(x) > task.P:
         raise ConfigError(
             f"{len(x)} inputs do not fit one run of {task.P} patterns (patterns_per_run)."

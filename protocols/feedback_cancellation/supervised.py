@@ -6,7 +6,10 @@ MSE (‖φ(u_N) − r_target‖² per pattern). A shallow learner (the same comp
 hidden forward weights frozen) and a backprop baseline (torch, same architecture) run on the same
 split, or come from :mod:`neurosim.result_cache` when a run with the same inputs trained them.
 The forward learning rates decay by ``eta_decay`` per epoch: per-pattern SGD noise sets the
-accuracy floor at a constant rate; the lateral rules keep their rates."""
+accuracy floor at a constant rate; the lateral rules keep their rates. Batch mode
+(``circuit.batch`` = B): B examples side by side, their filtered weight changes summed every
+step (each rate applies to each copy's change); an epoch trains on the first ⌊n/B⌋·B examples
+of its permutation."""
 
 from __future__ import annotations
 
@@ -204,6 +207,8 @@ def train_supervised(
     shallow = ShallowCache(run, tc, learners, perms)
     for epoch in range(1, epochs + 1):
         perm = perms[epoch - 1]
+        if task.batch > 1:  # whole mini-batches: the few left over sit this epoch out
+            perm = perm[: len(perm) // task.batch * task.batch]
         for idx, name in enumerate(list(learners.values)):
             if name == "shallow" and shallow.hit():
                 continue
@@ -270,6 +275,8 @@ def train_supervised(
             "simulated_seconds": tc.sim.duration_ms / 1000.0 * tc.runs,
         }
     )
+    if task.batch > 1:  # mini-batch learning (batch 1 reports nothing, as before)
+        metrics["batch"] = task.batch
     if cfg.shallow and data.task == "regression":
         metrics["mse_ratio_circuit_to_shallow"] = last_eval["mse"] / learners.history["shallow"][-1]
     w_end = task.circuit.named_weights_from_state(

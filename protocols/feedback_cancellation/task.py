@@ -60,11 +60,30 @@ class Task:
                 f"({self.n_layers} for circuit.sizes {self.sizes})."
             )
         self.P = cfg.patterns_per_run or len(self.data.x_test)
+        #: examples side by side per presentation (``circuit.batch``; mini-batch learning)
+        self.batch = int(getattr(circ, "batch", None) or 1)
+        if self.batch > 1 and cfg.stage != "supervised":
+            raise ConfigError(
+                f"circuit.batch = {self.batch} is built for the supervised stage only; stage "
+                f"{cfg.stage!r} runs one example at a time (circuit.batch = 1)."
+            )
+        if self.batch > len(self.data.x_train):
+            raise ConfigError(
+                f"circuit.batch = {self.batch} needs at least {self.batch} training examples; "
+                f"the data set has {len(self.data.x_train)}."
+            )
         self.cfg = cfg
         self.readout = run.readout or "rate"
         self.evaluation = evaluation_mode(cfg, self.params, self.readout)
-        structure = self.circuit.Structure(self.sizes, readout=self.readout, topdown=cfg.top_down)
+        structure = self.circuit.Structure(
+            self.sizes, readout=self.readout, topdown=cfg.top_down, batch=self.batch
+        )
         check_fits(self.circuit, structure)
+
+    @property
+    def presentations(self) -> int:
+        """Presentations per compiled run: the P patterns, B side by side in batch mode."""
+        return -(-self.P // self.batch)
 
 
 #: presentations after which the rate circuit's output is within 1e-10 of its fixed point

@@ -123,7 +123,7 @@ COMMANDS: dict[str, Quick] = {
     ),
     "neurosim run feedback-cancellation --preset digits-prospective --epochs 15": Quick(FC_QUICK),
     "neurosim run feedback-cancellation --preset digits-prospective --epochs 10 --set "
-    "circuit.batch=32 --set protocol.eta_forward=[0.015625, 0.003125] --set "
+    "circuit.batch=32 --set protocol.eta_forward=[0.015625,0.003125] --set "
     "protocol.eta_ip=0.0025": Quick(
         FC_QUICK + _sets("circuit.batch=4", "protocol.shallow=false", "protocol.backprop_epochs=0")
     ),

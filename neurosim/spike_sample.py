@@ -98,14 +98,16 @@ def sampled_spike_monitors(builder: Builder, cells: Mapping[str, int]) -> Builde
                 continue
             mon.active = False
             del circuit.monitors[key]
-            group = mon.source
+            # the group by the monitor's key: with populations the source is the units' first
+            # cells (a subgroup of the cells, named after them), still indexed as the units
+            name, group = key[len(SPIKE_MONITOR_PREFIX) :], mon.source
             # every cell's spike count stays (no spike times: cheap), for the firing rates in Hz
-            counts = COUNT_MONITOR_PREFIX + key[len(SPIKE_MONITOR_PREFIX) :]
+            counts = COUNT_MONITOR_PREFIX + name
             if counts not in circuit.monitors:
                 counter = SpikeMonitor(group, record=False, name=counts)
                 circuit.monitors[counts] = counter
                 circuit.objects.append(counter)
-            n = min(int(cells.get(group.name, 0)), len(group))
+            n = min(int(cells.get(name, 0)), len(group))
             if n > 0:
                 sample = SpikeMonitor(group[:n], name=f"sample_{key}")
                 circuit.monitors[key] = sample

@@ -203,7 +203,7 @@ from circuits.hopfield_values import (
     weight_values,
     weights_from_state,
 )
-from neurosim.batch import batch_rows, tie_copies, unbatch_rows
+from neurosim.batch import batch_rows, check_batch, tie_copies, unbatch_rows
 from neurosim.blocks import (
     READOUTS,
     RELEASE_FAILURE,
@@ -415,8 +415,7 @@ class HopfieldStructure(LayeredStructure):
                 f"population = {self.population} is a number of spiking cells per unit: it "
                 "needs the spiking read-out"
             )
-        if not isinstance(self.batch, int) or self.batch < 1:
-            raise ValueError(f"batch must be a whole number of copies ≥ 1, got {self.batch!r}")
+        check_batch(self.batch)
         if self.batch > 1 and self.continual:
             raise ValueError(
                 "batch mode sums the copies' changes once per example: it takes the two-phase "

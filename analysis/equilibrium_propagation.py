@@ -22,9 +22,11 @@ def plot_learning_curves(
     curves: Mapping[str, Sequence[float]],
     path: str | Path,
     backprop: Mapping[str, Sequence[float]] | Sequence[float] | None = None,
+    metric: str = "accuracy",
 ) -> Path:
-    """Test accuracy after each epoch (epoch 0: before training), one line per variant; the
-    backprop baseline (one curve, or one per name) from epoch 1."""
+    """Test accuracy (``metric``, or ``mse``: the mean squared error of a regression's output
+    rates) after each epoch (epoch 0: before training), one line per variant; the backprop
+    baseline (one curve, or one per name) from epoch 1."""
     fig = Figure(figsize=(6, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for name, values in curves.items():
@@ -35,10 +37,14 @@ def plot_learning_curves(
             if values:
                 ax.plot(np.arange(1, len(values) + 1), values, "k--", lw=1, label=name)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.axhline(0.1, color="grey", lw=0.6, ls=":")
-    ax.legend(fontsize=8, loc="lower right")
+    if metric == "accuracy":
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1)
+        ax.axhline(0.1, color="grey", lw=0.6, ls=":")
+    else:
+        ax.set_ylabel("test MSE of the output rates")
+        ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="lower right" if metric == "accuracy" else "upper right")
     return save_figure(fig, path)
 
 
@@ -165,10 +171,12 @@ def analyse(record: EPRecord, figures_dir: str | Path) -> dict:
             record.continual_error_exact,
         )  # fmt: skip
         return {}
+    metric = "accuracy" if "test_accuracy" in record.history else "mse"
     plot_learning_curves(
-        {record.variant or "circuit": record.history["test_accuracy"]},
+        {record.variant or "circuit": record.history[f"test_{metric}"]},
         out / "learning_curves.png",
         record.backprop_history,
+        metric,
     )
     if record.grad_curve is not None:
         plot_gradient_check(record.grad_curve, out / "gradient_check.png")

@@ -528,8 +528,18 @@ def test_npz_data_sets_resolve_to_their_code_and_sizes(tmp_path: Path) -> None:
     resolved = _resolve(dataset=own)
     assert resolved.run.preset == "npz" and resolved.run.input_code == "on-off"
     assert Task(resolved.run, resolved.protocol, resolved.circuit).sizes == [64, 100, 10]
-    with pytest.raises(ConfigError, match="equilibrium-propagation classifies"):
-        _resolve(dataset=f"npz:{_npz(tmp_path / 'reg.npz', regression=True)}")
+    # a regression: the targets are the npz file's values mapped onto rates [0.1, 0.8]
+    reg = _resolve(dataset=f"npz:{_npz(tmp_path / 'reg.npz', regression=True)}")
+    task = Task(reg.run, reg.protocol, reg.circuit)
+    assert task.regression and task.metric == "mse" and task.sizes == [64, 100, 1]
+    np.testing.assert_allclose(task.d_train, task.data.y_train)
+    assert task.d_train.min() == pytest.approx(0.1) and task.d_test.max() == pytest.approx(0.8)
+    assert task.score(task.d_test, "test") == 0.0
+    assert task.score(task.d_test + 0.1, "test") == pytest.approx(0.01)
+    assert task.score(np.zeros((3, 1)), "test", np.arange(3)) == pytest.approx(
+        np.mean(task.d_test[:3] ** 2)
+    )
+    assert Task(resolved.run, resolved.protocol, resolved.circuit).metric == "accuracy"
     with pytest.raises(ConfigError, match="missing array 'y_train'"):
         np.savez(tmp_path / "bad.npz", x_train=np.ones((3, 2)), x_test=np.ones((3, 2)))
         _resolve(dataset=f"npz:{tmp_path / 'bad.npz'}")
@@ -551,6 +561,41 @@ def test_a_short_run_on_an_npz_file(tmp_path: Path) -> None:
     assert (m["n_train"], m["n_test"]) == (60, 60)
     assert len(m["history"]["test_accuracy"]) == 3 and 0 <= m["test_accuracy"] <= 1
     assert set(m["dead_units"]) == {"layer1", "layer2"}
+
+
+def test_regression_targets_outside_the_unit_interval_are_refused() -> None:
+    """EP nudges ρ(s_N) ∈ [0, 1] toward its targets: a regression whose target rates leave [0, 1]
+    (the teacher's soft-ReLU rates) is refused by name."""
+    data = ds.load("teacher", seed=0)
+    assert data.task == "regression" and data.y_train.max() > 1.0
+    resolved = _resolve()
+    run = resolved.run.model_copy(update={"dataset": "teacher"})
+    with pytest.raises(ConfigError, match=r"target rates of 'teacher' lie in"):
+        Task(run, resolved.protocol, resolved.circuit)
+
+
+@pytest.mark.slow
+def test_a_regression_learns(tmp_path: Path) -> None:
+    """Regression on an npz file (issue 17): 32 signed features, one target, a smooth function of
+    a few features; the output rate's test MSE falls well below predicting the mean, and the
+    backprop baseline reports the same measure."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 1.0, (400, 32))
+    y = np.tanh(x[:, 0] - 0.5 * x[:, 1])
+    path = tmp_path / "reg.npz"
+    np.savez(path, x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
+    m = _run(
+        tmp_path, "reg", "--dataset", f"npz:{path}", "--epochs", "3",
+        "--set", "circuit.sizes=[64, 30, 1]", "--set", "protocol.examples_per_run=100",
+        "--set", "protocol.backprop_epochs=3", "--set", "protocol.grad_check=false",
+        "--set", "protocol.traces=false",
+    )  # fmt: skip
+    assert "test_accuracy" not in m and len(m["history"]["test_mse"]) == 4
+    d = ds.npz(f"npz:{path}")[0].y_test
+    mean_mse = float(np.mean((d - d.mean()) ** 2))
+    assert m["test_mse"] < 0.5 * mean_mse < m["history"]["test_mse"][0]
+    assert m["backprop_baseline"]["test_mse"] < 0.5 * mean_mse
+    assert m["best_test_mse"] == min(m["history"]["test_mse"])
 
 
 def test_a_circuit_too_large_for_memory_is_refused_before_building(

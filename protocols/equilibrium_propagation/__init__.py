@@ -60,7 +60,7 @@ from protocols.equilibrium_propagation.simulation import (
     static_values,
 )
 from protocols.equilibrium_propagation.spikes import SpikeSampler
-from protocols.equilibrium_propagation.training import accuracy, run_chunks, train
+from protocols.equilibrium_propagation.training import run_chunks, train
 from protocols.references import references_for
 
 __all__ = [
@@ -234,6 +234,12 @@ def _train_stage(
 
         return on_result
 
+    metric = task.metric  # accuracy (classification) or mse (regression)
+
+    def score(outputs: np.ndarray, part: str, rows: np.ndarray | None = None) -> float:
+        # regression: the mean squared error of the output rates ρ(s_N)
+        return task.score(ses.rates_of(outputs) if task.regression else outputs, part, rows)
+
     def test(vals: Mapping[str, Any], seed: int, recorded_epoch: int | None = None) -> float:
         on_result = counted("test")
         if spikes is not None and recorded_epoch is not None:  # spike trains of a few examples
@@ -242,12 +248,12 @@ def _train_stage(
             sim, ses.circuit, plan, vals, data.x_test, task.d_test, learn=False, seed=seed,
             on_result=on_result,
         )  # fmt: skip
-        return accuracy(done.outputs, data.labels_test)
+        return score(done.outputs, "test")
 
     progress(0, "testing the untrained circuit")
     history: dict[str, list] = {
-        "test_accuracy": [test(values, run_seed(run.seed, 9, 0), 0)],
-        "train_accuracy_online": [],
+        f"test_{metric}": [test(values, run_seed(run.seed, 9, 0), 0)],
+        f"train_{metric}_online": [],
         "lr_scale": [],
         "wall_seconds": [],
     }
@@ -262,11 +268,11 @@ def _train_stage(
         last = epoch + 1 == epochs
         acc = test(done.values, run_seed(run.seed, 9, epoch + 1), epoch + 1 if last else None)
         seen[0] += len(perm)
-        history["test_accuracy"].append(acc)
-        history["train_accuracy_online"].append(accuracy(done.outputs, data.labels_train[perm]))
+        history[f"test_{metric}"].append(acc)
+        history[f"train_{metric}_online"].append(score(done.outputs, "train", perm))
         history["lr_scale"].append(cfg.lr_decay**epoch)
         history["wall_seconds"].append(done.wall_seconds)
-        progress(1, f"epoch {epoch + 1}/{epochs}: test accuracy {acc:.4f}")
+        progress(1, f"epoch {epoch + 1}/{epochs}: test {metric} {acc:.4f}")
 
     values = train(
         sim, ses.circuit, plan, values, data.x_train, task.d_train, epochs=epochs, rng=rng,
@@ -291,10 +297,10 @@ def _train_stage(
             sim, ses.circuit, plan, values, data.x_train, task.d_train, learn=False,
             seed=run_seed(run.seed, 8), on_result=ses.builds.count,
         )  # fmt: skip
-        metrics["train_accuracy"] = accuracy(done.outputs, data.labels_train)
+        metrics[f"train_{metric}"] = score(done.outputs, "train")
         states, over = done.free_states, "training set, end of the free phase, trained weights"
     else:
-        metrics["train_accuracy"] = history["train_accuracy_online"][-1]
+        metrics[f"train_{metric}"] = history[f"train_{metric}_online"][-1]
         states, over = last_states, "training set, end of the free phase, last epoch (online)"
     low, high = ses.circuit.neuron_for(ses.params).sensitive
     metrics.update(
@@ -334,9 +340,10 @@ def _training_metrics(
 ) -> dict[str, Any]:
     """The training stage's metrics: accuracies, baseline, gradient check and settings."""
     task, cfg, plan = ses.task, ses.task.cfg, ses.plan
+    curve = history[f"test_{task.metric}"]
     return {
-        "test_accuracy": history["test_accuracy"][-1],
-        "best_test_accuracy": max(history["test_accuracy"]),
+        f"test_{task.metric}": curve[-1],
+        f"best_test_{task.metric}": min(curve) if task.regression else max(curve),
         "history": history,
         "backprop_baseline": bp,
         **grad,
@@ -401,7 +408,7 @@ def _trace(ses: Session, w: Mapping[str, np.ndarray]) -> dict[str, Any]:
         "x": x[0],
         "free_steps": plan.free_steps,
         "nudged_steps": plan.nudged_steps,
-        "label": int(task.data.labels_test[0]),
+        "label": None if task.regression else int(task.data.labels_test[0]),
     }
     for k in range(1, N + 1):
         out[f"s{k}"] = result.monitors[f"layer{k}"]["s"][: e + 1]
@@ -413,18 +420,19 @@ def _segments(
     ses: Session, history: Mapping[str, list], trace: Mapping[str, Any] | None
 ) -> list[SegmentRecord]:
     """The learning curve, and the traced example's states every step."""
-    variant, dt = ses.task.variant, ses.plan.dt_ms
+    variant, dt, metric = ses.task.variant, ses.plan.dt_ms, ses.task.metric
     period = ses.plan.example_steps * dt / 1000.0
+    what = "mean squared error of the output rates" if ses.task.regression else "accuracy"
     segments = [
         SegmentRecord(
             "learning", [],
             [
                 SignalRecord(
-                    "test_accuracy", np.asarray(history["test_accuracy"])[:, None], period,
-                    0.0, "dimensionless", {"description": "test accuracy after each epoch"},
+                    f"test_{metric}", np.asarray(history[f"test_{metric}"])[:, None], period,
+                    0.0, "dimensionless", {"description": f"test {what} after each epoch"},
                 )
             ],
-            {"variant": variant, "epochs": len(history["test_accuracy"]) - 1},
+            {"variant": variant, "epochs": len(history[f"test_{metric}"]) - 1},
         )
     ]  # fmt: skip
     if trace is not None:

@@ -25,9 +25,10 @@ def backprop_baseline(
         return {}
     net = backprop.FeedForward(w0, ep.baseline_layer(cfg.backprop_activation))
 
+    metric = task.metric  # accuracy, or the mean squared error of the output rates
+
     def evaluate(model: backprop.FeedForward, epoch: int) -> dict[str, float]:
-        pred = model.predict(data.x_test)
-        return {"test_accuracy": float(np.mean(np.argmax(pred, axis=1) == data.labels_test))}
+        return {f"test_{metric}": task.score(model.predict(data.x_test), "test")}
 
     start = time.perf_counter()
     history = backprop.train(
@@ -35,11 +36,10 @@ def backprop_baseline(
         lr_decay=cfg.lr_decay, optimiser="sgd", batch=1, seed=seed, evaluate=evaluate,
     )  # fmt: skip
     wall = time.perf_counter() - start
-    train_pred = net.predict(data.x_train)
     return {
-        "test_accuracy": history[-1]["test_accuracy"],
-        "train_accuracy": float(np.mean(np.argmax(train_pred, axis=1) == data.labels_train)),
-        "history": [h["test_accuracy"] for h in history],
+        f"test_{metric}": history[-1][f"test_{metric}"],
+        f"train_{metric}": task.score(net.predict(data.x_train), "train"),
+        "history": [h[f"test_{metric}"] for h in history],
         "epochs": n_epochs,
         "lr": task.backprop_lr,
         "activation": cfg.backprop_activation,

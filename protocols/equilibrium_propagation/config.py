@@ -141,11 +141,19 @@ class Task:
 
     def __init__(self, run: RunConfig, cfg: EquilibriumPropagationConfig, circ: Any):
         data = ds.load(run.dataset, seed=run.seed, code=run.input_code)
-        if data.task != "classification" or data.labels_train is None:
-            raise ConfigError(
-                f"equilibrium-propagation classifies (one-hot targets); {data.name!r} is a "
-                f"{data.task}."
-            )
+        #: classification: one-hot targets, argmax read-out, accuracy; regression: the data
+        #: set's target rates, the output rates ρ(s_N) read out, their mean squared error
+        self.regression = data.task == "regression"
+        if self.regression:
+            lo = min(float(data.y_train.min()), float(data.y_test.min()))
+            hi = max(float(data.y_train.max()), float(data.y_test.max()))
+            if lo < 0.0 or hi > 1.0:
+                raise ConfigError(
+                    f"equilibrium-propagation nudges the outputs toward rates in [0, 1]; the "
+                    f"target rates of {data.name!r} lie in [{lo:g}, {hi:g}]."
+                )
+        elif data.labels_train is None:
+            raise ConfigError(f"data set {data.name!r} is a classification without labels.")
         self.data = data.subset(cfg.n_train or None, cfg.n_test or None)
         sizes = list(circ.sizes) if circ.sizes else [data.n_inputs, 100, data.n_outputs]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -202,10 +210,30 @@ class Task:
                 f"takes the two-phase or symmetric variant, not {cfg.variant!r}."
             )
         n_out = self.sizes[-1]
-        self.d_train = one_hot(self.data.labels_train, n_out)
-        self.d_test = one_hot(self.data.labels_test, n_out)
+        if self.regression:  # the cost ½‖ρ(s_N) − d‖² takes the target rates as they are
+            self.d_train, self.d_test = self.data.y_train, self.data.y_test
+        else:
+            self.d_train = one_hot(self.data.labels_train, n_out)
+            self.d_test = one_hot(self.data.labels_test, n_out)
         self.cfg = cfg
         self.circ = circ
+
+    @property
+    def metric(self) -> str:
+        """What a pass is scored by: ``accuracy`` (classification) or ``mse`` (regression)."""
+        return "mse" if self.regression else "accuracy"
+
+    def score(self, outputs: np.ndarray, part: str, rows: np.ndarray | None = None) -> float:
+        """A pass's score on the ``part`` (``train`` or ``test``) examples ``rows`` (default
+        all): the accuracy of the argmax of ``outputs`` (states or rates, ρ is increasing), or
+        the mean squared error of ``outputs`` (the output rates ρ(s_N)) against the targets."""
+        if self.regression:
+            d = self.d_train if part == "train" else self.d_test
+            d = d if rows is None else d[rows]
+            return float(np.mean((np.asarray(outputs, dtype=float) - d) ** 2))
+        labels = self.data.labels_train if part == "train" else self.data.labels_test
+        labels = labels if rows is None else labels[rows]
+        return float(np.mean(np.argmax(outputs, axis=1) == labels))
 
     @property
     def rates(self) -> list[float]:

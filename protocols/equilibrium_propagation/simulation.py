@@ -160,6 +160,11 @@ class Firing:
         return firing_rates(self.counts, self.runs * self.duration_s, examples)
 
 
+#: the Brian2 functions a neuron's rate text may call, as numpy functions
+_NUMPY_FUNCTIONS = {"clip": np.clip, "exp": np.exp, "log": np.log, "tanh": np.tanh,
+                    "sqrt": np.sqrt, "abs": np.abs}  # fmt: skip
+
+
 @dataclass
 class Session:
     """What the steps of one protocol run share: the run table, the settings, the circuit with
@@ -178,6 +183,13 @@ class Session:
 
         dt = self.task.cfg.dt_ms if dt_ms is None else dt_ms
         return ep.EPParameters.for_circuit(self.params, self.task.sizes, dt)
+
+    def rates_of(self, s: np.ndarray) -> np.ndarray:
+        """ρ(s) of the circuit's neuron model: its Brian2 text evaluated on numpy arrays (the
+        regression read-out)."""
+        rate = self.circuit.neuron_for(self.params).rate_of("s")
+        namespace = {"__builtins__": {}, **_NUMPY_FUNCTIONS}
+        return np.asarray(eval(rate, namespace, {"s": np.asarray(s, dtype=float)}), dtype=float)
 
     def weight_values(
         self, weights: Mapping[str, np.ndarray], batch: int = 1

@@ -72,7 +72,7 @@ class SpikeSampler:
                     name=f"epoch {epoch + 1}: training examples{_part(chunk)}",
                     example_ms=self.example_ms, first=0, count=count,
                     annotations=self._notes(
-                        "training", epoch + 1, examples, self.task.data.labels_train[examples],
+                        "training", epoch + 1, examples, self._labels("train", examples),
                         self.plan.beta, first,
                     ),
                 )
@@ -89,7 +89,7 @@ class SpikeSampler:
             first = chunk * self.plan.P
             examples = self._examples(
                 first, self._count(chunk, self.cfg.spike_test_examples),
-                len(self.task.data.labels_test),
+                len(self.task.data.x_test),
             )  # fmt: skip
             count = len(examples)
             if count:
@@ -99,7 +99,7 @@ class SpikeSampler:
                         result.monitors, self.cells, name=f"test examples, {stage}{_part(chunk)}",
                         example_ms=self.example_ms, first=0, count=count,
                         annotations=self._notes(
-                            "test", epoch, examples, self.task.data.labels_test[examples], 0.0,
+                            "test", epoch, examples, self._labels("test", examples), 0.0,
                             first,
                         ),
                     )
@@ -114,8 +114,13 @@ class SpikeSampler:
         index = (first + np.arange(count)) * self.plan.batch
         return index[index < n]
 
+    def _labels(self, part: str, examples: np.ndarray) -> np.ndarray | None:
+        """The examples' labels (None for a regression, which has none)."""
+        labels = getattr(self.task.data, f"labels_{part}")
+        return None if labels is None else labels[examples]
+
     def _notes(
-        self, kind: str, epoch: int, examples: np.ndarray, labels: np.ndarray, beta: float,
+        self, kind: str, epoch: int, examples: np.ndarray, labels: np.ndarray | None, beta: float,
         first: int,
     ) -> dict[str, Any]:  # fmt: skip
         plan = self.plan
@@ -123,7 +128,7 @@ class SpikeSampler:
             "kind": kind,
             "epoch": int(epoch),
             "examples": [int(e) for e in examples],
-            "labels": [int(v) for v in labels],
+            "labels": None if labels is None else [int(v) for v in labels],
             "variant": plan.variant,
             "beta": float(beta),
             "free_ms": plan.free_steps * plan.dt_ms,

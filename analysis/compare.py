@@ -257,10 +257,10 @@ def plot_probes(rows: Sequence[Mapping[str, Any]], positions: np.ndarray, path: 
 # ------------------------------------------------------------------------------ entry point
 def analyse(data: Mapping[str, Any], figures_dir: str | Path) -> dict[str, Any]:
     """The comparison table (written as ``comparison.md`` beside ``figures_dir``) and figures
-    (the consciousness-prior pairing's: :mod:`analysis.compare_consciousness`); returns the
+    (the consciousness-prior pairings': :mod:`analysis.compare_consciousness`); returns the
     table's numbers for the metrics: ``probe_r2``, ``cka``, ``rsa`` per representation, and the
     headline scalars."""
-    if data.get("pairing") == "consciousness-prior-microcircuit":
+    if str(data.get("pairing", "")).startswith("consciousness-prior-"):
         from analysis import compare_consciousness
 
         return compare_consciousness.analyse(data, figures_dir)

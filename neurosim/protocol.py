@@ -14,7 +14,7 @@ since only it may import ``analysis/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -77,6 +77,11 @@ class Protocol:
         """The preset taken when none is named, seen with the whole raw configuration (a protocol
         whose presets also follow its own table, e.g. a variant, overrides this)."""
         return self.default_preset(run)
+
+    def default_circuit(self, raw: Mapping[str, Any]) -> str:
+        """The circuit a run uses unless it names one (``raw``: the run's raw tables)."""
+        del raw
+        return self.circuits[0]
 
     def circuit_table(self, circuit_name: str) -> type[StrictModel]:
         """The ``[circuit]`` table of a circuit this protocol runs: derived from the circuit's

@@ -1,8 +1,9 @@
 """Side by side: one PyTorch model and one circuit on the same inputs (DESIGN.md §4.6, issue 5).
 
-Two pairings: ``consciousness-prior-microcircuit`` (the Consciousness Prior and the microcircuit
-on the same latent world, :mod:`protocols.compare_consciousness`, issue 17) and
-``icf-microcircuit``, here:
+Three pairings: ``consciousness-prior-microcircuit`` and ``consciousness-prior-hopfield`` (the
+Consciousness Prior and the microcircuit, or the EP Hopfield circuit, on the same latent world,
+:mod:`protocols.compare_consciousness`, :mod:`protocols.compare_consciousness_hopfield`, issue
+17) and ``icf-microcircuit``, here:
 
 (a) the Independently Controllable Features model (:mod:`models.icf`) trains on the grid world
     (the ``[protocol.icf]`` table, the same settings as ``neurosim run icf``), seeded by the run's
@@ -43,7 +44,9 @@ from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.registry import register_protocol
 from neurosim.seeding import run_seed, torch_threads
 from protocols import compare_consciousness as ccp
+from protocols import compare_consciousness_hopfield as cch
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
+from protocols.equilibrium_propagation import EquilibriumPropagationConfig, hopfield_circuits
 from protocols.feedback_cancellation import (
     FeedbackCancellation,
     FeedbackCancellationConfig,
@@ -56,8 +59,16 @@ from protocols.feedback_cancellation import (
 from protocols.icf import ICFConfig, IndependentlyControllableFeatures
 from protocols.icf import steps as icf_steps
 
-PAIRINGS = ("icf-microcircuit", ccp.PAIRING)
-Pairing = Literal["icf-microcircuit", "consciousness-prior-microcircuit"]
+PAIRINGS = ("icf-microcircuit", ccp.PAIRING, cch.PAIRING)
+Pairing = Literal[
+    "icf-microcircuit", "consciousness-prior-microcircuit", "consciousness-prior-hopfield"
+]
+#: the circuit each pairing runs unless ``--circuit`` names another of its kind
+PAIRING_CIRCUITS = {
+    "icf-microcircuit": "microcircuit",
+    ccp.PAIRING: "microcircuit",
+    cch.PAIRING: "hopfield",
+}
 #: the data set the circuit of the ``icf-microcircuit`` pairing learns
 CIRCUIT_DATASET = "gridworld"
 
@@ -80,8 +91,10 @@ def _training_defaults() -> FeedbackCancellationConfig:
 class CompareConfig(StrictModel):
     """The ``[protocol]`` table, with the models' tables nested: ``[protocol.icf]`` (as in
     ``neurosim run icf``), ``[protocol.consciousness_prior]`` (as in ``neurosim run
-    consciousness-prior``, with the pairing's defaults) and ``[protocol.training]`` (as in
-    ``neurosim run feedback-cancellation``, supervised stage, from the pairing's preset)."""
+    consciousness-prior``, with the pairing's defaults), ``[protocol.training]`` (as in
+    ``neurosim run feedback-cancellation``, supervised stage, from the pairing's preset) and
+    ``[protocol.equilibrium_propagation]`` (as in ``neurosim run equilibrium-propagation``, the
+    Hopfield pairing's training)."""
 
     pairing: Pairing = Field(
         "icf-microcircuit", description="which PyTorch model and which circuit"
@@ -93,6 +106,10 @@ class CompareConfig(StrictModel):
     )
     training: FeedbackCancellationConfig = Field(
         default_factory=_training_defaults, description="the circuit's supervised training"
+    )
+    equilibrium_propagation: EquilibriumPropagationConfig = Field(
+        default_factory=lambda: EquilibriumPropagationConfig(**cch.training_table()),
+        description="the Hopfield circuit's EP training (consciousness-prior-hopfield)",
     )
     hidden_layer: int = Field(1, ge=1, description="the circuit's hidden layer compared (1..N−1)")
     window_start_ms: float = Field(
@@ -117,6 +134,9 @@ class CompareConfig(StrictModel):
         given = data.get("consciousness_prior", {})
         if isinstance(given, dict) and given:
             data = {**data, "consciousness_prior": {**ccp.consciousness_prior_table(), **given}}
+        given = data.get("equilibrium_propagation", {})
+        if isinstance(given, dict) and given:
+            data = {**data, "equilibrium_propagation": {**cch.training_table(), **given}}
         return data
 
     @model_validator(mode="after")
@@ -134,18 +154,31 @@ class Compare(Protocol):
 
     name = "compare"
     summary = "a PyTorch model vs a circuit on the same inputs (ICF or Consciousness Prior)"
-    circuits = ("microcircuit",)
     datasets = (None,)
     readouts = ("rate", "spiking")
     default_epochs = FeedbackCancellation.default_epochs
     protocol_config = CompareConfig
 
+    @property
+    def circuits(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The microcircuit, then the Hopfield circuits (a user's neuron model included)."""
+        return ("microcircuit", *hopfield_circuits())
+
+    def default_circuit(self, raw: Any) -> str:
+        """The pairing's circuit (PAIRING_CIRCUITS)."""
+        table = raw.get("protocol", {}) if isinstance(raw, dict) else {}
+        pairing = table.get("pairing", "icf-microcircuit") if isinstance(table, dict) else None
+        return PAIRING_CIRCUITS.get(pairing, self.circuits[0])
+
     def circuit_table(self, circuit_name: str) -> type[StrictModel]:
         """The microcircuit's ``[circuit]`` table with the defaults of the feedback-cancellation
-        preset of CIRCUIT_DATASET (its sizes and φ)."""
+        preset of CIRCUIT_DATASET (its sizes and φ); the Hopfield circuit's as it is (the
+        Hopfield pairing sizes it from the world)."""
         from pydantic import create_model
 
         base = super().circuit_table(circuit_name)
+        if circuit_name != "microcircuit":
+            return base
         fields: dict[str, Any] = {}
         for name, value in preset_tables(CIRCUIT_DATASET)["circuit"].items():
             info = copy.copy(base.model_fields[name])
@@ -162,6 +195,15 @@ class Compare(Protocol):
 
     def check(self, run: RunConfig, protocol: StrictModel, circuit: StrictModel) -> None:
         assert isinstance(protocol, CompareConfig)
+        if protocol.pairing == cch.PAIRING:
+            problems = cch.check(run, protocol, circuit)
+            if problems:
+                raise ConfigError(problems[0])
+            return
+        if run.circuit != "microcircuit":
+            raise ConfigError(
+                f"pairing {protocol.pairing} runs the microcircuit, not {run.circuit!r}."
+            )
         if protocol.pairing == ccp.PAIRING:
             if run.readout == "rate" and protocol.training.p_fail > 0:
                 raise ConfigError("protocol.training.p_fail > 0 needs --readout spiking.")
@@ -190,6 +232,8 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
+        if protocol.pairing == cch.PAIRING:
+            return cch.total_steps(run, protocol)
         n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
         if protocol.pairing == ccp.PAIRING:
             cpc = protocol.consciousness_prior
@@ -200,8 +244,9 @@ class Compare(Protocol):
     def execute(self, ctx: RunContext) -> ProtocolResult:
         run, protocol, circuit, progress = ctx.run, ctx.protocol, ctx.circuit, ctx.progress
         assert isinstance(protocol, CompareConfig)
-        if protocol.pairing == ccp.PAIRING:
-            metrics, data, weights, segments = ccp.run_pairing(run, protocol, circuit, progress)
+        if protocol.pairing in (ccp.PAIRING, cch.PAIRING):
+            pairing = ccp if protocol.pairing == ccp.PAIRING else cch
+            metrics, data, weights, segments = pairing.run_pairing(run, protocol, circuit, progress)
             return ProtocolResult(
                 metrics={"pairing": protocol.pairing, **metrics},
                 segments=segments,

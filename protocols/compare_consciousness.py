@@ -146,6 +146,140 @@ def shift_errors(
     return {"in": e_in, "shift": e_shift}
 
 
+def train_prior(
+    run: RunConfig, cpc: ConsciousnessPriorConfig, progress: Callable[[int, str], None]
+) -> tuple[cp_world.Samples, cp_training.Trained, dict[str, Any], Any]:
+    """(a) of every consciousness-prior pairing: the world's transitions (seeded by the run's
+    seed), the bottleneck model and the baseline trained on them, and their measures."""
+    seed = run.seed
+    progress(0, "sampling the world")
+    samples = cp_world.sample(cpc, seed)
+    with torch_threads(cpc.threads):
+        trained = cp_training.train_both(cpc, samples, seed, progress)
+        cp_out, record = cp_measures.measure(cpc, samples, trained, seed)
+    return samples, trained, cp_out, record
+
+
+def looking(
+    circuit: Callable[[np.ndarray], np.ndarray],
+    cpc: ConsciousnessPriorConfig,
+    samples: cp_world.Samples,
+    trained: cp_training.Trained,
+    record: Any,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """(d) of every pairing: the sensitivities, the errors in distribution and shifted and the
+    variable each output predicts, of the circuit (its steady-state predictor ``circuit``, x →
+    z_{t+1} in the variables' units) and of both consciousness-prior models."""
+    variables = np.arange(cpc.n_variables)
+    z_sens = samples.z_test[: min(len(samples.z_test), 500)]
+    sens: dict[str, np.ndarray] = {"circuit": lw.sensitivity(circuit, samples.world, z_sens)}
+    errors: dict[str, dict[str, np.ndarray]] = {
+        "circuit": shift_errors(circuit, samples, variables, cpc, run_seed(seed, 6))
+    }
+    matches: dict[str, np.ndarray] = {"circuit": variables}
+    for kind, model in trained.models.items():
+        values = cp.encode(model, samples.x_test)
+        match, _ = cp.match_slots(values, samples.z_test)
+        calibration = cp.calibrate(values, samples.z_test, match) if cpc.slots == "found" else None
+
+        def model_predict(xo: np.ndarray, m=model, c=calibration) -> np.ndarray:
+            return cp.predict(m, xo, c)
+
+        sens[kind] = lw.sensitivity(model_predict, samples.world, z_sens)
+        errors[kind] = {"in": record.errors_in[kind], "shift": record.errors_shift[kind]}
+        matches[kind] = match
+    return sens, errors, matches
+
+
+def pairing_data(
+    pairing: str,
+    readout: str,
+    seed: int,
+    probe_seed: int,
+    samples: cp_world.Samples,
+    record: Any,
+    looked: tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
+    circuit: dict[str, Any],
+) -> dict[str, Any]:
+    """The arrays :mod:`analysis.compare_consciousness` reads: the world's, the prior's, what
+    :func:`looking` found, and the circuit's (``circuit_hidden``, ``circuit_hidden_untrained``,
+    ``circuit_output``, ``circuit_forward_weights``, ``pattern_ms``)."""
+    sens, errors, matches = looked
+    return {
+        "pairing": pairing,
+        "readout": readout,
+        "seed": seed,
+        "probe_seed": probe_seed,
+        "latent": samples.z_test,
+        "latent_next": samples.z_next_test,
+        "parents": samples.parents,
+        "slots_bottleneck": record.slot_values["bottleneck"],
+        "slots_baseline": record.slot_values["baseline"],
+        "observations": samples.x_test,
+        "sensitivity": sens,
+        "matches": matches,
+        "errors_in": {k: v["in"] for k, v in errors.items()},
+        "errors_shift": {k: v["shift"] for k, v in errors.items()},
+        "attention_selected": record.selected,
+        "mixing": samples.world.mixing,
+        **circuit,
+    }
+
+
+def held_out_segments(
+    pairing: str,
+    readout: str,
+    k_hidden: int,
+    hidden: np.ndarray,
+    out_rates: np.ndarray,
+    pattern_ms: float,
+    spikes: list[SpikeRecord],
+    rate: str = "φ(u)",
+) -> list[SegmentRecord]:
+    """The held-out pass as one segment: the hidden and output rates (``rate`` says which) at
+    the end of each observation, and the hidden spikes of a spiking read-out."""
+    signals = [
+        SignalRecord(
+            name, values, pattern_ms / 1000.0, pattern_ms / 1000.0,
+            "dimensionless", {"description": f"{text} at the end of each held-out observation"},
+        )
+        for name, values, text in (
+            (f"hidden_rates_layer{k_hidden}", hidden, f"{rate} of hidden layer {k_hidden}"),
+            ("output_rates", out_rates, f"{rate} of the output layer (z_{{t+1}} as rates)"),
+        )
+    ]  # fmt: skip
+    return [
+        SegmentRecord(
+            "held-out-observations", spikes, signals,
+            {"pairing": pairing, "readout": readout, "hidden_layer": k_hidden,
+             "plasticity": "off", "nudging": "off"},
+        )
+    ]  # fmt: skip
+
+
+def prior_metrics(
+    cpc: ConsciousnessPriorConfig, cp_out: dict[str, Any], trained: cp_training.Trained
+) -> dict[str, Any]:
+    """The consciousness prior's side of a pairing's metrics."""
+    return {
+        **{f"cp_{k}": v for k, v in cp_out.items()},
+        "cp_slots": cpc.slots,
+        "cp_n_train": cpc.n_train,
+        "cp_n_test": cpc.n_test,
+        "cp_train_seconds": trained.train_seconds,
+    }
+
+
+def prior_weights(trained: cp_training.Trained) -> dict[str, np.ndarray]:
+    """Both consciousness-prior models' parameters, named ``cp_<kind>/<name>``."""
+    return {
+        f"cp_{kind}/{k}": v.detach().numpy().copy()
+        for kind, model in trained.models.items()
+        for k, v in model.state_dict().items()
+    }
+
+
 def run_pairing(
     run: RunConfig,
     cfg: Any,
@@ -156,11 +290,7 @@ def run_pairing(
     :mod:`analysis.compare_consciousness`), weights, segments."""
     cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
     seed = run.seed
-    progress(0, "sampling the world")
-    samples = cp_world.sample(cpc, seed)
-    with torch_threads(cpc.threads):
-        trained = cp_training.train_both(cpc, samples, seed, progress)
-        cp_out, record = cp_measures.measure(cpc, samples, trained, seed)
+    samples, trained, cp_out, record = train_prior(run, cpc, progress)
 
     # the circuit, on the same transitions
     with tempfile.TemporaryDirectory(prefix="neurosim-cp-world-") as tmp:
@@ -195,59 +325,19 @@ def run_pairing(
     # where each looks, and the shift test, on the same held-out states
     progress(0, "sensitivities and the shift test")
     twin = circuit_predictor(task, end, lo, hi, scale)
-    variables = np.arange(cpc.n_variables)
-    z_sens = samples.z_test[: min(len(samples.z_test), 500)]
-    sens: dict[str, np.ndarray] = {"circuit": lw.sensitivity(twin, samples.world, z_sens)}
-    errors: dict[str, dict[str, np.ndarray]] = {
-        "circuit": shift_errors(twin, samples, variables, cpc, run_seed(seed, 6))
-    }
-    matches: dict[str, np.ndarray] = {"circuit": variables}
-    for kind, model in trained.models.items():
-        values = cp.encode(model, samples.x_test)
-        match, _ = cp.match_slots(values, samples.z_test)
-        calibration = cp.calibrate(values, samples.z_test, match) if cpc.slots == "found" else None
-
-        def model_predict(xo: np.ndarray, m=model, c=calibration) -> np.ndarray:
-            return cp.predict(m, xo, c)
-
-        sens[kind] = lw.sensitivity(model_predict, samples.world, z_sens)
-        errors[kind] = {"in": record.errors_in[kind], "shift": record.errors_shift[kind]}
-        matches[kind] = match
+    looked = looking(twin, cpc, samples, trained, record, seed)
     circuit_in_twin = twin(samples.x_test)
     var_next = np.maximum(samples.z_next_test.var(axis=0), 1e-12)
-    data: dict[str, Any] = {
-        "pairing": PAIRING,
-        "readout": tc.readout,
-        "seed": seed,
-        "probe_seed": cfg.probe_seed,
-        "latent": samples.z_test,
-        "latent_next": samples.z_next_test,
-        "parents": samples.parents,
-        "slots_bottleneck": record.slot_values["bottleneck"],
-        "slots_baseline": record.slot_values["baseline"],
-        "circuit_hidden": hidden,
-        "circuit_hidden_untrained": untrained,
-        "circuit_output": out_rates,
-        "observations": samples.x_test,
-        "sensitivity": sens,
-        "matches": matches,
-        "errors_in": {k: v["in"] for k, v in errors.items()},
-        "errors_shift": {k: v["shift"] for k, v in errors.items()},
-        "attention_selected": record.selected,
-        "circuit_forward_weights": [end[f"W{k}"] for k in range(1, top + 1)],
-        "mixing": samples.world.mixing,
-        "pattern_ms": cfg.training.pattern_ms,
-    }
-    signals = [
-        SignalRecord(
-            name, values, cfg.training.pattern_ms / 1000.0, cfg.training.pattern_ms / 1000.0,
-            "dimensionless", {"description": f"{text} at the end of each held-out observation"},
-        )
-        for name, values, text in (
-            (f"hidden_rates_layer{k_hidden}", hidden, f"φ(u) of hidden layer {k_hidden}"),
-            ("output_rates", out_rates, "φ(u) of the output layer (z_{t+1} as rates)"),
-        )
-    ]  # fmt: skip
+    data = pairing_data(
+        PAIRING, tc.readout, seed, cfg.probe_seed, samples, record, looked,
+        {
+            "circuit_hidden": hidden,
+            "circuit_hidden_untrained": untrained,
+            "circuit_output": out_rates,
+            "circuit_forward_weights": [end[f"W{k}"] for k in range(1, top + 1)],
+            "pattern_ms": cfg.training.pattern_ms,
+        },
+    )  # fmt: skip
     spikes: list[SpikeRecord] = []
     if tc.readout == "spiking":
         from protocols.compare import hidden_spikes
@@ -256,22 +346,14 @@ def run_pairing(
         spikes, data["hidden_spikes"] = hidden_spikes(
             result, k_hidden, task.sizes[k_hidden], n, t_stop, cfg
         )
-    segments = [
-        SegmentRecord(
-            "held-out-observations", spikes, signals,
-            {"pairing": PAIRING, "readout": tc.readout, "hidden_layer": k_hidden,
-             "plasticity": "off", "nudging": "off"},
-        )
-    ]  # fmt: skip
+    segments = held_out_segments(
+        PAIRING, tc.readout, k_hidden, hidden, out_rates, cfg.training.pattern_ms, spikes
+    )
     tm = fc_trained.metrics
     twin_error = np.mean((circuit_in_twin - samples.z_next_test) ** 2, axis=0) / var_next
     brian_error = np.mean((circuit_pred - samples.z_next_test) ** 2, axis=0) / var_next
     metrics: dict[str, Any] = {
-        **{f"cp_{k}": v for k, v in cp_out.items()},
-        "cp_slots": cpc.slots,
-        "cp_n_train": cpc.n_train,
-        "cp_n_test": cpc.n_test,
-        "cp_train_seconds": trained.train_seconds,
+        **prior_metrics(cpc, cp_out, trained),
         "circuit_sizes": task.sizes,
         "circuit_readout": tc.readout,
         "circuit_epochs": tm["epochs"],
@@ -287,10 +369,7 @@ def run_pairing(
         "pattern_ms": cfg.training.pattern_ms,
     }
     weights = {f"circuit_{name}": m for name, m in fc_trained.weights.items()}
-    for kind, model in trained.models.items():
-        weights.update(
-            {f"cp_{kind}/{k}": v.detach().numpy().copy() for k, v in model.state_dict().items()}
-        )
+    weights.update(prior_weights(trained))
     progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
     return metrics, data, weights, segments
 

@@ -84,7 +84,7 @@ COMPARE_QUICK = (
         "protocol.training.n_train=20",
     ),
 )
-#: the consciousness-prior pairing on a tiny world (4 variables, 8 observed dimensions: 16-32-4)
+#: the consciousness-prior pairings on a tiny world (4 variables, 8 observed dimensions: 16-32-4)
 CP_COMPARE_QUICK = (
     "--epochs",
     "1",
@@ -162,6 +162,7 @@ COMMANDS: dict[str, Quick] = {
     "neurosim compare --pairing consciousness-prior-microcircuit --epochs 5": Quick(
         CP_COMPARE_QUICK
     ),
+    "neurosim compare --pairing consciousness-prior-hopfield --epochs 10": Quick(CP_COMPARE_QUICK),
     # predictions and the analysis of their recordings (run in this order: analyze reads
     # what the first predict wrote; its --only keeps it to the experiment analyze reads)
     "neurosim predict --out results/predict": Quick(

@@ -18,7 +18,7 @@ from pathlib import Path
 from neurosim.errors import NeurosimError
 
 #: the pairings of ``neurosim compare`` (protocols.compare.PAIRINGS; a test keeps them equal)
-PAIRINGS = ("icf-microcircuit", "consciousness-prior-microcircuit")
+PAIRINGS = ("icf-microcircuit", "consciousness-prior-microcircuit", "consciousness-prior-hopfield")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, set_example: str, out_default: str) -> None:

@@ -95,7 +95,7 @@ def resolve(raw: Mapping[str, Any]) -> ResolvedConfig:
                 f"device (drop --device {run.device})."
             )
         return _resolve_rest(proto, run, raw, None)
-    circuit_name = run.circuit or proto.circuits[0]
+    circuit_name = run.circuit or proto.default_circuit(raw)
     lookup(CIRCUITS, "circuit", circuit_name)
     if circuit_name not in proto.circuits:
         raise ConfigError(

@@ -14,6 +14,9 @@ side is here:
 (c) the trained circuit and its initial weights run on the held-out observations in the
     training's build (the compiled binary is reused), β = 0 and learning rates 0: the rates
     ρ(s) of every layer at the end of each example's free phase, what the protocol reads out;
+    with the spiking read-out also the hidden layer's spike trains of the trained pass, which
+    :mod:`analysis.compare` turns into rates per example (from ``window_start_ms`` to the
+    example's end) with elephant, as in the microcircuit pairing;
 (d) the steady-state predictor of the shift test and the sensitivities is the torch twin
     (:func:`models.equilibrium_propagation.relax`) with the trained weights, relaxed for the
     same free phase with the same step from the same zero state: the dynamics the circuit runs,
@@ -42,7 +45,7 @@ from neurosim import presets, registry
 from neurosim.circuit import params_from_table
 from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
-from neurosim.recording import SegmentRecord
+from neurosim.recording import SegmentRecord, SpikeRecord
 from neurosim.seeding import run_seed
 from protocols import compare_consciousness as ccp
 from protocols.consciousness_prior import world as cp_world
@@ -143,12 +146,17 @@ def reference_errors(samples: cp_world.Samples) -> dict[str, float]:
 
 
 def held_out(
-    ep_run: RunConfig, task: Task, weights: dict[str, dict[str, np.ndarray]], seed: int
-) -> tuple[dict[str, Any], Session, Any]:
+    ep_run: RunConfig,
+    task: Task,
+    weights: dict[str, dict[str, np.ndarray]],
+    seed: int,
+    spike_layer: int | None = None,
+) -> tuple[dict[str, Any], Session, Any, list[np.ndarray]]:
     """(c): each named weight set through the held-out observations, β = 0 and learning rates 0,
-    in a build of the training's structure and label (so its compiled binary is reused). Returns
-    the passes (``training.Pass``: free-phase states of every layer), the session and the
-    simulation."""
+    in a build of the training's structure and label (so the rate read-out's compiled binary is
+    reused). Returns the passes (``training.Pass``: free-phase states of every layer), the
+    session, the simulation and, for ``spike_layer`` (spiking read-out), that layer's spike
+    times (s, from the first pass's start) per cell in the first weight set's pass."""
     hop = registry.circuit(ep_run.circuit or BASE_CIRCUIT)
     params = params_from_table(hop, task.circ)
     ses = Session(ep_run, task, hop, params, plan_of(task))
@@ -161,13 +169,24 @@ def held_out(
         )
     )  # fmt: skip
     passes = {}
+    cells = task.sizes[spike_layer] if spike_layer is not None else 0
+    times: list[list[np.ndarray]] = [[] for _ in range(cells)]
+    run_s = plan.P * plan.example_steps * plan.dt_ms / 1000.0  # one run's examples
+
+    def keep_spikes(chunk: int, result: Any) -> None:
+        ses.builds.count()
+        mon = result.monitors[f"spikes_layer{spike_layer}"]
+        for i in range(cells):  # the padded examples of a last run fall beyond the last window
+            times[i].append(chunk * run_s + np.sort(mon["t"][mon["i"] == i]))
+
     for part, (label, w) in enumerate(weights.items(), start=1):
         values = {**ses.weight_values(w, plan.batch), **static_values(hop, plan, cfg.p_fail)}
+        on_result = keep_spikes if spike_layer is not None and part == 1 else ses.builds.count
         passes[label] = run_chunks(
             sim, hop, plan, values, task.data.x_test, task.d_test, learn=False,
-            seed=run_seed(seed, 77, part), on_result=ses.builds.count,
+            seed=run_seed(seed, 77, part), on_result=on_result,
         )  # fmt: skip
-    return passes, ses, sim
+    return passes, ses, sim, [np.concatenate(t) if t else np.zeros(0) for t in times]
 
 
 def run_pairing(
@@ -196,8 +215,11 @@ def run_pairing(
     end = {k: v for k, v in ep_trained.weights.items() if not k.startswith("initial_")}
     start = {k.removeprefix("initial_"): v for k, v in ep_trained.weights.items()
              if k.startswith("initial_")}  # fmt: skip
-    passes, ses, sim = held_out(ep_run, task, {"trained": end, "untrained": start}, seed)
     k_hidden, top = cfg.hidden_layer, task.n_layers
+    spiking = task.readout == "spiking"
+    passes, ses, sim, spike_times = held_out(
+        ep_run, task, {"trained": end, "untrained": start}, seed, k_hidden if spiking else None
+    )
     hidden = ses.rates_of(passes["trained"].free_states[f"layer{k_hidden}"])
     out_rates = ses.rates_of(passes["trained"].free_states[f"layer{top}"])
     untrained = ses.rates_of(passes["untrained"].free_states[f"layer{k_hidden}"])
@@ -223,8 +245,24 @@ def run_pairing(
             "pattern_ms": example_ms,
         },
     )  # fmt: skip
+    spikes: list[SpikeRecord] = []
+    if spiking:  # the hidden rates of the tables from these spikes (elephant, analysis)
+        n = len(samples.x_test)
+        t_stop = n * example_ms / 1000.0
+        spikes = [
+            SpikeRecord(f"layer{k_hidden}_{i}", t[t < t_stop], 0.0, t_stop,
+                        {"layer": k_hidden, "neuron": i})
+            for i, t in enumerate(spike_times)
+        ]  # fmt: skip
+        data["hidden_spikes"] = {
+            "times_s": [r.times_s for r in spikes],
+            "n_patterns": n,
+            "pattern_ms": example_ms,
+            "window_start_ms": cfg.window_start_ms,
+            "t_stop_s": t_stop,
+        }
     segments = ccp.held_out_segments(
-        PAIRING, task.readout, k_hidden, hidden, out_rates, example_ms, [], rate="ρ(s)"
+        PAIRING, task.readout, k_hidden, hidden, out_rates, example_ms, spikes, rate="ρ(s)"
     )
     tm = ep_trained.metrics
     var_next = np.maximum(samples.z_next_test.var(axis=0), 1e-12)
@@ -308,6 +346,16 @@ def check(run: RunConfig, cfg: Any, circuit: StrictModel) -> list[str]:
         )
     if epc.stage != "train":
         problems.append("protocol.equilibrium_propagation.stage must be 'train'.")
+    if run.readout == "spiking":
+        example_ms = (epc.free_steps + _nudged_phases(epc) * epc.nudged_steps) * epc.dt_ms
+        if cfg.window_start_ms >= example_ms:
+            problems.append(
+                f"protocol.window_start_ms = {cfg.window_start_ms:g} must be shorter than one "
+                f"example ({example_ms:g} ms: free and nudged steps × dt_ms), where the hidden "
+                "spikes are counted."
+            )
+        if (getattr(circuit, "batch", None) or 1) > 1:
+            problems.append("circuit.batch must be 1 with --readout spiking (spikes per example).")
     if problems:
         return problems
     with tempfile.TemporaryDirectory(prefix="neurosim-cp-check-") as tmp:
@@ -319,6 +367,11 @@ def check(run: RunConfig, cfg: Any, circuit: StrictModel) -> list[str]:
         except ConfigError as exc:  # its table is protocol.equilibrium_propagation here
             return [str(exc).replace("protocol.", "protocol.equilibrium_propagation.")]
     return []
+
+
+def _nudged_phases(epc: EquilibriumPropagationConfig) -> int:
+    """Nudged phases per example: two for the symmetric and stochastic variants."""
+    return 2 if epc.variant in ("symmetric", "stochastic") else 1
 
 
 def total_steps(run: RunConfig, cfg: Any) -> int:

@@ -31,9 +31,9 @@ def test_the_pairing_is_offered_by_the_command() -> None:
 
 
 # ------------------------------------------------------------------------------ configuration
-def _resolve(*sets: str, circuit: str | None = None):  # noqa: ANN202
+def _resolve(*sets: str, circuit: str | None = None, readout: str | None = None):  # noqa: ANN202
     overrides = parse_overrides([f"protocol.pairing={PAIRING}", *sets])
-    cli = {"protocol": "compare", "circuit": circuit}
+    cli = {"protocol": "compare", "circuit": circuit, "readout": readout}
     return pipeline.resolve(pipeline.build_raw(None, cli, overrides))
 
 
@@ -60,6 +60,8 @@ def test_pairing_config() -> None:
     # the EP protocol's own checks, naming the pairing's table
     with pytest.raises(ConfigError, match=r"protocol\.equilibrium_propagation\.lr needs one rate"):
         _resolve("protocol.equilibrium_propagation.lr=[0.1]")
+    with pytest.raises(ConfigError, match=r"window_start_ms = 20 must be shorter than one example"):
+        _resolve(readout="spiking")  # 20 free and 2 × 4 nudged steps of 0.5 ms: 14 ms
     with pytest.raises(ConfigError, match="runs a Hopfield circuit"):
         _resolve(circuit="microcircuit")
     overrides = parse_overrides(["protocol.pairing=consciousness-prior-microcircuit"])
@@ -155,3 +157,26 @@ def test_pairing_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     weights = np.load(out / "weights.npz")
     assert weights["circuit_W1"].shape == (8, 72)
     assert weights["circuit_initial_W1"].shape == (8, 72)
+
+
+@pytest.mark.slow
+def test_pairing_spiking_end_to_end(tmp_path: Path) -> None:
+    """The spiking read-out: the hidden rates of the tables come from the recorded spike trains
+    (elephant, from 7 ms into each 14 ms example), not from the states."""
+    out = tmp_path / "cmp"
+    argv = ["compare", "--no-progress", "--readout", "spiking", "--out", str(out), *TINY]
+    assert main([*argv, "--set", "protocol.window_start_ms=7.0"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["circuit_readout"] == "spiking"
+    assert m["probe_r2"]["observations"] > 0.9
+    assert np.isfinite(m["cka"]["slots_bottleneck"]["circuit_hidden"])
+    import neo
+
+    reader = neo.io.NixIO(str(out / "recording.nix"), mode="ro")
+    try:
+        segment = next(s for s in reader.read_block().segments if s.name == "held-out-observations")
+        trains = [t for t in segment.spiketrains if t.name.startswith("layer1_")]
+        assert len(trains) == 8 and sum(len(t) for t in trains) > 0
+        assert max(float(t.t_stop) for t in trains) == pytest.approx(30 * 0.014)  # 30 examples
+    finally:
+        reader.close()

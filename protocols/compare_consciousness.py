@@ -24,6 +24,10 @@
 All predictions are in the variables' units: the circuit's output rates mapped back through the
 target mapping, the consciousness prior's through its slot calibration (found slots) or as they
 are (given slots).
+
+The steps that do not depend on the circuit ((a), (d), the arrays, the segment, the prior's
+metrics and weights) are functions here that the ``consciousness-prior-hopfield`` pairing
+(:mod:`protocols.compare_consciousness_hopfield`) calls too.
 """
 
 from __future__ import annotations

@@ -69,8 +69,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {"shallow": False, "backprop_epochs": 0, "tr
 
 
 def _training_table(pairing: str = "icf-microcircuit") -> dict[str, Any]:
-    preset = CIRCUIT_DATASET if pairing == "icf-microcircuit" else ccp.TRAINING_PRESET
-    return {**preset_tables(preset)["protocol"], **TRAINING_DEFAULTS}
+    if pairing == "icf-microcircuit":
+        return {**preset_tables(CIRCUIT_DATASET)["protocol"], **TRAINING_DEFAULTS}
+    preset = preset_tables(ccp.TRAINING_PRESET)["protocol"]
+    return {**preset, **TRAINING_DEFAULTS, **ccp.TRAINING_OVERRIDES}
 
 
 def _training_defaults() -> FeedbackCancellationConfig:
@@ -190,10 +192,12 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
-        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
         if protocol.pairing == ccp.PAIRING:
+            circuit_run = run.model_copy(update={"epochs": run.epochs or ccp.CIRCUIT_EPOCHS})
+            n_fc = FeedbackCancellation().total_steps(circuit_run, protocol.training)
             cpc = protocol.consciousness_prior
             return 2 * math.ceil(cpc.steps / cpc.log_every) + n_fc + 1
+        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
         n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
         return n_icf + n_fc + 1
 

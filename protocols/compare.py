@@ -192,12 +192,10 @@ class Compare(Protocol):
 
     def total_steps(self, run: RunConfig, protocol: StrictModel) -> int:
         assert isinstance(protocol, CompareConfig)
+        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
         if protocol.pairing == ccp.PAIRING:
-            circuit_run = run.model_copy(update={"epochs": run.epochs or ccp.CIRCUIT_EPOCHS})
-            n_fc = FeedbackCancellation().total_steps(circuit_run, protocol.training)
             cpc = protocol.consciousness_prior
             return 2 * math.ceil(cpc.steps / cpc.log_every) + n_fc + 1
-        n_fc = FeedbackCancellation().total_steps(self._circuit_run(run), protocol.training)
         n_icf = math.ceil(protocol.icf.steps / protocol.icf.log_every) + 1
         return n_icf + n_fc + 1
 

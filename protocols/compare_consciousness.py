@@ -82,10 +82,11 @@ HIDDEN_CELLS = 32
 #: the hidden layer but a_2 = 0.3 for the output, which gives the output potentials an initial rms
 #: (0.49) of the target potentials' spread (0.48): the preset's a_2 = 16/√32 = 2.8 (rms 4.9)
 #: saturates every output, and neither the circuit nor backprop on its architecture recovered
-#: from that within 5 or 100 epochs. The same-architecture backprop reference trains for the
-#: preset's 100 epochs. The circuit's epochs are the command's ``--epochs`` (default 3, the ICF
-#: pairing's); the README's runs use 10, where its held-out error stops falling (seed 1: MSE
-#: 0.1258 after 10 epochs, 0.1250 after 20).
+#: from that within 5 or 100 epochs (scales for the default 64-32-16: other ``circuit.sizes``
+#: want their own ``protocol.training.w_scale``). The same-architecture backprop reference
+#: trains for the preset's 100 epochs. The circuit's epochs are the command's ``--epochs``
+#: (default 3, the ICF pairing's); the README's runs use 10, where its held-out error stops
+#: falling (seed 1: MSE 0.1258 after 10 epochs, 0.1250 after 20).
 TRAINING_OVERRIDES: dict[str, Any] = {"w_scale": [2.0, 0.3], "backprop_epochs": 100}
 
 

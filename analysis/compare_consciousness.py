@@ -7,14 +7,18 @@ Two tables, both written to ``comparison.md``:
    baseline's slots, the circuit's hidden rates and output, and the controls (the circuit's
    hidden rates with its initial weights, a random Gaussian representation of its width, the
    observations themselves, and the circuit's hidden rates probed against the true variables
-   with their rows shuffled). Columns: the mean over variables of the cross-validated ridge-probe
-   R² of the true z_t, linear CKA (unbiased HSIC) with z_t, with the circuit's hidden rates and
-   with the bottleneck's slots, RSA (correlation RDMs, Spearman) with the same two.
+   with their rows shuffled), and the hidden rates of backprop on the circuit's architecture (a
+   reference: what the circuit's hidden layer would hold had it learned by backprop). Columns:
+   the mean over variables of the cross-validated ridge-probe R² of the true z_t, linear CKA
+   (unbiased HSIC) with z_t, with the circuit's hidden rates and with the bottleneck's slots,
+   RSA (correlation RDMs, Spearman) with the same two.
 2. **Where each looks, and shift**: for the circuit, the bottleneck model and the baseline, the
    parent share of each prediction's sensitivity to the true variables
    (:func:`analysis.representations.parent_share`, against its chance, the parent fraction), the
    bottleneck's attention parent precision, and the normalised error of the next value in
-   distribution and with the predicted variable's non-parents shifted, with their ratio. For the
+   distribution and with the predicted variable's non-parents shifted, with their ratio; and the
+   same for the circuit's references, what it could reach: backprop on its architecture
+   (``circuit_backprop``) and a linear regression from the raw observations (``linear``). For the
    circuit also the parent share of its weights traced from the variables to the outputs,
    |W_N| ··· |W_1| |M_on/off| (:func:`analysis.representations.traced_weights`; the on and off
    channel of an observed dimension both carry |M|), which ignores the rate slopes.
@@ -41,6 +45,7 @@ LABELS = {
     "slots_baseline": "CP baseline slots",
     "circuit_hidden": "circuit hidden rates",
     "circuit_output": "circuit output (z_{t+1} rates)",
+    "backprop_hidden": "reference: backprop hidden rates (circuit's architecture)",
     "observations": "control: observations x_t",
     "circuit_hidden_untrained": "control: circuit hidden, untrained",
     "random": "control: random Gaussian",
@@ -48,15 +53,16 @@ LABELS = {
 }
 #: held-out transitions drawn in the RDM figure
 RDM_SAMPLES = 100
-#: the predictors of the second table, in its order
-PREDICTORS = ("circuit", "bottleneck", "baseline")
+#: the predictors of the second table, in its order: the circuit, the consciousness prior's
+#: two models, and the circuit's references (backprop on its architecture, linear regression)
+PREDICTORS = ("circuit", "bottleneck", "baseline", "circuit_backprop", "linear")
 
 
 def representations(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The rows of the first table as (samples, units) arrays; the circuit's hidden rates from
     its spikes with the spiking read-out; the random control seeded by ``data['seed']``."""
     names = ("slots_bottleneck", "slots_baseline", "circuit_hidden", "circuit_output",
-             "observations", "circuit_hidden_untrained")  # fmt: skip
+             "backprop_hidden", "observations", "circuit_hidden_untrained")  # fmt: skip
     reps = {name: np.asarray(data[name], dtype=float) for name in names if name in data}
     spikes = data.get("hidden_spikes")
     if spikes is not None:

@@ -80,8 +80,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {"shallow": False, "backprop_epochs": 0, "tr
 
 
 def _training_table(pairing: str = "icf-microcircuit") -> dict[str, Any]:
-    preset = CIRCUIT_DATASET if pairing == "icf-microcircuit" else ccp.TRAINING_PRESET
-    return {**preset_tables(preset)["protocol"], **TRAINING_DEFAULTS}
+    if pairing == "icf-microcircuit":
+        return {**preset_tables(CIRCUIT_DATASET)["protocol"], **TRAINING_DEFAULTS}
+    preset = preset_tables(ccp.TRAINING_PRESET)["protocol"]
+    return {**preset, **TRAINING_DEFAULTS, **ccp.TRAINING_OVERRIDES}
 
 
 def _training_defaults() -> FeedbackCancellationConfig:

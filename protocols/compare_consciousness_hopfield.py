@@ -133,16 +133,14 @@ def circuit_predictor(
 
 def reference_errors(samples: cp_world.Samples) -> dict[str, float]:
     """The normalised held-out error (mean over variables of MSE/Var of z_{t+1}) of predicting
-    the training mean and of a least-squares linear map from x_t with intercept."""
-    x_tr = samples.train.x_t.numpy().astype(np.float64)
+    the training mean and of the linear reference (:func:`protocols.compare_consciousness
+    .linear_predictor`: least squares from x_t with intercept)."""
     y_tr, x_te, y_te = samples.z_next_train, samples.x_test, samples.z_next_test
     var = np.maximum(y_te.var(axis=0), 1e-12)
     mean = np.mean((y_tr.mean(axis=0) - y_te) ** 2, axis=0) / var
-    design = np.hstack([x_tr, np.ones((len(x_tr), 1))])
-    coef, *_ = np.linalg.lstsq(design, y_tr, rcond=None)
-    pred = np.hstack([x_te, np.ones((len(x_te), 1))]) @ coef
-    linear = np.mean((pred - y_te) ** 2, axis=0) / var
-    return {"mean": float(mean.mean()), "linear": float(linear.mean())}
+    linear = ccp.linear_predictor(samples.train.x_t.numpy(), y_tr)
+    error = np.mean((linear(x_te) - y_te) ** 2, axis=0) / var
+    return {"mean": float(mean.mean()), "linear": float(error.mean())}
 
 
 def held_out(
@@ -232,7 +230,8 @@ def run_pairing(
         ses.params, task.sizes, epc.dt_ms, free_steps=task.free_steps
     )
     predict = circuit_predictor(twin, end, lo, hi, scale)
-    looked = ccp.looking(predict, cpc, samples, trained, record, seed)
+    linear = ccp.linear_predictor(samples.train.x_t.numpy(), samples.z_next_train)
+    looked = ccp.looking(predict, cpc, samples, trained, record, seed, {"linear": linear})
     circuit_in_twin = predict(samples.x_test)
     example_ms = ses.plan.example_steps * ses.plan.dt_ms
     data = ccp.pairing_data(

@@ -111,6 +111,16 @@ def test_the_circuit_learns_the_next_values_and_decodes_them_back(tmp_path: Path
     assert abs(resid.std() - samples.world.latent_noise) < 0.05
 
 
+def test_linear_reference_recovers_a_linear_map() -> None:
+    """z_{t+1} = A x + b exactly: the linear reference predicts it on new observations."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=3)
+    x = rng.normal(size=(40, 5))
+    predict = ccp.linear_predictor(x, x @ a + b)
+    x_new = rng.normal(size=(7, 5))
+    np.testing.assert_allclose(predict(x_new), x_new @ a + b, atol=1e-10)
+
+
 # ------------------------------------------------------------------------------ configuration
 def _resolve(*sets: str):  # noqa: ANN202
     overrides = parse_overrides([f"protocol.pairing={PAIRING}", *sets])
@@ -122,6 +132,10 @@ def test_pairing_config() -> None:
     cpc, training = resolved.protocol.consciousness_prior, resolved.protocol.training
     assert (cpc.obs_dim, cpc.n_train, cpc.n_test) == (32, 1000, 500)
     assert training.shallow is False and training.eta_forward == [0.0125, 0.0025]  # mnist1d's
+    assert training.w_scale == ccp.TRAINING_OVERRIDES["w_scale"]  # the pairing's own
+    assert training.backprop_epochs == ccp.TRAINING_OVERRIDES["backprop_epochs"]
+    # the ICF pairing keeps its own training table
+    assert pc.CompareConfig().training.w_scale is None
     assert (
         _resolve("protocol.consciousness_prior.steps=7").protocol.consciousness_prior.obs_dim == 32
     )
@@ -163,18 +177,21 @@ def test_pairing_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     m = json.loads((out / "metrics.json").read_text())
     assert m["pairing"] == PAIRING and m["circuit_sizes"] == [144, 8, 2]
     names = {"slots_bottleneck", "slots_baseline", "circuit_hidden", "circuit_output",
-             "observations", "circuit_hidden_untrained", "random",
+             "backprop_hidden", "observations", "circuit_hidden_untrained", "random",
              "circuit_hidden_shuffled"}  # fmt: skip
     assert set(m["probe_r2"]) == names
     assert m["probe_r2"]["observations"] > 0.9  # x = M z + noise carries z linearly
     assert m["cka"]["circuit_hidden"]["circuit_hidden"] == pytest.approx(1.0)
-    for kind in ("circuit", "bottleneck", "baseline"):
+    for kind in ("circuit", "bottleneck", "baseline", "circuit_backprop", "linear"):
         assert 0.0 <= m[f"parent_share_{kind}"] <= 1.0
         assert m[f"shift_error_ratio_{kind}"] == pytest.approx(
             m[f"error_shift_{kind}"] / m[f"error_in_{kind}"]
         )
     # the bottleneck's errors are the consciousness-prior protocol's own measures
     assert m["error_in_bottleneck"] == pytest.approx(m["cp_error_in_bottleneck"])
+    # the backprop reference: the preset's epochs, its held-out MSE after each
+    assert len(m["circuit_backprop_mse_history"]) == ccp.TRAINING_OVERRIDES["backprop_epochs"]
+    assert "backprop_hidden" in m["probe_r2"]
     for name in ("sensitivity", "shift_errors", "rdms"):
         assert (out / "figures" / f"{name}.png").is_file()
     weights = np.load(out / "weights.npz")

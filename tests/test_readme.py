@@ -159,7 +159,7 @@ COMMANDS: dict[str, Quick] = {
     "neurosim run consciousness-prior --set protocol.slots=found": Quick(CP_QUICK),
     "neurosim compare": Quick(COMPARE_QUICK),
     "neurosim compare --readout spiking": Quick(tier="resolve", reason=SAME_PATH),
-    "neurosim compare --pairing consciousness-prior-microcircuit --epochs 5": Quick(
+    "neurosim compare --pairing consciousness-prior-microcircuit --epochs 10": Quick(
         CP_COMPARE_QUICK
     ),
     "neurosim compare --pairing consciousness-prior-hopfield --epochs 10": Quick(CP_COMPARE_QUICK),

@@ -3,6 +3,7 @@ architecture (:mod:`models.backprop`) on the same split."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -117,14 +118,30 @@ def backprop_baseline_cached(task: Task, seed: int) -> tuple[dict[str, Any], boo
 def backprop_baseline(task: Task, seed: int) -> dict[str, Any]:
     """Backprop in torch on the same split and architecture: the circuit's self-predicting
     forward pass r_k = φ(gain_k W_k r_{k−1}), Adam, batch 32 (:mod:`models.backprop`)."""
+    if task.cfg.backprop_epochs == 0:
+        return {}
+    key, data = metric_key(task), task.data
+
+    def test(net: Any, epoch: int) -> dict[str, Any]:
+        return evaluate_rates(task, net.predict(data.x_test), data.y_test, data.labels_test)
+
+    _, hist = backprop_network(task, seed, test)
+    return {"test": hist[-1][key], "history": [h[key] for h in hist], "epochs": len(hist)}
+
+
+def backprop_network(
+    task: Task, seed: int, evaluate: Callable[[Any, int], Any] | None = None
+) -> tuple[Any, list[Any]]:
+    """The baseline's network trained as :func:`backprop_baseline` trains it (initial weights
+    U(−a_k, a_k) of :func:`forward_scales` from ``seed``, ``backprop_epochs`` of Adam at
+    ``backprop_lr``, batch 32), and ``evaluate``'s record after each epoch: for callers that
+    need the trained network itself, not only its test figures."""
     import torch
 
     from models import backprop
     from models import dendritic_microcircuit as dm
 
     cfg, data, sizes, params = task.cfg, task.data, task.sizes, task.params
-    if cfg.backprop_epochs == 0:
-        return {}
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     weights = {
@@ -134,13 +151,8 @@ def backprop_baseline(task: Task, seed: int) -> dict[str, Any]:
     phi = dm.rate_function(params)
     gains = {k: params.basal_gain(k == task.n_layers) for k in range(1, task.n_layers + 1)}
     net = backprop.FeedForward(weights, lambda k, u: phi(gains[k] * u))
-    key = metric_key(task)
-
-    def test(net: backprop.FeedForward, epoch: int) -> dict[str, Any]:
-        return evaluate_rates(task, net.predict(data.x_test), data.y_test, data.labels_test)
-
     hist = backprop.train(
         net, data.x_train, data.y_train, epochs=cfg.backprop_epochs, lr=cfg.backprop_lr,
-        optimiser="adam", batch=32, seed=seed, evaluate=test,
+        optimiser="adam", batch=32, seed=seed, evaluate=evaluate,
     )  # fmt: skip
-    return {"test": hist[-1][key], "history": [h[key] for h in hist], "epochs": len(hist)}
+    return net, hist

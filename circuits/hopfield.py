@@ -184,7 +184,8 @@ weight per synapse shared by the copies, their changes summed. Brian2 has no bat
   :func:`weights_from_state` reads the first).
 
 The spiking read-out works unchanged in batch mode (each copy's cells fire and its synapses keep
-their traces), populations too (copy b's unit u has its n cells and its trace). The continual
+their traces), populations too (copy b's unit u has its n cells and its trace), and so does
+plasticity from spike traces (each copy's η·H is its change, summed as above). The continual
 rule changes the weights every step, so it is refused in batch mode (summing every step would
 cost a reduction per step; not built). ``batch = 1`` builds exactly the circuit above (no
 ``delta``, no sums, the same generated code and build key).

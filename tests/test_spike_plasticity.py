@@ -7,8 +7,8 @@ one of its n cells) and every synapse accumulates dH/dt = g(t)·ν_pre·ν_post/
 the end of the example ΔW = η·H. The tests:
 
 * deterministic spikes (rates 0 or 1 at max_rate·dt = 1: a cell at ρ = 1 fires every step, one
-  at 0 never), one cell and two cells per unit: the weights and biases after one example equal
-  the update computed by hand from the known spike trains, number for number;
+  at 0 never), one cell and two cells per unit, and batch mode: the weights and biases after one
+  example equal the update computed by hand from the known spike trains, number for number;
 * Poisson spikes at intermediate rates fixed by the biases (weights 0, so the rates do not
   depend on the spikes): over long windows the update equals its expectation — the same
   recursion driven by the rates ρ(t) in place of the spikes, which is the rate rule
@@ -54,17 +54,19 @@ def _simulation(
     device: str,
     dt: float,
     max_rate: float = MAX_RATE,
+    batch: int = 1,
 ) -> tuple[Simulation, hp.HopfieldStructure, float]:
-    """A one-example two-phase build that learns from spike traces (``n`` cells per unit)."""
+    """A one-example two-phase build that learns from spike traces (``n`` cells per unit,
+    ``batch`` copies side by side)."""
     example_ms = (free + nudged) * dt
     names = hp.timed_names(("two-phase",), 1.0, "spike-traces")
     timed, timed_dt, _ = hp.example_timed(
-        np.zeros((1, sizes[0])), np.zeros((1, sizes[-1])), 0.0, free_ms=free * dt,
+        np.zeros((1, batch * sizes[0])), np.zeros((1, batch * sizes[-1])), 0.0, free_ms=free * dt,
         nudged_ms=nudged * dt, dt_ms=dt, window_ms=window * dt, names=names,
     )  # fmt: skip
     structure = hp.HopfieldStructure(
         sizes=sizes, readout="spiking", plasticity=("two-phase",), example_ms=example_ms,
-        population=n, learn_from="spike-traces", record={}, timed_dt_ms=timed_dt,
+        population=n, learn_from="spike-traces", record={}, timed_dt_ms=timed_dt, batch=batch,
     )  # fmt: skip
     params = hp.HopfieldParams(max_rate_hz=max_rate)
     sim = Simulation(
@@ -96,17 +98,20 @@ def _learn(
     tau_nu_ms: float,
     seed: int = 1,
 ) -> dict[str, np.ndarray]:
-    """One example at zero weights and learning rates 1: the weights and biases it learned."""
-    sizes = structure.sizes
+    """One example at zero weights and learning rates 1: the weights and biases it learned (in
+    batch mode every copy sees the same example; the first copy's weights)."""
+    sizes, batch = structure.sizes, structure.batch
     w = {f"W{k}": np.zeros((sizes[k], sizes[k - 1])) for k in range(1, len(sizes))}
     w |= {f"b{k}": np.asarray(b[f"b{k}"], dtype=float) for k in range(1, len(sizes))}
     values = {
-        **hp.weight_values(w, sizes),
+        **hp.weight_values(w, sizes, batch=batch),
         **hp.eta_values(sizes, two_phase=1.0),
         **{f"layer{k}.tau_nu": tau_nu_ms * ms for k in range(len(sizes))},
     }
     free, nudged, win = window
-    timed = _timed(x[None, :], d[None, :], beta, free, nudged, win, sim.dt_ms)
+    timed = _timed(
+        np.tile(x, batch)[None, :], np.tile(d, batch)[None, :], beta, free, nudged, win, sim.dt_ms
+    )
     result = sim.run(values=values, timed=timed, seed=seed, read=hp.CIRCUIT.state_keys(structure))
     learned = hp.weights_from_state(result.state, sizes)
     for k in range(1, len(sizes)):
@@ -182,14 +187,17 @@ def test_spike_traces_are_refused_for_the_rate_read_out_and_the_continual_rule()
 
 # ------------------------------------------------------------------------------ built
 @pytest.mark.slow
-@pytest.mark.parametrize("n", [1, 2])
-def test_deterministic_spikes_give_the_update_computed_by_hand(n: int, numpy_target: None) -> None:
+@pytest.mark.parametrize(("n", "batch"), [(1, 1), (2, 1), (1, 2)])
+def test_deterministic_spikes_give_the_update_computed_by_hand(
+    n: int, batch: int, numpy_target: None
+) -> None:
     """Rates 0 or 1 only: inputs 1, 0, 1; hidden biases ±5 (ρ = 1 from the second step, or 0);
     output biases −1, targets 2 and 0 at β = 2 (free: ρ = 0; nudged: output 0 at ρ = 1 from the
     second nudged step, output 1 at 0). Every cell at ρ = 1 fires every step, so the spike
-    trains, the traces, H and the learned ΔW = H, Δb = H_b are known exactly."""
+    trains, the traces, H and the learned ΔW = H, Δb = H_b are known exactly; in batch mode B
+    copies of the same example learn B·H (the copies' changes are summed)."""
     sizes, free, nudged, window, beta = (3, 2, 2), 6, 4, 2, 2.0
-    sim, structure, _ = _simulation(sizes, n, free, nudged, window, "runtime", DT)
+    sim, structure, _ = _simulation(sizes, n, free, nudged, window, "runtime", DT, batch=batch)
     x, d = np.array([1.0, 0.0, 1.0]), np.array([2.0, 0.0])
     b = {"b1": np.array([5.0, -5.0]), "b2": np.array([-1.0, -1.0])}
     learned = _learn(sim, structure, x, d, b, beta, (free, nudged, window), TAU_NU)
@@ -206,7 +214,9 @@ def test_deterministic_spikes_give_the_update_computed_by_hand(n: int, numpy_tar
     expected = _hand_update(spikes, gate, 1 / (MAX_RATE * TAU_NU * 1e-3), DT / TAU_NU, DT)
     assert np.abs(expected["W2"]).max() > 0.1  # the nudged output learns
     for name, value in expected.items():
-        np.testing.assert_allclose(learned[name], value, rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            learned[name], batch * value, rtol=1e-12, atol=1e-12, err_msg=name
+        )
 
 
 @pytest.mark.slow

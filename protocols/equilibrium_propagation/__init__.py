@@ -342,7 +342,7 @@ def _training_metrics(
     task, cfg, plan = ses.task, ses.task.cfg, ses.plan
     traces = {}
     if plan.learn_from == "spike-traces":  # the rule's trace time constant and its windows
-        window = plan.trace_window_steps or plan.nudged_steps
+        window = plan.window_steps
         traces = {"spike_traces": {"tau_nu_ms": plan.trace_tau_ms, "window_steps": window}}
     return {
         **traces,

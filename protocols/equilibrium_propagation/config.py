@@ -72,7 +72,8 @@ class EquilibriumPropagationConfig(SpikeSampling):
     )
     trace_window_steps: int = Field(
         0, ge=0, description="spike-traces: steps at the end of the free (−β) and the nudged "
-        "phase over which the trace products are averaged; 0: nudged_steps",
+        "phase over which the trace products are averaged; 0: half the nudged phase (clear of "
+        "the transients that bias the whole phase: benchmarks/README.md)",
     )  # fmt: skip
     w_scale: float = Field(1.0, gt=0, description="initial weights: Glorot uniform × w_scale")
     bias_scale: float = Field(0.0, ge=0, description="initial biases U(−a, a)")

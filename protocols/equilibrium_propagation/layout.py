@@ -28,7 +28,7 @@ class Plan:
     weights (mini-batch learning, two-phase rule; a run takes P·B examples); ``population``:
     spiking cells per unit (spiking read-out); ``learn_from``: what the two-phase rule reads,
     ``"rates"`` or ``"spike-traces"`` (traces of time constant ``trace_tau_ms``, products averaged
-    over the last ``trace_window_steps`` of each phase; 0: ``nudged_steps``)."""
+    over the last ``trace_window_steps`` of each phase; 0: half of ``nudged_steps``)."""
 
     sizes: tuple[int, ...]
     variant: str = "two-phase"
@@ -81,7 +81,15 @@ class Plan:
         """Spike traces: the window of the trace products at the end of each phase (ms)."""
         if self.learn_from != "spike-traces":
             return None
-        return (self.trace_window_steps or self.nudged_steps) * self.dt_ms
+        return self.window_steps * self.dt_ms
+
+    @property
+    def window_steps(self) -> int:
+        """Spike traces: the steps of that window (``trace_window_steps``, or half the nudged
+        phase: a window over the whole nudged phase, and so over the free phase's second half,
+        reads the transients of the restart and of the nudging through the traces' lag, which
+        biases the update, ``benchmarks/ep_spike_plasticity.py``)."""
+        return self.trace_window_steps or max(1, self.nudged_steps // 2)
 
     def free_end_rows(self, n: int) -> np.ndarray:
         """Rows (of a recording every unit) at the end of the free phase of examples 0..n−1."""

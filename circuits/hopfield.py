@@ -140,8 +140,9 @@ decay in the same step (slot ``hebb``); the latches of the rates' rule stay comp
    mode: the copies' changes, then at −49 their sums, ``*_tie`` summed updaters, and at −48 the
    sums added to every copy, ``*_tie_apply``);
 3. ``start`` −45: per-example: restart the states (``layer{k}_restart``);
-4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``); −39, populations:
-   the cells' rates copied from their units (``cell_rate``);
+4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``), and with spike-trace
+   plasticity the step's gate g = hebb_gate(t) (``*_gate``); −39, populations: the cells' rates
+   copied from their units (``cell_rate``);
 5. ``start`` −10: summed updaters (up, down). The input drive ``W1 ρ(x)`` is constant within an
    example when the input is sampled once per example, the read-out is ``rate`` and W1 has no
    continual rule (it then changes only at example boundaries): it is summed once per example,

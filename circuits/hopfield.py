@@ -45,7 +45,7 @@ direction — ``x`` of the presynaptic spikes (summed into ``up``), ``xb`` of th
 spike, so that its mean is the rate; each spike is transmitted with probability 1 − ``p_fail``
 (``(shared, constant)`` per projection: release failure, spiking dropout), as in
 :mod:`circuits.microcircuit`. The learning rules read the rates ρ(s) each unit keeps, not the
-traces.
+traces, unless they learn from spike traces (*Plasticity from spike traces* below).
 
 **Populations** (``population = n > 1``, spiking read-out; :class:`neurosim.blocks.Population`,
 issue 15): every unit is n Poisson cells, ``layer{k}_cells`` (cell m of unit u is cell
@@ -107,6 +107,31 @@ the biases):
   value per example) = 1 sets the states of layers 1..N to 0 before the step (the twin relaxes
   every example from 0), 0 keeps them.
 
+**Plasticity from spike traces** (``learn_from="spike-traces"``, spiking read-out, two-phase rule;
+issue 15 item 4, DESIGN.md §4.8): the rule reads only what a synapse has, the spike traces of
+its two units, not their rates ρ(s). Every unit keeps ν, the trace of its own spikes (all n cells
+of a population, before release failure)::
+
+      dν/dt = −ν/τ_ν,   ν += 1/(n·max_rate·τ_ν) per spike of one of its cells
+
+(τ_ν the run-time ``layer{k}.tau_nu``, a time; Euler, so that ν's mean is ρ), and every synapse
+(every bias) accumulates the gated product of its units' traces (of its unit's trace)::
+
+      dH/dt = g(t)·ν_pre·ν_post / ms,   dH_b/dt = g(t)·ν / ms
+
+with the gate g(t) = ``hebb_gate(t)`` (per ms, :func:`hebb_gate_rows`) −1/((β_h − β_l)·T) over
+the last T of the free phase (the −β phase when symmetric) and +1/((β_h − β_l)·T) over the last
+T of the example, 0 elsewhere. At the start of the next example, in place of the rates' update::
+
+      w += eta·H,   b += eta_b·H_b,   then H = H_b = 0
+
+so ΔW_ij = (η/β)(⟨ν_iν_j⟩_β − ⟨ν_iν_j⟩_0), ⟨·⟩ the mean over the window: the difference of the
+nudged and free phases' trace products. With the cells' spikes independent given their rates,
+E[ν_iν_j] = E[ν_i]E[ν_j] and E[ν] follows ρ through the trace's filter, so once the traces
+have settled the expected update is the rate rule (η/β)(ρ_i^βρ_j^β − ρ_i⁰ρ_j⁰); its noise falls
+with the spikes per window (n·max_rate·T). The synapses' products read ν before the units' traces
+decay in the same step (slot ``hebb``); the latches of the rates' rule stay compiled, unused.
+
 **Schedule** (DESIGN.md §3; tested): every step t → t + dt, every term at time t:
 
 1. ``start`` −60: the state monitors: s(t) as the previous step left it, before this step's
@@ -115,15 +140,18 @@ the biases):
    mode: the copies' changes, then at −49 their sums, ``*_tie`` summed updaters, and at −48 the
    sums added to every copy, ``*_tie_apply``);
 3. ``start`` −45: per-example: restart the states (``layer{k}_restart``);
-4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``); −39, populations:
-   the cells' rates copied from their units (``cell_rate``);
+4. ``start`` −40: rates r = ρ(s) (input: ρ(inputs(t, i))) (``*_rate``), and with spike-trace
+   plasticity the step's gate g = hebb_gate(t) (``*_gate``); −39, populations: the cells' rates
+   copied from their units (``cell_rate``);
 5. ``start`` −10: summed updaters (up, down). The input drive ``W1 ρ(x)`` is constant within an
    example when the input is sampled once per example, the read-out is ``rate`` and W1 has no
    continual rule (it then changes only at example boundaries): it is summed once per example,
    at the example's first step (a per-example clock), which saves most of a 64-100-10 step;
 6. ``start`` −5: the projected Euler step into ``s_next`` and ``rdot`` (``layer{k}_dynamics``);
-7. ``groups`` −1: synaptic state updaters (continual rule, accumulators, spike traces; the
-   units' traces ``X`` of populations);
+7. ``groups`` −2: with spike-trace plasticity, the synaptic state updaters (the products H of
+   the units' traces ν, and the read-out traces of n = 1); ``groups`` −1: synaptic state
+   updaters otherwise (continual rule, accumulators, spike traces; the units' traces ``X`` of
+   populations, and ν);
 8. ``groups`` 0: neuron updates: continual bias rule, ``s = s_next``, latches (``*_update``);
    then thresholds and spike transmission (a spike of step t enters the sums at t + dt).
 
@@ -157,7 +185,8 @@ weight per synapse shared by the copies, their changes summed. Brian2 has no bat
   :func:`weights_from_state` reads the first).
 
 The spiking read-out works unchanged in batch mode (each copy's cells fire and its synapses keep
-their traces), populations too (copy b's unit u has its n cells and its trace). The continual
+their traces), populations too (copy b's unit u has its n cells and its trace), and so does
+plasticity from spike traces (each copy's η·H is its change, summed as above). The continual
 rule changes the weights every step, so it is refused in batch mode (summing every step would
 cost a reduction per step; not built). ``batch = 1`` builds exactly the circuit above (no
 ``delta``, no sums, the same generated code and build key).
@@ -185,6 +214,7 @@ from circuits.hopfield_inputs import (
     _timed_arrays,
     duration_ms,
     example_timed,
+    hebb_gate_rows,
     sampling_steps,
     timed_names,
     timed_values,
@@ -231,6 +261,8 @@ from neurosim.schedule import on_own_clock, set_slot
 
 NAME = "hopfield"
 RULES = ("two-phase", "continual")
+#: what the two-phase rule reads: the units' rates ρ(s), or their spike traces ν (spiking only)
+LEARN_FROM = ("rates", "spike-traces")
 
 __all__ = [
     "BASE_INPUTS",
@@ -242,6 +274,7 @@ __all__ = [
     "HopfieldCircuit",
     "HopfieldParams",
     "HopfieldStructure",
+    "LEARN_FROM",
     "Neuron",
     "SMOOTH_SIGMOID",
     "back_eta_values",
@@ -251,6 +284,7 @@ __all__ = [
     "duration_ms",
     "eta_values",
     "example_timed",
+    "hebb_gate_rows",
     "sampling_steps",
     "matrix_to_w",
     "p_fail_values",
@@ -280,6 +314,13 @@ def _factor(expr: str) -> str:
 
 #: one step in units of ms, as Brian2 text
 _STEP = "(dt/ms)"
+
+#: plasticity from spike traces: every unit's trace ν of its own spikes (all its cells', no
+#: release failure), with a run-time time constant τ_ν; Euler, as the read-out's traces, so that
+#: its mean is ρ when each spike adds 1/(n·max_rate·τ_ν)
+SPIKE_TRACE = "dnu/dt = -nu/tau_nu : 1\ntau_nu : second (shared, constant)"
+#: the jump of ν per spike of one of the unit's n cells (``{n}``; ``{post}``: "_post" in a pool)
+NU_JUMP = "nu{post} += 1/({n}*rate_scale*tau_nu{post})"
 
 
 @dataclass(frozen=True)
@@ -339,7 +380,9 @@ class HopfieldStructure(LayeredStructure):
     default dt); ``examples``: examples per run (the run length is compiled in; it sizes the
     recordings in :meth:`HopfieldCircuit.cost`); ``batch``: copies of the circuit simulated side
     by side (batch mode, module docstring; two-phase rule only); ``population``: spiking cells
-    per unit (populations, module docstring; 1: the unit is one cell).
+    per unit (populations, module docstring; 1: the unit is one cell); ``learn_from``: what the
+    two-phase rule reads, ``"rates"`` (ρ(s), the default) or ``"spike-traces"`` (the units' spike
+    traces ν, module docstring: *Plasticity from spike traces*; spiking read-out only).
     """
 
     sizes: Sequence[int] = field(
@@ -371,6 +414,7 @@ class HopfieldStructure(LayeredStructure):
                   "rate, read through one trace per unit (cost linear in it); 1: the unit is "
                   "one cell", "ge": 1},
     )  # fmt: skip
+    learn_from: str = "rates"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", tuple(_check_sizes(self.sizes)))
@@ -393,6 +437,11 @@ class HopfieldStructure(LayeredStructure):
         """Spiking units of n > 1 cells, read through one trace ``X`` per unit."""
         return self.spiking and self.population > 1
 
+    @property
+    def spike_traces(self) -> bool:
+        """The two-phase rule reads the units' spike traces ν, not their rates."""
+        return self.learn_from == "spike-traces"
+
     def check(self, params: HopfieldParams, dt_ms: float) -> None:
         """Refuse a structure that cannot be built, in one sentence."""
         check_readout(self.readout, self.p_fail)
@@ -404,6 +453,18 @@ class HopfieldStructure(LayeredStructure):
             raise ValueError("the two-phase rule is applied once per example: give example_ms")
         if self.measure and not self.continual:
             raise ValueError("measure=True accumulates the continual rule: add it to plasticity")
+        if self.learn_from not in LEARN_FROM:
+            raise ValueError(f"learn_from must be one of {LEARN_FROM}, got {self.learn_from!r}")
+        if self.spike_traces and not self.spiking:
+            raise ValueError(
+                "learn_from='spike-traces' reads spike traces: the rate read-out fires no spikes "
+                "(use readout='spiking', or learn from rates)"
+            )
+        if self.spike_traces and (self.continual or not self.two_phase):
+            raise ValueError(
+                "learn_from='spike-traces' is the two-phase rule on spike traces: compile "
+                "plasticity=('two-phase',) alone (the continual rule reads rates)"
+            )
         if self.example_ms is not None:
             _steps(self.example_ms, dt_ms, "example_ms")
         try:
@@ -468,6 +529,7 @@ class HopfieldCircuit(Circuit):
         "cell_rate": ("start", -39),
         "summed": ("start", -10),
         "dynamics": ("start", -5),
+        "hebb": ("groups", -2),
         "synapse_update": ("groups", -1),
         "neuron_update": ("groups", 0),
     }
@@ -521,7 +583,8 @@ class HopfieldCircuit(Circuit):
         )
         layers = [self._input_layer(parts)]
         layers += [self._layer(parts, k) for k in range(1, s.n_layers + 1)]
-        pops = [population.build(g, s.p_fail) for g in layers] if population else []
+        on_spike = NU_JUMP.format(n=s.population, post="_post") if s.spike_traces else None
+        pops = [population.build(g, s.p_fail, on_spike) for g in layers] if population else []
         for pop in pops:  # the cells' rates: their units' of this step, before the thresholds
             for updater in pop.pool.summed_updaters.values():
                 set_slot(updater, self.slot("cell_rate"))
@@ -572,7 +635,7 @@ class HopfieldCircuit(Circuit):
         return weights_from_state(state, structure.sizes, structure.reciprocal)
 
     def timed_names(self, structure: HopfieldStructure) -> tuple[str, ...]:
-        return timed_names(structure.plasticity, structure.example_ms)
+        return timed_names(structure.plasticity, structure.example_ms, structure.learn_from)
 
     def cost(self, structure: HopfieldStructure) -> Cost:
         """Cells and dense projections with the variables each keeps, and the recordings over
@@ -580,9 +643,9 @@ class HopfieldCircuit(Circuit):
         s = structure
         sizes, B = s.sizes, s.batch
         tied = B > 1 and s.two_phase  # batch mode: the copies' changes and their sums
-        per_cell = 7 + s.two_phase + s.measure + tied + s.pooled
+        per_cell = 7 + s.two_phase + s.measure + tied + s.pooled + 2 * s.spike_traces
         traces = 2 * (s.spiking and not s.pooled)  # n > 1: one trace per unit, not per synapse
-        per_synapse = 1 + s.untied + s.measure + traces + tied * (1 + s.untied)
+        per_synapse = 1 + s.untied + s.measure + traces + tied * (1 + s.untied) + s.spike_traces
         groups = {f"layer{k}": (n * B, per_cell) for k, n in enumerate(sizes)}
         projections = {
             f"W{k}": (sizes[k - 1], sizes[k] * B, per_synapse) for k in range(1, len(sizes))
@@ -675,6 +738,8 @@ class HopfieldCircuit(Circuit):
             ]
         if s.two_phase and s.batch > 1:
             eqs.append("delta_b : 1")
+        if s.spike_traces:  # the phase gate of this step and the bias's accumulator
+            eqs += ["g_nu : 1 (shared)", "dhebb_b/dt = g_nu*nu/ms : 1"]
         g = self._group(parts, s.sizes[k], "\n".join(eqs), f"layer{k}")
         if s.noise:
             g.sigma = s.sigma
@@ -693,6 +758,9 @@ class HopfieldCircuit(Circuit):
                 self.slot("neuron_update"),
             ),
         ]
+        if s.spike_traces:
+            gate = g.run_regularly("g_nu = hebb_gate(t)", name=f"layer{k}_gate")
+            parts.runners.append((gate, self.slot("rate")))
         if parts.per_example is not None:
             restart = g.run_regularly(
                 "s = s*(1 - restart(t))", dt=parts.per_example, name=f"layer{k}_restart"
@@ -703,8 +771,11 @@ class HopfieldCircuit(Circuit):
             settled = neuron.settled_of("s")
             # batch mode: each copy's change, summed over the copies by _tie
             target = "delta_b = " if s.batch > 1 else "b = b + "
+            change = f"{gain}*({settled} - rl)"
+            if s.spike_traces:  # the gated trace accumulated over the example, then cleared
+                change = "eta_b*hebb_b\nhebb_b = 0"
             apply = g.run_regularly(
-                f"{target}{gain}*({settled} - rl)", dt=parts.per_example, name=f"layer{k}_apply"
+                f"{target}{change}", dt=parts.per_example, name=f"layer{k}_apply"
             )
             parts.runners.append((apply, self.slot("apply")))
         return g
@@ -715,8 +786,13 @@ class HopfieldCircuit(Circuit):
         ``X`` of their cells' spikes (its decay in the synaptic-trace slot, as the traces of
         n = 1)."""
         kwargs: dict[str, Any] = {}
-        if parts.population is not None:
-            eqs = f"{eqs.rstrip()}\n{parts.population.unit_trace}"
+        traces = [parts.population.unit_trace] if parts.population is not None else []
+        if parts.structure.spike_traces:  # the trace ν plasticity reads
+            traces.append(SPIKE_TRACE)
+            if parts.population is None:  # the unit is the cell: its spikes raise ν
+                kwargs["reset"] = NU_JUMP.format(n=1, post="")
+        if traces:
+            eqs = "\n".join([eqs.rstrip(), *traces])
             kwargs["method"] = "euler"
         g = NeuronGroup(
             size * parts.structure.batch,
@@ -726,7 +802,7 @@ class HopfieldCircuit(Circuit):
             namespace=parts.namespace,
             **kwargs,
         )
-        if parts.population is not None:
+        if traces:
             set_slot(g.state_updater, self.slot("synapse_update"))
         return g
 
@@ -786,6 +862,8 @@ class HopfieldCircuit(Circuit):
             eqs.append("w : 1")
             if back:
                 eqs.append("wb : 1")
+        if s.spike_traces:  # Hebbian product of the two units' spike traces, gated by phase
+            eqs.append("dhebb/dt = g_nu_post*nu_pre*nu_post/ms : 1 (clock-driven)")
         if s.two_phase:
             eqs.append("eta : 1 (shared, constant)")
             if back:
@@ -826,7 +904,9 @@ class HopfieldCircuit(Circuit):
                 # example boundaries): summed once, at each example's first step
                 on_own_clock(updater, parts.per_example, "W1_summed_clock")
         if syn.state_updater is not None:
-            set_slot(syn.state_updater, self.slot("synapse_update"))
+            # spike traces: the products read the units' traces ν before these decay
+            slot = "hebb" if s.spike_traces else "synapse_update"
+            set_slot(syn.state_updater, self.slot(slot))
         if s.two_phase:
             parts.runners.append((self._synapse_apply(syn, s, k, parts), self.slot("apply")))
         return syn, (i, j)
@@ -839,6 +919,11 @@ class HopfieldCircuit(Circuit):
         difference = f"{post}*{pre} - rl_post*rl_pre"
         # batch mode: each copy's change, summed over the copies by _tie
         w_to, wb_to = ("delta_w = ", "delta_wb = ") if s.batch > 1 else ("w = w + ", "wb = wb + ")
+        if s.spike_traces:  # the gated trace products accumulated over the example, cleared
+            apply = f"{w_to}eta*hebb"
+            if k >= 2 and s.untied:
+                apply += f"\n{wb_to}eta_back*hebb"
+            return syn.run_regularly(f"{apply}\nhebb = 0", dt=parts.per_example, name=f"W{k}_apply")
         apply = f"{w_to}{_safe_inverse('eta', 'beta_h_post - beta_l_post')}*({difference})"
         if k >= 2 and s.untied:
             gain_b = _safe_inverse("eta_back", "beta_h_post - beta_l_post")

@@ -3,9 +3,10 @@ examples in time.
 
 ``TimedArray`` inputs (:func:`timed_names`): ``inputs`` (rows × n0), ``targets`` (rows × nN,
 target rates d), ``beta`` (rows); with the rules ``plastic`` (continual), ``latch`` (two-phase),
-``restart`` (with ``example_ms``; one row per example), each sampled every ``timed_dt_ms`` (per
-name; a multiple of dt; the last row holds after the end). :func:`example_timed` lays out P
-examples of free and nudged phases.
+``restart`` (with ``example_ms``; one row per example), ``hebb_gate`` (the two-phase rule from
+spike traces: the phase gate of the trace products, per ms; :func:`hebb_gate_rows`), each
+sampled every ``timed_dt_ms`` (per name; a multiple of dt; the last row holds after the end).
+:func:`example_timed` lays out P examples of free and nudged phases.
 
 The builder's TimedArray objects (:func:`_timed_arrays`) are made here too, from the values and
 the sampling steps. :mod:`circuits.hopfield` re-exports every public name, and
@@ -25,7 +26,9 @@ from neurosim.blocks import per_row, timed_inputs
 BASE_INPUTS = ("inputs", "targets", "beta")
 
 
-def timed_names(plasticity: Sequence[str] = (), example_ms: float | None = None) -> tuple[str, ...]:
+def timed_names(
+    plasticity: Sequence[str] = (), example_ms: float | None = None, learn_from: str = "rates"
+) -> tuple[str, ...]:
     """The TimedArray inputs a build with these options needs."""
     names = list(BASE_INPUTS)
     if "continual" in plasticity:
@@ -34,6 +37,8 @@ def timed_names(plasticity: Sequence[str] = (), example_ms: float | None = None)
         names.append("latch")
     if example_ms is not None:
         names.append("restart")
+    if learn_from == "spike-traces":
+        names.append("hebb_gate")
     return tuple(names)
 
 
@@ -84,9 +89,11 @@ def example_timed(
     plastic: bool = True,
     phases: int | None = None,
     names: Sequence[str] | None = None,
+    window_ms: float | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
     """P examples (rows of ``inputs``, ``targets``) laid out for a build with ``example_ms``:
-    returns the TimedArray values (all six), their sampling steps and ``example_ms``.
+    returns the TimedArray values (all six, and ``hebb_gate`` with ``window_ms``), their sampling
+    steps and ``example_ms``.
 
     Two-phase example: free phase (β = 0, ``latch`` 1) for ``free_ms``, then nudged at β
     (``plastic`` 1) for ``nudged_ms``. Symmetric example (``symmetric`` per example or for all):
@@ -97,7 +104,10 @@ def example_timed(
     or one per example; ``restart``: start each example from s = 0 (1) or go on (0); ``plastic``:
     False leaves the continual gate at 0 throughout; ``names``: keep only these inputs (those of
     the build, :func:`timed_names`; default all six). ``beta``, ``latch`` and ``plastic`` end
-    with one neutral row (all 0) for the extra step of :func:`duration_ms`.
+    with one neutral row (all 0) for the extra step of :func:`duration_ms`. ``window_ms``: the
+    two-phase rule from spike traces accumulates its trace products over the last ``window_ms``
+    of the free (or −β) phase and of the example (:func:`hebb_gate_rows`; at most a nudged
+    phase); all phase signals are then sampled at the common divisor of the three lengths.
     """
     inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
     targets = np.atleast_2d(np.asarray(targets, dtype=float))
@@ -108,6 +118,13 @@ def example_timed(
     sym = np.broadcast_to(np.asarray(symmetric, dtype=bool), (p,))
     n_free, n_nudged = _steps(free_ms, dt_ms, "free_ms"), _steps(nudged_ms, dt_ms, "nudged_ms")
     unit = math.gcd(n_free, n_nudged)  # phase rows, in steps
+    n_window = None if window_ms is None else _steps(window_ms, dt_ms, "window_ms")
+    if n_window is not None:
+        if n_window > min(n_free, n_nudged):
+            raise ValueError(
+                f"window_ms ({window_ms} ms) must not exceed the free or a nudged phase"
+            )
+        unit = math.gcd(unit, n_window)
     per_phase_free, per_phase_nudged = n_free // unit, n_nudged // unit
     n_phases = (3 if sym.any() else 2) if phases is None else int(phases)
     if n_phases not in (2, 3) or (sym.any() and n_phases == 2):
@@ -144,17 +161,57 @@ def example_timed(
     timed["beta"] = np.array([*beta_rows, 0.0])
     timed["latch"] = np.array([*latch_rows, 0.0])
     timed["plastic"] = np.array([*plastic_rows, 0.0]) * float(plastic)
+    if n_window is not None:
+        gate = hebb_gate_rows(
+            betas, sym, free_steps=n_free, nudged_steps=n_nudged, window_steps=n_window,
+            phases=n_phases, dt_ms=dt_ms,
+        )  # fmt: skip
+        timed["hebb_gate"] = np.array([*gate[::unit], 0.0])
     if names is not None:
         timed = {name: timed[name] for name in names}
     timed_dt = sampling_steps(example_ms, unit * dt_ms)
     return timed, timed_dt, example_ms
 
 
+def hebb_gate_rows(
+    betas: np.ndarray,
+    symmetric: np.ndarray,
+    *,
+    free_steps: int,
+    nudged_steps: int,
+    window_steps: int,
+    phases: int,
+    dt_ms: float,
+) -> np.ndarray:
+    """The gate g(t) (per ms, one value per step) of the two-phase rule from spike traces: the
+    accumulator dH/dt = g(t)·ν_pre·ν_post/ms then holds, at the end of an example,
+
+        H = (⟨ν_pre ν_post⟩_high − ⟨ν_pre ν_post⟩_low) / (β_high − β_low)
+
+    with ⟨·⟩ the mean over the last ``window_steps`` steps (T = window_steps·dt) of the low phase
+    (free; −β when symmetric) and of the example (+β): g = −1/((β_h − β_l)·T) in the first
+    window, +1/((β_h − β_l)·T) in the second, 0 elsewhere and for examples at β = 0."""
+    example = free_steps + (phases - 1) * nudged_steps
+    span = window_steps * dt_ms
+    rows = []
+    for b, sym in zip(
+        np.asarray(betas, dtype=float), np.asarray(symmetric, dtype=bool), strict=True
+    ):
+        g = np.zeros(example)
+        if b != 0.0:
+            low_end, difference = (free_steps + nudged_steps, 2 * b) if sym else (free_steps, b)
+            g[low_end - window_steps : low_end] = -1.0 / (difference * span)
+            g[example - window_steps :] = 1.0 / (difference * span)
+        rows.append(g)
+    return np.concatenate(rows) if rows else np.zeros(0)
+
+
 def sampling_steps(example_ms: float, phase_ms: float) -> dict[str, float]:
     """The sampling steps of the TimedArray inputs: one row per example for the inputs, targets
     and restarts, one per ``phase_ms`` for β and the gates."""
     per_example = {name: example_ms for name in ("inputs", "targets", "restart")}
-    return {**per_example, **{name: phase_ms for name in ("beta", "latch", "plastic")}}
+    gates = ("beta", "latch", "plastic", "hebb_gate")
+    return {**per_example, **{name: phase_ms for name in gates}}
 
 
 def duration_ms(n_examples: int, example_ms: float, dt_ms: float) -> float:

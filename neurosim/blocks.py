@@ -107,13 +107,17 @@ class Population:
         out["x_jump_cell"] = out["x_jump"] / self.n
         return out
 
-    def build(self, units: NeuronGroup, p_fail: float = 0.0) -> PopulationParts:
+    def build(
+        self, units: NeuronGroup, p_fail: float = 0.0, on_spike: str | None = None
+    ) -> PopulationParts:
         """The cells of ``units`` and their pool into the units' ``X`` (which ``units`` must
         declare: :attr:`unit_trace`), named ``<units>_cells`` and ``<units>_pool``; ``p_fail``
         the pool's compiled default. Each cell's rate ``r`` is its unit's, copied every step by
         the pool's summed variable (``pool.summed_updaters``: schedule it after the units'
         rates and before the thresholds); a linked variable would do the same, but a group
-        with an indexed link has no subgroups, and :attr:`PopulationParts.first_cells` is one."""
+        with an indexed link has no subgroups, and :attr:`PopulationParts.first_cells` is one.
+        ``on_spike``: a further statement of the pool on every spike of a cell, before release
+        failure (e.g. a unit's own spike trace that plasticity reads, ``name_post += ...``)."""
         if not self.pooled:
             raise ValueError("a population of one cell is the unit itself: nothing to build")
         count = len(units)
@@ -130,7 +134,7 @@ class Population:
             cells,
             units,
             f"r_pre = r_post : 1 (summed)\n{RELEASE_FAILURE}",
-            on_pre=transmit("X_post", "x_jump_cell"),
+            on_pre="\n".join(filter(None, [on_spike, transmit("X_post", "x_jump_cell")])),
             name=f"{units.name}_pool",
             namespace=namespace,
         )

@@ -481,7 +481,10 @@ class Simulation:
                     raise NeurosimError(
                         f"{key!r} needs {expected} values, got an array of shape {arr.shape}."
                     )
-            checked.append((group, var, arr.item() if variable.scalar else arr))
+            value = arr.item() if variable.scalar else arr
+            if not variable.dim.is_dimensionless:  # a value in SI units (a quantity's number)
+                value = brian2.Quantity(value, dim=variable.dim)
+            checked.append((group, var, value))
         return checked
 
     # ------------------------------------------------------------------ running
@@ -496,7 +499,8 @@ class Simulation:
         """Run the circuit for ``duration_ms`` from the given state and inputs.
 
         ``values`` maps ``'group.variable'`` to the initial values of this run (state, weights,
-        ``(shared, constant)`` parameters); ``timed`` gives every TimedArray input; ``seed`` fixes
+        ``(shared, constant)`` parameters; a variable with units takes a quantity, or a number
+        in SI units); ``timed`` gives every TimedArray input; ``seed`` fixes
         the random numbers of this run; ``read`` names the state variables to return at the end.
         """
         if not 0 <= int(seed) < 2**31:

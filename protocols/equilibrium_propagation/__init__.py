@@ -125,6 +125,11 @@ class EquilibriumPropagation(Protocol):
         assert isinstance(protocol, EquilibriumPropagationConfig)
         if run.readout != "spiking" and protocol.p_fail > 0:
             raise ConfigError("protocol.p_fail > 0 needs the spiking read-out (--readout spiking).")
+        if protocol.plasticity == "spike-traces" and run.readout != "spiking":
+            raise ConfigError(
+                "protocol.plasticity = 'spike-traces' reads spike traces: it needs --readout "
+                "spiking (the rate read-out fires no spikes; learn from rates with it)."
+            )
         if protocol.stage == "gradient-check" and run.readout == "spiking":
             raise ConfigError(
                 "stage gradient-check compares settled fixed points; it needs --readout rate."
@@ -144,7 +149,7 @@ class EquilibriumPropagation(Protocol):
                 sizes=plan.sizes, readout=plan.readout, plasticity=plan.compiled,
                 example_ms=example_ms, record=_train_record(task, plan),
                 record_dt_ms=plan.unit_steps * plan.dt_ms, examples=plan.P, batch=plan.batch,
-                population=plan.population,
+                population=plan.population, learn_from=plan.learn_from,
             ),
         )  # fmt: skip
 
@@ -177,6 +182,7 @@ class EquilibriumPropagation(Protocol):
                 "input_code": task.data.input_code,
                 "sizes": task.sizes,
                 "readout": task.readout,
+                "plasticity": protocol.plasticity,
                 "dt_ms": protocol.dt_ms,
                 "beta": protocol.beta,
                 **inputs,
@@ -340,8 +346,13 @@ def _training_metrics(
 ) -> dict[str, Any]:
     """The training stage's metrics: accuracies, baseline, gradient check and settings."""
     task, cfg, plan = ses.task, ses.task.cfg, ses.plan
+    traces = {}
+    if plan.learn_from == "spike-traces":  # the rule's trace time constant and its windows
+        window = plan.window_steps
+        traces = {"spike_traces": {"tau_nu_ms": plan.trace_tau_ms, "window_steps": window}}
     curve = history[f"test_{task.metric}"]
     return {
+        **traces,
         f"test_{task.metric}": curve[-1],
         f"best_test_{task.metric}": min(curve) if task.regression else max(curve),
         "history": history,

@@ -62,6 +62,19 @@ class EquilibriumPropagationConfig(SpikeSampling):
         2, ge=1, description="stochastic: states averaged at the end of each nudged phase"
     )
     p_fail: float = Field(0.0, ge=0, le=1, description="release failure (spiking read-out)")
+    plasticity: Literal["rates", "spike-traces"] = Field(
+        "rates", description="what the two-phase and symmetric rules read: the units' rates "
+        "ρ(s), or (spiking read-out) their spike traces ν, ΔW = (η/β)(⟨ν_iν_j⟩_β − ⟨ν_iν_j⟩_0) "
+        "over the last trace_window_steps of each phase (README: Equilibrium Propagation)",
+    )  # fmt: skip
+    trace_tau_ms: float = Field(
+        3.0, gt=0, description="spike-traces: time constant τ_ν (ms) of the units' spike traces"
+    )
+    trace_window_steps: int = Field(
+        0, ge=0, description="spike-traces: steps at the end of the free (−β) and the nudged "
+        "phase over which the trace products are averaged; 0: half the nudged phase (clear of "
+        "the transients that bias the whole phase: benchmarks/README.md)",
+    )  # fmt: skip
     w_scale: float = Field(1.0, gt=0, description="initial weights: Glorot uniform × w_scale")
     bias_scale: float = Field(0.0, ge=0, description="initial biases U(−a, a)")
     examples_per_run: int = Field(
@@ -106,6 +119,16 @@ class EquilibriumPropagationConfig(SpikeSampling):
         if not self.continual_dts or any(not (0 < v <= 1) for v in self.continual_dts):
             raise ValueError("continual_dts must hold time steps in (0, 1] ms")
         continual = RULE_OF[self.variant] == "continual"
+        if self.plasticity == "spike-traces" and continual:
+            raise ValueError(
+                "plasticity = 'spike-traces' is the two-phase rule on spike traces: it takes "
+                f"variant two-phase or symmetric, not {self.variant!r}"
+            )
+        if self.trace_window_steps > min(self.free_steps, self.nudged_steps):
+            raise ValueError(
+                f"trace_window_steps ({self.trace_window_steps}) must not exceed free_steps or "
+                "nudged_steps"
+            )
         if self.sigma > 0 and self.variant != "stochastic":
             raise ValueError("sigma (Langevin noise) belongs to variant 'stochastic'")
         if self.centred and not continual:

@@ -26,7 +26,9 @@ class Plan:
     a compiled rule that is not the variant's runs at rate 0); ``P``: presentations per run;
     ``batch``: examples per presentation, side by side in B copies of the circuit sharing their
     weights (mini-batch learning, two-phase rule; a run takes P·B examples); ``population``:
-    spiking cells per unit (spiking read-out)."""
+    spiking cells per unit (spiking read-out); ``learn_from``: what the two-phase rule reads,
+    ``"rates"`` or ``"spike-traces"`` (traces of time constant ``trace_tau_ms``, products averaged
+    over the last ``trace_window_steps`` of each phase; 0: half of ``nudged_steps``)."""
 
     sizes: tuple[int, ...]
     variant: str = "two-phase"
@@ -45,6 +47,9 @@ class Plan:
     P: int = 50
     batch: int = 1
     population: int = 1
+    learn_from: str = "rates"
+    trace_tau_ms: float = 3.0
+    trace_window_steps: int = 0
 
     @property
     def rule(self) -> str:
@@ -71,6 +76,21 @@ class Plan:
         """The TimedArray row of the phase signals, in steps (gcd of the phase lengths)."""
         return math.gcd(self.free_steps, self.nudged_steps)
 
+    @property
+    def window_ms(self) -> float | None:
+        """Spike traces: the window of the trace products at the end of each phase (ms)."""
+        if self.learn_from != "spike-traces":
+            return None
+        return self.window_steps * self.dt_ms
+
+    @property
+    def window_steps(self) -> int:
+        """Spike traces: the steps of that window (``trace_window_steps``, or half the nudged
+        phase: a window over the whole nudged phase, and so over the free phase's second half,
+        reads the transients of the restart and of the nudging through the traces' lag, which
+        biases the update, ``benchmarks/ep_spike_plasticity.py``)."""
+        return self.trace_window_steps or max(1, self.nudged_steps // 2)
+
     def free_end_rows(self, n: int) -> np.ndarray:
         """Rows (of a recording every unit) at the end of the free phase of examples 0..n−1."""
         return (np.arange(n) * self.example_steps + self.free_steps) // self.unit_steps
@@ -85,7 +105,9 @@ def timed_layout(
     if plan.batch > 1:
         x, d = circuit.batch_rows(x, plan.batch), circuit.batch_rows(d, plan.batch)
     names = circuit.timed_names(
-        circuit.Structure(sizes=plan.sizes, plasticity=plan.compiled, example_ms=1.0)
+        circuit.Structure(
+            sizes=plan.sizes, plasticity=plan.compiled, example_ms=1.0, learn_from=plan.learn_from
+        )
     )
     dt = plan.dt_ms
     if plan.variant == "stochastic":
@@ -96,7 +118,7 @@ def timed_layout(
     return circuit.example_timed(
         x, d, betas, free_ms=plan.free_steps * dt, nudged_ms=plan.nudged_steps * dt,
         dt_ms=dt, symmetric=plan.variant == "symmetric",
-        phases=3 if plan.variant == "symmetric" else 2, names=names,
+        phases=3 if plan.variant == "symmetric" else 2, names=names, window_ms=plan.window_ms,
     )  # fmt: skip
 
 

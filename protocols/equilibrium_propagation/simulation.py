@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from brian2 import ms
 
 from neurosim.diagnostics import firing_rates
 from neurosim.engine import Simulation
@@ -82,6 +83,7 @@ def simulation(
         sigma=plan.sigma, record=dict(record), record_dt_ms=record_steps * dt,
         weight_record_dt_ms=weight_record_steps * dt if weight_record_steps else None,
         timed_dt_ms=timed_dt, examples=n_examples, batch=plan.batch, population=plan.population,
+        learn_from=plan.learn_from,
     )  # fmt: skip
     kwargs = {} if cuda_seed is None else {"cuda_seed": cuda_seed}
     builder = circuit.builder(structure, params, dt)
@@ -120,11 +122,15 @@ def rule_values(circuit: Any, plan: Plan, scale: float) -> dict[str, float]:
     return out
 
 
-def static_values(circuit: Any, plan: Plan, p_fail: float) -> dict[str, float]:
-    """Release failure of every projection (spiking read-out) and the Langevin σ (stochastic)."""
-    out: dict[str, float] = {}
+def static_values(circuit: Any, plan: Plan, p_fail: float) -> dict[str, Any]:
+    """Release failure of every projection (spiking read-out), the Langevin σ (stochastic) and
+    the time constant τ_ν of the spike traces plasticity reads (``learn_from="spike-traces"``)."""
+    out: dict[str, Any] = {}
     if plan.readout == "spiking":
         out.update(circuit.p_fail_values(plan.sizes, p_fail, plan.population))
+    if plan.learn_from == "spike-traces":
+        for k in range(plan.n_layers + 1):
+            out[f"layer{k}.tau_nu"] = plan.trace_tau_ms * ms
     if plan.variant == "stochastic":
         for k in range(1, plan.n_layers + 1):
             out[f"layer{k}.sigma"] = plan.sigma
@@ -208,4 +214,6 @@ def plan_of(task: Any) -> Plan:
         dt_ms=task.cfg.dt_ms, beta=task.cfg.beta, rates=tuple(task.rates),
         readout=task.readout, centred=task.centred, sigma=task.sigma,
         P=-(-task.P // task.batch), batch=task.batch, population=task.population,
+        learn_from=task.cfg.plasticity, trace_tau_ms=task.cfg.trace_tau_ms,
+        trace_window_steps=task.cfg.trace_window_steps,
     )  # fmt: skip

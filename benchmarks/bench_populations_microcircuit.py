@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,7 @@ def _case(readout: str, population: int, args: argparse.Namespace, epochs: int) 
         "readout": readout,
         "population": population if readout == "spiking" else None,
         "max_rate_hz": args.max_rate_hz if readout == "spiking" else None,
-        "command": "neurosim " + " ".join(argv),
+        "command": shlex.join(["neurosim", *argv]),
         "epochs": epochs,
         "test_accuracy": m["history"]["circuit"],  # before training, then after each epoch
         "firing": m.get("firing"),

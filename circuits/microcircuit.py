@@ -49,11 +49,31 @@ arrays in the row-major order of its (post, pre) matrix: synapse ``s = post*n_pr
 ``w.reshape(n_post, n_pre)`` is the matrix (:func:`matrix_to_w`, :func:`w_to_matrix`).
 
 **Read-out.** ``readout="rate"``: the presynaptic quantity of every projection is ``r_pre``.
-``readout="spiking"``: every cell fires Poisson spikes at rate ``φ(u)·rate_scale`` and each synapse
-keeps a trace ``x`` (τ_s) that jumps by ``1/(rate_scale·τ_s)`` per transmitted spike, so that its
-mean equals the rate; a spike is transmitted with probability ``1 − p_fail`` (release failure,
-spiking dropout; ``p_fail`` a ``(shared, constant)`` parameter of each projection, not rescaled).
-The postsynaptic factors of the learning rules stay rates (the soma knows its own φ(u)).
+``readout="spiking"``: every cell (input, pyramidal and interneuron) fires Poisson spikes at rate
+``φ(u)·max_rate_hz`` (``MicrocircuitParams.max_rate_hz``, the rate of a cell at φ = 1) and each
+synapse keeps a trace ``x`` (τ_s) that jumps by ``1/(max_rate·τ_s)`` per transmitted spike, so
+that its mean equals the rate; a spike is transmitted with probability ``1 − p_fail`` (release
+failure, spiking dropout; ``p_fail`` a ``(shared, constant)`` parameter of each projection, not
+rescaled). The postsynaptic factors of the learning rules stay rates (the soma knows its own
+φ(u)); the presynaptic factors read the traces.
+
+**Populations** (``population = n > 1``, spiking read-out; :class:`neurosim.blocks.Population`,
+the definition the Hopfield circuit uses, issue 15): every unit of every group (``layer{k}``,
+``inter{k}``) is n Poisson cells, ``<group>_cells`` (cell m of unit u is cell m·units + u), each
+firing at the unit's rate (copied from the unit every step, in the ``summed`` slot; the rate is
+computed before the step starts), and their spikes feed one trace ``X`` per unit through
+``<group>_pool`` (one synapse per cell, jump ``1/(n·max_rate·τ_s)``): X has mean φ and a variance
+n times smaller than one cell's trace. The weights stay between units and read the units' traces
+(``X_pre`` where n = 1 reads the synapse's ``x``; ``X_post`` for ``xb``), with no trace per
+synapse, so a build grows by n cells and n pool synapses per unit (linear in n, no synapse per
+pair of cells). X decays in the units' own state updater (``groups`` 0, after the synaptic
+updaters at −1), so every reader sees the step's starting value, as with the per-synapse traces.
+Release failure is drawn in the pool, once per spike (run value ``<group>_pool.p_fail``,
+:func:`p_fail_values`): a failed spike is lost to all the unit's targets, where with one cell per
+unit each target synapse draws its own. Monitors: ``spikes_<group>`` holds the spike trains of the
+units' first cells (indexed as the units) and ``counts_<group>`` every cell's spike count
+(:func:`spike_counts`). ``population = 1`` builds exactly the one-cell circuit (the same generated
+code and build key). Batch mode takes populations (copy b's unit u has its n cells and its trace).
 
 **Plasticity** (always on; each induction term I low-pass filtered, τ_w dΔ/dt = I − Δ, then
 dw/dt = η·plastic(t)·Δ, η a ``(shared, constant)`` parameter ``eta`` per projection, 0 disables):
@@ -119,7 +139,10 @@ from neurosim.batch import check_batch, first_copy, tie_copies, tile_copies
 from neurosim.blocks import (
     RELEASE_FAILURE,
     LayeredStructure,
+    Population,
+    PopulationParts,
     SpikingReadout,
+    check_population,
     check_readout,
     layer_sizes,
     low_pass,
@@ -131,6 +154,7 @@ from neurosim.blocks import (
 from neurosim.circuit import Circuit, Cost, dense_cost
 from neurosim.connectivity import batched_connectivity, dense_connectivity, matrix_to_w, w_to_matrix
 from neurosim.engine import CircuitBuild
+from neurosim.errors import ConfigError
 from neurosim.parameters.microcircuit import MicrocircuitParams
 from neurosim.registry import register_circuit
 from neurosim.schedule import set_slot
@@ -167,7 +191,9 @@ class MicrocircuitStructure(LayeredStructure):
     group (None: :func:`default_record`; ``{}`` records none) every ``record_dt_ms``;
     ``weight_record_dt_ms``: also record every projection's ``w`` that often; ``timed_dt_ms``:
     the sampling step of the TimedArray inputs (one value, or one per name; None: dt);
-    ``batch``: copies of the circuit simulated side by side (batch mode, module docstring).
+    ``batch``: copies of the circuit simulated side by side (batch mode, module docstring);
+    ``population``: spiking cells per unit (populations, module docstring; 1: the unit is one
+    cell).
     """
 
     sizes: list[int] | tuple[int, ...] = field(
@@ -187,10 +213,30 @@ class MicrocircuitStructure(LayeredStructure):
                   "synapse, their filtered changes summed every step (mini-batch); 1: one "
                   "example at a time", "ge": 1},
     )  # fmt: skip
+    population: int = field(
+        default=1,
+        metadata={"description": "spiking read-out: Poisson cells per unit, each at the unit's "
+                  "rate, read through one trace per unit (cost linear in it); 1: the unit is "
+                  "one cell", "ge": 1},
+    )  # fmt: skip
+
+    @property
+    def pooled(self) -> bool:
+        """Spiking units of n > 1 cells, read through one trace ``X`` per unit."""
+        return self.spiking and self.population > 1
 
     def __post_init__(self) -> None:
         check_readout(self.readout, self.p_fail)
         check_batch(self.batch)
+        try:
+            check_population(self.population)
+        except ValueError as exc:
+            raise ValueError(f"circuit {exc}") from None
+        if self.population > 1 and not self.spiking:
+            raise ValueError(
+                f"population = {self.population} is a number of spiking cells per unit: it "
+                "needs the spiking read-out"
+            )
         if self.topdown not in TOPDOWN:
             raise ValueError(f"topdown must be one of {TOPDOWN}, got {self.topdown!r}")
         object.__setattr__(self, "sizes", tuple(layer_sizes(self.sizes)))
@@ -288,9 +334,42 @@ def eta_values(
     return out
 
 
-def p_fail_values(sizes: Sequence[int], p_fail: float, topdown: str = "fixed") -> dict[str, float]:
-    """The release-failure probability of every projection (spiking read-out)."""
+def group_names(sizes: Sequence[int]) -> tuple[str, ...]:
+    """Every group of cells: ``layer0`` .. ``layer{N}``, then ``inter1`` .. ``inter{N-1}``."""
+    n_layers = len(layer_sizes(sizes)) - 1
+    return (
+        *(f"layer{k}" for k in range(n_layers + 1)),
+        *(f"inter{k}" for k in range(1, n_layers)),
+    )
+
+
+def p_fail_values(
+    sizes: Sequence[int], p_fail: float, topdown: str = "fixed", population: int = 1
+) -> dict[str, float]:
+    """The release-failure probability of every projection (spiking read-out; one cell per
+    unit), or of every group's pool (``population`` > 1: drawn once per spike of its cells)."""
+    if population > 1:
+        return {f"{g}_pool.p_fail": p_fail for g in group_names(sizes)}
     return {f"{name}.p_fail": p_fail for name in weight_shapes(sizes, topdown)}
+
+
+def spike_counts(
+    monitors: Mapping[str, Mapping[str, np.ndarray]], sizes: Sequence[int], batch: int = 1
+) -> dict[str, np.ndarray]:
+    """Spikes of every cell of every group in one run of a spiking build (group → counts): from
+    ``counts_<group>`` (populations: every cell, cell m of unit u at m·units + u) or
+    ``spikes_<group>`` (one cell per unit)."""
+    sizes = layer_sizes(sizes)
+    units = {f"layer{k}": n for k, n in enumerate(sizes)}
+    units.update({f"inter{k}": sizes[k + 1] for k in range(1, len(sizes) - 1)})
+    out: dict[str, np.ndarray] = {}
+    for g in group_names(sizes):
+        if f"counts_{g}" in monitors:
+            out[g] = np.asarray(monitors[f"counts_{g}"]["count"], dtype=int)
+        else:
+            i = np.asarray(monitors[f"spikes_{g}"]["i"], dtype=int)
+            out[g] = np.bincount(i, minlength=units[g] * batch)
+    return out
 
 
 def state_keys(
@@ -299,8 +378,11 @@ def state_keys(
     topdown: str = "fixed",
     readout: str = "rate",
     neuron: str = "instantaneous",
+    population: int = 1,
 ) -> tuple[str, ...]:
-    """The state carried from one run into the next (read it at the end, pass it as ``values``).
+    """The state carried from one run into the next (read it at the end, pass it as ``values``):
+    potentials, weights, filters and the spike traces (per synapse, or per unit with
+    ``population`` > 1).
 
     The dendritic sums, rates and plasticity factors are recomputed at the start of every step.
     """
@@ -318,11 +400,13 @@ def state_keys(
         keys.append(f"{name}.w")
         if not (name.startswith("B") and topdown == "fixed"):
             keys.append(f"{name}.Delta")
-        if readout == "spiking":
+        if readout == "spiking" and population == 1:
             keys.append(f"{name}.x")
             if topdown == "tied" and name.startswith("W") and name[1:].isdigit():
                 if int(name[1:]) >= 2:
                     keys.append(f"{name}.xb")
+    if readout == "spiking" and population > 1:
+        keys += [f"{g}.X" for g in group_names(sizes)]
     return tuple(keys)
 
 
@@ -388,6 +472,8 @@ class _Parts:
     namespace: dict[str, Any]
     syn_namespace: dict[str, Any]
     threshold: str | None
+    #: n > 1 cells per unit (``s.pooled``): their definition; None otherwise
+    population: Population | None = None
     layers: list[NeuronGroup] = field(default_factory=list)
     inters: list[NeuronGroup] = field(default_factory=list)
     synapses: list[Synapses] = field(default_factory=list)
@@ -396,7 +482,10 @@ class _Parts:
     ties: list[Any] = field(default_factory=list)
 
     def group(self, n: int, eqs: str, name: str) -> NeuronGroup:
-        """A group of ``n`` cells per copy (B·n in batch mode, copy-major)."""
+        """A group of ``n`` cells per copy (B·n in batch mode, copy-major); with populations the
+        units fire nothing and keep the trace ``X`` of their cells' spikes."""
+        if self.population is not None:
+            eqs = f"{eqs.rstrip()}\n{self.population.unit_trace}"
         g = NeuronGroup(
             n * self.s.batch,
             eqs,
@@ -527,18 +616,21 @@ def _projection(
     """One dense weighted projection onto the summed variable ``summed_target``; plastic when
     ``induction`` (the postsynaptic factor) is given; ``backward_target``: the same w also
     carried backwards (tied top-down weights)."""
-    spiking = parts.s.spiking
-    pre_quantity = "x" if spiking else "r_pre"
+    spiking, pooled = parts.s.spiking, parts.s.pooled
+    # what a projection reads of its presynaptic cells: rates, its own trace, or the unit's trace
+    pre_quantity = "X_pre" if pooled else ("x" if spiking else "r_pre")
     tied = induction is not None and parts.s.batch > 1  # batch mode: w changed by the tie
     eqs = [f"{summed_target}_post = w*{pre_quantity} : 1 (summed)"]
     if induction is None or tied:
         eqs.append("w : 1")
     on_pre = on_post = None
-    if spiking:
+    if spiking and not pooled:
         eqs += [trace("x"), RELEASE_FAILURE]
         on_pre = transmit("x")
     if backward_target is not None:
-        if spiking:
+        if pooled:
+            eqs.append(f"{backward_target}_pre = w*X_post : 1 (summed)")
+        elif spiking:
             eqs += [f"{backward_target}_pre = w*xb : 1 (summed)", trace("xb")]
             on_post = transmit("xb")
         else:
@@ -556,7 +648,7 @@ def _projection(
     n_pre, n_post = len(source) // B, len(target) // B
     i, j = batched_connectivity(n_pre, n_post, B)
     syn.connect(i=i, j=j)
-    if spiking:
+    if spiking and not pooled:
         syn.p_fail = parts.s.p_fail
     parts.connectivity[name] = (i, j)
     parts.synapses.append(syn)
@@ -605,9 +697,11 @@ def _build_synapses(parts: _Parts) -> None:
             set_slot(syn.state_updater, parts.circuit.slot("synapse_update"))
 
 
-def _build_monitors(parts: _Parts) -> dict[str, Any]:
+def _build_monitors(parts: _Parts, pops: Sequence[PopulationParts] = ()) -> dict[str, Any]:
     """State monitors by group (``'layer1'``), by projection (``'W1'``, weights) and spike
-    monitors ``'spikes_<group>'``."""
+    monitors ``'spikes_<group>'``: every cell's with one cell per unit; with populations the
+    spike trains of the units' first cells (indexed as the units) and every cell's spike count
+    (``counts_<group>``, no spike times: cheap at any n)."""
     s = parts.s
     groups = {g.name: g for g in [*parts.layers, *parts.inters]}
     monitors: dict[str, Any] = {}
@@ -633,9 +727,14 @@ def _build_monitors(parts: _Parts) -> dict[str, Any]:
                 )
                 set_slot(mon, slot)
                 monitors[syn.name] = mon
-    if s.spiking:
+    if s.spiking and not pops:
         for g in groups.values():
             monitors[f"spikes_{g.name}"] = SpikeMonitor(g, name=f"spikes_{g.name}")
+    for g, pop in zip(groups.values(), pops, strict=False):  # no pops with one cell per unit
+        monitors[f"spikes_{g.name}"] = SpikeMonitor(pop.first_cells, name=f"spikes_{g.name}")
+        monitors[f"counts_{g.name}"] = SpikeMonitor(
+            pop.cells, record=False, name=f"counts_{g.name}"
+        )
     return monitors
 
 
@@ -648,7 +747,7 @@ class MicrocircuitCircuit(Circuit):
     )
     Params = MicrocircuitParams
     Structure = MicrocircuitStructure
-    configurable = ("sizes", "batch")
+    configurable = ("sizes", "batch", "population")
     schedule = {
         "summed": ("start", -10),
         "factors": ("start", -5),
@@ -672,23 +771,36 @@ class MicrocircuitCircuit(Circuit):
         (:func:`weight_values`, :func:`eta_values`)."""
         params.phi_expr("u")  # validates params.phi
         tas = _timed_arrays(timed, structure.sizes, dt_ms, structure.timed_dt_ms, structure.batch)
-        readout = SpikingReadout(params.rate_scale_hz, params.tau_s)
+        readout = SpikingReadout(params.max_rate_hz, params.tau_s)
+        if structure.spiking:
+            try:
+                readout.check_dt(dt_ms)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        population = Population(structure.population, readout) if structure.pooled else None
         conductances = ("g_lk", "g_B", "g_A", "g_D", "g_som")
         namespace: dict[str, Any] = {name: getattr(params, name) for name in conductances}
         namespace.update(tau_in=params.tau_in * ms, tau_w=params.tau_w * ms)
-        namespace.update(readout.namespace())
+        # n > 1: the cells fire, the units keep the trace (the unit groups have no threshold)
+        namespace.update(population.namespace() if population else readout.namespace())
         # synapses see only the plasticity gate: ``targets`` is also a Synapses-internal name
         syn_namespace = {**namespace, "plastic": tas["plastic"]}
         namespace.update(tas)
-        threshold = readout.threshold if structure.spiking else None
-        parts = _Parts(structure, params, self, namespace, syn_namespace, threshold)
+        threshold = readout.threshold if structure.spiking and not population else None
+        parts = _Parts(structure, params, self, namespace, syn_namespace, threshold, population)
         _build_groups(parts)
+        groups = [*parts.layers, *parts.inters]
+        pops = [population.build(g, structure.p_fail) for g in groups] if population else []
+        for pop in pops:  # the cells' rates: their units' of this step, before the thresholds
+            for updater in pop.pool.summed_updaters.values():
+                set_slot(updater, self.slot("summed"))
         _build_synapses(parts)
-        monitors = _build_monitors(parts)
+        monitors = _build_monitors(parts, pops)
         return CircuitBuild(
             objects=[
                 *parts.layers,
                 *parts.inters,
+                *[obj for pop in pops for obj in (pop.cells, pop.pool)],
                 *parts.synapses,
                 *parts.ties,
                 *monitors.values(),
@@ -708,6 +820,8 @@ class MicrocircuitCircuit(Circuit):
     p_fail_values = staticmethod(p_fail_values)
     state_keys = staticmethod(state_keys)
     timed_values = staticmethod(timed_values)
+    spike_counts = staticmethod(spike_counts)
+    group_names = staticmethod(group_names)
 
     def weight_shapes(self, structure: MicrocircuitStructure) -> dict[str, tuple[int, ...]]:
         return dict(weight_shapes(structure.sizes, structure.topdown))
@@ -728,17 +842,27 @@ class MicrocircuitCircuit(Circuit):
 
     def cost(self, structure: MicrocircuitStructure) -> Cost:
         """Groups with their state variables, the dense projections (w, Δ, and a trace when
-        spiking) and the one-to-one copies, B times in batch mode with the ties of the plastic
-        projections (one sum per shared weight, one tie synapse per copy's); monitors are left
-        out (their size depends on the run length, which the structure does not fix)."""
+        spiking with one cell per unit) and the one-to-one copies, B times in batch mode with the
+        ties of the plastic projections (one sum per shared weight, one tie synapse per copy's);
+        with populations n cells and n pool synapses per unit and a trace per unit; monitors are
+        left out (their size depends on the run length, which the structure does not fix)."""
         sizes, n_layers, B = structure.sizes, structure.n_layers, structure.batch
-        groups = {"layer0": (sizes[0] * B, 2), f"layer{n_layers}": (sizes[-1] * B, 4)}
+        pooled = int(structure.pooled)  # the unit's trace X
+        groups = {
+            "layer0": (sizes[0] * B, 2 + pooled),
+            f"layer{n_layers}": (sizes[-1] * B, 4 + pooled),
+        }
         for k in range(1, n_layers):
-            groups[f"layer{k}"] = (sizes[k] * B, 7)
-            groups[f"inter{k}"] = (sizes[k + 1] * B, 5)
-        per_synapse = 3 if structure.spiking else 2
+            groups[f"layer{k}"] = (sizes[k] * B, 7 + pooled)
+            groups[f"inter{k}"] = (sizes[k + 1] * B, 5 + pooled)
+        per_synapse = 3 if structure.spiking and not pooled else 2
         shapes = weight_shapes(sizes, structure.topdown)
         projections = {name: (pre, post * B, per_synapse) for name, (post, pre) in shapes.items()}
+        if pooled:  # n cells per unit (their rate), one pool synapse per cell
+            n = structure.population
+            for g, (units, _) in list(groups.items()):
+                groups[f"{g}_cells"] = (n * units, 1)
+                projections[f"{g}_pool"] = (n, units, 0)
         for k in range(1, n_layers):
             projections[f"copy{k}"] = (sizes[k + 1] * B, 1, 0)
         if B > 1:

@@ -320,6 +320,15 @@ def test_spiking_readout_with_release_failures_runs(tmp_path: Path) -> None:
     assert spk["readout"] == "spiking" and spk["compilations"] <= 1
     assert all(np.isfinite(spk["history"]["circuit"]))
     assert spk["history"]["circuit"][1] != spk["history"]["circuit"][0]
+    # firing rates in Hz (issue 15): one cell per unit at the default 1000 Hz, every group
+    firing = spk["firing"]
+    assert firing["max_rate_hz"] == 1000.0 and firing["population"] == 1
+    for phase in ("test", "train_last_epoch"):
+        groups = {g: firing[phase][g] for g in ("layer0", "layer1", "layer2", "inter1")}
+        assert all(0 <= r["mean_hz"] <= r["max_hz"] for r in groups.values()), groups
+        assert 0 < groups["layer0"]["mean_hz"] <= 1000.0
+        total = sum(r["spikes_per_example"] for r in groups.values())
+        assert firing[phase]["all"]["spikes_per_example"] == pytest.approx(total)
     # its recording holds spike trains (issue 15 item 3): 10 cells at most of layer0 (30), layer1
     # (6), layer2 (10) and inter1 (10); 3 training patterns of 20 ms, all 4 test patterns (the
     # default 5 is at most) before and after training

@@ -517,9 +517,9 @@ def test_spiking_readout_fires_and_traces_carry_the_rates(spike_sim) -> None:
     result = spike_sim.run(values=mc.weight_values(weights), timed=tv, seed=3)
     for group in ("layer0", "layer1", "layer2", "inter1"):
         assert len(result.monitors[f"spikes_{group}"]["t"]) > 0, group
-    # input spike counts: Poisson with rate r0 · rate_scale (r0 settles within a few τ_in)
+    # input spike counts: Poisson with rate r0 · max_rate_hz (r0 settles within a few τ_in)
     counts = np.bincount(result.monitors["spikes_layer0"]["i"], minlength=3)
-    expected = x * TIED_PARAMS.rate_scale_hz * (SPIKE_DURATION - TIED_PARAMS.tau_in) / 1000
+    expected = x * TIED_PARAMS.max_rate_hz * (SPIKE_DURATION - TIED_PARAMS.tau_in) / 1000
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
     # the traces are normalised: vB1 = Σ_i x_i has the mean Σ_i r0_i
     vb = result.monitors["layer1"]["vB"][30:]
@@ -558,7 +558,7 @@ def test_spiking_readout_with_prospective_neurons() -> None:
     for group in ("layer0", "layer1", "layer2", "inter1"):
         assert len(result.monitors[f"spikes_{group}"]["t"]) > 0, group
     counts = np.bincount(result.monitors["spikes_layer0"]["i"], minlength=3)
-    expected = x * params.rate_scale_hz * (SPIKE_DURATION - DT) / 1000
+    expected = x * params.max_rate_hz * (SPIKE_DURATION - DT) / 1000
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
     rec = result.monitors["layer1"]
     assert abs(np.mean(rec["vB"][30:]) - x.sum()) < 0.15 * x.sum()

@@ -5,7 +5,7 @@ DESIGN.md §4.2), read by the Brian2 circuit (:mod:`circuits.microcircuit`), its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -24,8 +24,8 @@ class MicrocircuitParams:
 
     ``phi`` is ``"soft_relu"`` (γ log(1 + e^{β(u − θ)})), ``"logistic"`` (1/(1 + e^{−u})) or, in
     the torch twin only, ``"relu"``. ``sigma`` scales the background noise of the hidden somata
-    (a run-time parameter once the circuit is built with noise); ``rate_scale_hz`` turns φ = 1
-    into a spike rate (spiking read-out).
+    (a run-time parameter once the circuit is built with noise); ``max_rate_hz`` is the rate of a
+    cell at φ = 1, its maximum (spiking read-out; formerly ``rate_scale_hz``, same default).
 
     ``neuron``: ``"instantaneous"`` cells (Sacramento et al. 2018) have the rate φ(u);
     ``"prospective"`` cells (Latent Equilibrium, Haider et al. 2021) have the rate φ(ŭ) of the
@@ -49,10 +49,20 @@ class MicrocircuitParams:
     tau_s: float = param(3.0, "synaptic trace of the spiking read-out (ms)", gt=0)
     tau_w: float = param(30.0, "low-pass of the plasticity induction (ms)", gt=0)
     sigma: float = param(0.0, "background noise of the hidden somata", ge=0)
-    rate_scale_hz: float = param(1000.0, "φ = 1 as a spike rate (spiking)", gt=0)
+    max_rate_hz: float = param(
+        1000.0, "spiking read-out: the rate (Hz) of a cell at φ = 1, its maximum", gt=0
+    )
     neuron: Literal["instantaneous", "prospective"] = param(
         "instantaneous", "rate from u, or from the prospective potential ŭ = u + τ du/dt"
     )
+
+    #: former names of fields: a ``[circuit]`` table that uses one is refused, naming the new one
+    renamed: ClassVar[dict[str, str]] = {"rate_scale_hz": "max_rate_hz"}
+
+    @property
+    def rate_scale_hz(self) -> float:
+        """The former name of :attr:`max_rate_hz` (read-only, for Python readers)."""
+        return self.max_rate_hz
 
     def __post_init__(self) -> None:
         if self.phi not in RATE_FUNCTIONS:

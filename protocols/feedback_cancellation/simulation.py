@@ -76,7 +76,7 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
     init["nudge"] = np.zeros(P)
     structure = circuit.Structure(
         sizes, readout=readout, p_fail=cfg.p_fail, topdown=cfg.top_down, record=record,
-        record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt, batch=B,
+        record_dt_ms=cfg.pattern_ms, timed_dt_ms=timed_dt, batch=B, population=task.population,
     )  # fmt: skip
     sim = Simulation(
         circuit.builder(structure, task.params, cfg.dt_ms),
@@ -87,8 +87,9 @@ def training_circuit(run: RunConfig, task: Task) -> TrainingCircuit:
         label=f"{circuit.name}-{readout}",
     )
     keys = circuit.state_keys(
-        sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron
-    )
+        sizes, topdown=cfg.top_down, readout=readout, neuron=task.params.neuron,
+        population=task.population,
+    )  # fmt: skip
     cells = sampled_cells(cfg, group_sizes(sizes)) if readout == "spiking" else {}
     return TrainingCircuit(sim, task, readout, keys, spike_cells=cells)
 
@@ -116,7 +117,9 @@ def start_values(task: Task, w: dict[str, np.ndarray], readout: str) -> dict[str
     circuit = task.circuit
     values: dict[str, Any] = dict(circuit.weight_values(_structure(task), w))
     if readout == "spiking":
-        values.update(circuit.p_fail_values(task.sizes, task.cfg.p_fail, task.cfg.top_down))
+        values.update(
+            circuit.p_fail_values(task.sizes, task.cfg.p_fail, task.cfg.top_down, task.population)
+        )
     if task.params.sigma > 0:
         for k in range(1, task.n_layers):
             values[f"layer{k}.sigma"] = task.params.sigma

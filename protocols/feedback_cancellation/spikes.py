@@ -1,8 +1,9 @@
-"""The spike trains a supervised feedback-cancellation run with the spiking read-out records
-(issue 15, item 3): a sample of cells of every pyramidal and interneuron group
+"""The spikes of a supervised feedback-cancellation run with the spiking read-out: the spike
+trains it records (issue 15, item 3) — a sample of cells of every pyramidal and interneuron group
 (:mod:`neurosim.spike_sample`) during the first training patterns of every epoch and the first
 test patterns before training and after the last epoch, cut from the runs the training makes
-anyway. One neo segment per window; times relative to the window's start."""
+anyway, one neo segment per window, times relative to the window's start — and the firing rates
+in Hz it reports (issue 15, item 2; :class:`Firing`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from neurosim.diagnostics import firing_rates
 from neurosim.engine import RunResult
 from neurosim.recording import SegmentRecord
 from neurosim.spike_sample import SpikeSampling, sampled_cells, window_segment
@@ -70,3 +72,45 @@ class SpikeSampler:
                 then(chunk, result)
 
         return on_result
+
+
+class Firing:
+    """Spike counts of every cell over one pass of a spiking build (a pass starts at its chunk
+    0), turned into rates in Hz per group (mean over its cells, most active cell) and spikes per
+    example (:func:`neurosim.diagnostics.firing_rates`). Every presentation of a run counts, a
+    padded one at the end of a pass too (its rows repeat the last example)."""
+
+    def __init__(self, circuit: Any, sizes: Sequence[int], batch: int, per_run: int) -> None:
+        self.circuit, self.sizes, self.batch = circuit, list(sizes), int(batch)
+        self.per_run = int(per_run)  # presentations per run (B examples each)
+        self.counts: dict[str, np.ndarray] = {}
+        self.runs = 0
+        self.duration_s = 0.0
+
+    def add(self, chunk: int, result: RunResult) -> None:
+        """One run's counts (usable as an ``on_result`` callback); chunk 0 starts a new pass."""
+        if chunk == 0:
+            self.counts, self.runs = {}, 0
+        counts = self.circuit.spike_counts(result.monitors, self.sizes, self.batch)
+        for name, c in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + c
+        self.runs += 1
+        self.duration_s = float(result.simulated_seconds)
+
+    def rates(self) -> dict[str, Any]:
+        """The last pass's rates per group (``layer{k}``, ``inter{k}``) and in all."""
+        examples = self.runs * self.per_run * self.batch
+        return firing_rates(self.counts, self.runs * self.duration_s, examples)
+
+
+def chained(*callbacks: OnResult | None) -> OnResult | None:
+    """One ``on_result`` that calls each given callback in turn (None: none given)."""
+    given = [c for c in callbacks if c is not None]
+    if not given:
+        return None
+
+    def on_result(chunk: int, result: RunResult) -> None:
+        for callback in given:
+            callback(chunk, result)
+
+    return on_result

@@ -39,7 +39,7 @@ from protocols.feedback_cancellation.simulation import (
     learning_values,
     run_pass,
 )
-from protocols.feedback_cancellation.spikes import OnResult, SpikeSampler
+from protocols.feedback_cancellation.spikes import Firing, OnResult, SpikeSampler, chained
 from protocols.feedback_cancellation.task import initial_weights
 from protocols.references import references_for
 
@@ -182,6 +182,15 @@ def train_supervised(
     spikes = (
         SpikeSampler(cfg, task.sizes, cfg.pattern_ms, task.P) if tc.spike_cells else None
     )  # the spiking read-out's recorded sample
+    # spiking: the spikes of the circuit's last test pass and of its last training epoch
+    firing = (
+        {
+            name: Firing(task.circuit, task.sizes, task.batch, task.presentations)
+            for name in ("test", "train_last_epoch")
+        }
+        if tc.readout == "spiking"
+        else {}
+    )
 
     def recorded_test(epoch: int) -> OnResult | None:
         if spikes is None:
@@ -223,6 +232,9 @@ def train_supervised(
                     {"kind": "training", "epoch": epoch, "nudge": cfg.nudge, "learning": True,
                      "train_indices": [int(i) for i in perm[: cfg.spike_train_examples]]},
                 )  # fmt: skip
+            last = name == "circuit" and epoch == epochs
+            if last and firing:
+                recorded = chained(recorded, firing["train_last_epoch"].add)
             values, ends, wall, traced = run_pass(
                 tc, learners.values[name], data.x_train[perm], data.u_train[perm],
                 nudge=cfg.nudge, learn=True, seed=run_seed(run.seed, epoch, idx), trace=trace,
@@ -234,10 +246,10 @@ def train_supervised(
                 seen += len(perm)
                 angles.extend(traced["angle"])
                 apical += [float(np.sqrt(np.mean(ends[f"vA{k}"] ** 2))) for k in range(1, N)]
-            last = name == "circuit" and epoch == epochs
-            ev, ends_t = test_pass(
-                tc, values, run_seed(run.seed, 9, epoch), recorded_test(epoch) if last else None
-            )
+            on_test = None
+            if last:
+                on_test = chained(recorded_test(epoch), firing["test"].add if firing else None)
+            ev, ends_t = test_pass(tc, values, run_seed(run.seed, 9, epoch), on_test)
             learners.history[name].append(ev[key])
             if name == "circuit":
                 last_eval, last_ends = ev, ends_t
@@ -277,6 +289,12 @@ def train_supervised(
     )
     if task.batch > 1:  # mini-batch learning (batch 1 reports nothing, as before)
         metrics["batch"] = task.batch
+    if firing:  # rates in Hz (issue 15), each pass's mean and most active cell, per group
+        metrics["firing"] = {
+            "max_rate_hz": task.params.max_rate_hz,
+            "population": task.population,
+            **{name: f.rates() for name, f in firing.items() if f.runs},
+        }
     if cfg.shallow and data.task == "regression":
         metrics["mse_ratio_circuit_to_shallow"] = last_eval["mse"] / learners.history["shallow"][-1]
     w_end = task.circuit.named_weights_from_state(

@@ -74,10 +74,23 @@ class Task:
             )
         self.cfg = cfg
         self.readout = run.readout or "rate"
+        #: spiking cells per unit (``circuit.population``)
+        self.population = int(getattr(circ, "population", None) or 1)
+        if self.population > 1 and self.readout != "spiking":
+            raise ConfigError(
+                f"circuit.population = {self.population} is a number of spiking cells per unit: "
+                "it needs --readout spiking."
+            )
+        if self.readout == "spiking" and self.params.max_rate_hz * cfg.dt_ms * 1e-3 > 1.0:
+            raise ConfigError(
+                f"the spiking read-out fires at most once per step: max_rate_hz·dt = "
+                f"{self.params.max_rate_hz * cfg.dt_ms * 1e-3:g} > 1; lower protocol.dt_ms."
+            )
         self.evaluation = evaluation_mode(cfg, self.params, self.readout)
         structure = self.circuit.Structure(
-            self.sizes, readout=self.readout, topdown=cfg.top_down, batch=self.batch
-        )
+            self.sizes, readout=self.readout, topdown=cfg.top_down, batch=self.batch,
+            population=self.population,
+        )  # fmt: skip
         check_fits(self.circuit, structure)
 
     @property

@@ -467,15 +467,7 @@ class HopfieldStructure(LayeredStructure):
             )
         if self.example_ms is not None:
             _steps(self.example_ms, dt_ms, "example_ms")
-        try:
-            check_population(self.population)
-        except ValueError as exc:
-            raise ValueError(f"circuit {exc}") from None
-        if self.population > 1 and not self.spiking:
-            raise ValueError(
-                f"population = {self.population} is a number of spiking cells per unit: it "
-                "needs the spiking read-out"
-            )
+        check_population(self.population, self.spiking)
         check_batch(self.batch)
         if self.batch > 1 and self.continual:
             raise ValueError(

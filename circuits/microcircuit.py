@@ -228,15 +228,7 @@ class MicrocircuitStructure(LayeredStructure):
     def __post_init__(self) -> None:
         check_readout(self.readout, self.p_fail)
         check_batch(self.batch)
-        try:
-            check_population(self.population)
-        except ValueError as exc:
-            raise ValueError(f"circuit {exc}") from None
-        if self.population > 1 and not self.spiking:
-            raise ValueError(
-                f"population = {self.population} is a number of spiking cells per unit: it "
-                "needs the spiking read-out"
-            )
+        check_population(self.population, self.spiking)
         if self.topdown not in TOPDOWN:
             raise ValueError(f"topdown must be one of {TOPDOWN}, got {self.topdown!r}")
         object.__setattr__(self, "sizes", tuple(layer_sizes(self.sizes)))

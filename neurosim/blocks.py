@@ -143,10 +143,15 @@ class Population:
         return PopulationParts(cells=cells, pool=pool, units=count)
 
 
-def check_population(n: Any) -> int:
-    """A population size: a whole number of cells ≥ 1."""
+def check_population(n: Any, spiking: bool = True) -> int:
+    """A circuit's population size: a whole number of cells ≥ 1, and above 1 only with the
+    spiking read-out (the cells are spiking cells)."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"population must be a whole number of cells ≥ 1, got {n!r}")
+        raise ValueError(f"circuit population must be a whole number of cells ≥ 1, got {n!r}")
+    if n > 1 and not spiking:
+        raise ValueError(
+            f"population = {n} is a number of spiking cells per unit: it needs the spiking read-out"
+        )
     return int(n)
 
 

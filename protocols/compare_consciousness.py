@@ -453,12 +453,9 @@ def run_pairing(
     return metrics, data, weights, segments
 
 
-def check(cfg: Any, circuit: StrictModel) -> list[str]:
-    """What is wrong with the pairing's tables (empty if nothing): sizes against the world,
-    the hidden layer, one run for the held-out transitions."""
-    cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
-    training: FeedbackCancellationConfig = cfg.training
-    sizes = circuit_sizes(cpc, circuit)
+def world_problems(cpc: ConsciousnessPriorConfig, sizes: list[int], hidden_layer: int) -> list[str]:
+    """What every pairing's circuit must fit: 2·obs_dim on/off inputs, one output per variable,
+    and a hidden layer to compare (empty if it fits)."""
     problems = []
     n_in = ds.encoded_size(cpc.obs_dim, "on-off")
     if sizes[0] != n_in or sizes[-1] != cpc.n_variables:
@@ -466,11 +463,20 @@ def check(cfg: Any, circuit: StrictModel) -> list[str]:
             f"circuit.sizes {sizes} do not fit the world: {n_in} on/off inputs (2 × obs_dim) and "
             f"{cpc.n_variables} outputs (one per variable)."
         )
-    if cfg.hidden_layer >= len(sizes) - 1:
+    if hidden_layer >= len(sizes) - 1:
         problems.append(
-            f"protocol.hidden_layer = {cfg.hidden_layer}, but the circuit's hidden layers are "
+            f"protocol.hidden_layer = {hidden_layer}, but the circuit's hidden layers are "
             f"1..{len(sizes) - 2}."
         )
+    return problems
+
+
+def check(cfg: Any, circuit: StrictModel) -> list[str]:
+    """What is wrong with the pairing's tables (empty if nothing): sizes against the world,
+    the hidden layer, one run for the held-out transitions."""
+    cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
+    training: FeedbackCancellationConfig = cfg.training
+    problems = world_problems(cpc, circuit_sizes(cpc, circuit), cfg.hidden_layer)
     if training.n_train is not None or training.n_test is not None:
         problems.append(
             "protocol.training.n_train and n_test must stay unset: the circuit learns the "

@@ -325,18 +325,7 @@ def check(run: RunConfig, cfg: Any, circuit: StrictModel) -> list[str]:
             f"not {run.circuit!r}."
         ]
     sizes = circuit_sizes(cpc, circuit)
-    problems = []
-    n_in = ds.encoded_size(cpc.obs_dim, "on-off")
-    if sizes[0] != n_in or sizes[-1] != cpc.n_variables:
-        problems.append(
-            f"circuit.sizes {sizes} do not fit the world: {n_in} on/off inputs (2 × obs_dim) and "
-            f"{cpc.n_variables} outputs (one per variable)."
-        )
-    if cfg.hidden_layer >= len(sizes) - 1:
-        problems.append(
-            f"protocol.hidden_layer = {cfg.hidden_layer}, but the circuit's hidden layers are "
-            f"1..{len(sizes) - 2}."
-        )
+    problems = ccp.world_problems(cpc, sizes, cfg.hidden_layer)
     if epc.n_train or epc.n_test:
         problems.append(
             "protocol.equilibrium_propagation.n_train and n_test must stay 0: the circuit learns "

@@ -192,7 +192,9 @@ def test_ep_sampler_windows_across_runs_and_batch_copies() -> None:
 
     plan = Plan(sizes=(4, 3, 2), variant="two-phase", free_steps=4, nudged_steps=2, dt_ms=0.5,
                 beta=0.5, rates=(0.1, 0.1), readout="spiking", P=2, batch=4)  # fmt: skip
-    data = SimpleNamespace(labels_train=np.arange(40) % 10, labels_test=np.arange(18) % 10)
+    data = SimpleNamespace(
+        labels_train=np.arange(40) % 10, labels_test=np.arange(18) % 10, x_test=np.zeros((18, 4))
+    )
     cfg = SpikeSampling(spike_cells=2, spike_train_examples=3, spike_test_examples=5)
     sampler = SpikeSampler(SimpleNamespace(task=SimpleNamespace(cfg=cfg, data=data), plan=plan))
     assert sampler.cells == {"layer0": 2, "layer1": 2, "layer2": 2}

@@ -243,6 +243,7 @@ from neurosim.blocks import (
     SpikingReadout,
     check_population,
     check_readout,
+    population_field,
     trace,
     transmit,
 )
@@ -408,12 +409,7 @@ class HopfieldStructure(LayeredStructure):
                   "synapse, their changes summed (mini-batch); 1: one example at a time",
                   "ge": 1},
     )  # fmt: skip
-    population: int = field(
-        default=1,
-        metadata={"description": "spiking read-out: Poisson cells per unit, each at the unit's "
-                  "rate, read through one trace per unit (cost linear in it); 1: the unit is "
-                  "one cell", "ge": 1},
-    )  # fmt: skip
+    population: int = population_field()
     learn_from: str = "rates"
 
     def __post_init__(self) -> None:

@@ -147,6 +147,7 @@ from neurosim.blocks import (
     layer_sizes,
     low_pass,
     per_row,
+    population_field,
     timed_inputs,
     trace,
     transmit,
@@ -213,12 +214,7 @@ class MicrocircuitStructure(LayeredStructure):
                   "synapse, their filtered changes summed every step (mini-batch); 1: one "
                   "example at a time", "ge": 1},
     )  # fmt: skip
-    population: int = field(
-        default=1,
-        metadata={"description": "spiking read-out: Poisson cells per unit, each at the unit's "
-                  "rate, read through one trace per unit (cost linear in it); 1: the unit is "
-                  "one cell", "ge": 1},
-    )  # fmt: skip
+    population: int = population_field()
 
     @property
     def pooled(self) -> bool:

@@ -10,7 +10,7 @@ ones the circuits compiled before they shared them, so builds (and their cache k
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -141,6 +141,17 @@ class Population:
         pool.connect(i=np.arange(self.n * count, dtype=np.int32), j=unit_of)
         pool.p_fail = p_fail
         return PopulationParts(cells=cells, pool=pool, units=count)
+
+
+def population_field() -> Any:
+    """The ``population`` field of a layered circuit's structure (one declaration for both
+    circuits): spiking cells per unit, 1 by default."""
+    return field(
+        default=1,
+        metadata={"description": "spiking read-out: Poisson cells per unit, each at the unit's "
+                  "rate, read through one trace per unit (cost linear in it); 1: the unit is "
+                  "one cell", "ge": 1},
+    )  # fmt: skip
 
 
 def check_population(n: Any, spiking: bool = True) -> int:

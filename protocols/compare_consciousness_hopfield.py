@@ -131,14 +131,17 @@ def circuit_predictor(
     return predict
 
 
-def reference_errors(samples: cp_world.Samples) -> dict[str, float]:
+def reference_errors(
+    samples: cp_world.Samples, linear: Callable[[np.ndarray], np.ndarray] | None = None
+) -> dict[str, float]:
     """The normalised held-out error (mean over variables of MSE/Var of z_{t+1}) of predicting
-    the training mean and of the linear reference (:func:`protocols.compare_consciousness
-    .linear_predictor`: least squares from x_t with intercept)."""
+    the training mean and of the linear reference (``linear``, fitted here unless given:
+    :func:`protocols.compare_consciousness.linear_predictor`, least squares from x_t)."""
     y_tr, x_te, y_te = samples.z_next_train, samples.x_test, samples.z_next_test
     var = np.maximum(y_te.var(axis=0), 1e-12)
     mean = np.mean((y_tr.mean(axis=0) - y_te) ** 2, axis=0) / var
-    linear = ccp.linear_predictor(samples.train.x_t.numpy(), y_tr)
+    if linear is None:
+        linear = ccp.linear_predictor(samples.train.x_t.numpy(), y_tr)
     error = np.mean((linear(x_te) - y_te) ** 2, axis=0) / var
     return {"mean": float(mean.mean()), "linear": float(error.mean())}
 
@@ -267,7 +270,7 @@ def run_pairing(
     var_next = np.maximum(samples.z_next_test.var(axis=0), 1e-12)
     twin_error = np.mean((circuit_in_twin - samples.z_next_test) ** 2, axis=0) / var_next
     brian_error = np.mean((circuit_pred - samples.z_next_test) ** 2, axis=0) / var_next
-    refs = reference_errors(samples)
+    refs = reference_errors(samples, linear)
     twin_rates = (circuit_in_twin - lo) / (hi - lo) * ds.NPZ_TARGET_SPAN + ds.NPZ_TARGET_OFF
     metrics: dict[str, Any] = {
         **ccp.prior_metrics(cpc, cp_out, trained),

@@ -2,8 +2,8 @@
 
 Three pairings: ``consciousness-prior-microcircuit`` and ``consciousness-prior-hopfield`` (the
 Consciousness Prior and the microcircuit, or the EP Hopfield circuit, on the same latent world,
-:mod:`protocols.compare_consciousness`, :mod:`protocols.compare_consciousness_hopfield`, issue
-17) and ``icf-microcircuit``, here:
+:mod:`protocols.compare_consciousness_microcircuit`,
+:mod:`protocols.compare_consciousness_hopfield`, issue 17) and ``icf-microcircuit``, here:
 
 (a) the Independently Controllable Features model (:mod:`models.icf`) trains on the grid world
     (the ``[protocol.icf]`` table, the same settings as ``neurosim run icf``), seeded by the run's
@@ -43,8 +43,8 @@ from neurosim.protocol import Protocol, ProtocolResult, RunContext
 from neurosim.recording import SegmentRecord, SignalRecord, SpikeRecord
 from neurosim.registry import register_protocol
 from neurosim.seeding import run_seed, torch_threads
-from protocols import compare_consciousness as ccp
 from protocols import compare_consciousness_hopfield as cch
+from protocols import compare_consciousness_microcircuit as ccp
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 from protocols.equilibrium_propagation import EquilibriumPropagationConfig, hopfield_circuits
 from protocols.feedback_cancellation import (

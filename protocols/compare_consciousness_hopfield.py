@@ -2,8 +2,8 @@
 §4.3, §4.5–§4.6): the Consciousness Prior and the EP Hopfield circuit on the same latent world.
 
 The consciousness prior's side, the world, the shift test, the sensitivities, the arrays and
-the segment are the microcircuit pairing's (:mod:`protocols.compare_consciousness`); the circuit's
-side is here:
+the segment are the shared steps of every pairing (:mod:`protocols.consciousness_pairing`);
+the circuit's side is here:
 
 (b) the Hopfield circuit learns, by Equilibrium Propagation (:class:`protocols.
     equilibrium_propagation.EquilibriumPropagation`, called as it is, its ``[protocol]`` table
@@ -47,7 +47,7 @@ from neurosim.config import RunConfig, StrictModel
 from neurosim.errors import ConfigError
 from neurosim.recording import SegmentRecord, SpikeRecord
 from neurosim.seeding import run_seed
-from protocols import compare_consciousness as ccp
+from protocols import consciousness_pairing as cpair
 from protocols.consciousness_prior import world as cp_world
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 from protocols.equilibrium_propagation import (
@@ -126,7 +126,7 @@ def circuit_predictor(
         with torch.no_grad():
             s_out = ep.relax(twin, w, r0).state.s[-1]
             rates = twin.rate.rho(s_out).numpy()
-        return ccp.rates_to_values(rates, lo, hi)
+        return cpair.rates_to_values(rates, lo, hi)
 
     return predict
 
@@ -136,12 +136,12 @@ def reference_errors(
 ) -> dict[str, float]:
     """The normalised held-out error (mean over variables of MSE/Var of z_{t+1}) of predicting
     the training mean and of the linear reference (``linear``, fitted here unless given:
-    :func:`protocols.compare_consciousness.linear_predictor`, least squares from x_t)."""
+    :func:`protocols.consciousness_pairing.linear_predictor`, least squares from x_t)."""
     y_tr, x_te, y_te = samples.z_next_train, samples.x_test, samples.z_next_test
     var = np.maximum(y_te.var(axis=0), 1e-12)
     mean = np.mean((y_tr.mean(axis=0) - y_te) ** 2, axis=0) / var
     if linear is None:
-        linear = ccp.linear_predictor(samples.train.x_t.numpy(), y_tr)
+        linear = cpair.linear_predictor(samples.train.x_t.numpy(), y_tr)
     error = np.mean((linear(x_te) - y_te) ** 2, axis=0) / var
     return {"mean": float(mean.mean()), "linear": float(error.mean())}
 
@@ -201,12 +201,12 @@ def run_pairing(
     cpc: ConsciousnessPriorConfig = cfg.consciousness_prior
     epc: EquilibriumPropagationConfig = cfg.equilibrium_propagation
     seed = run.seed
-    samples, trained, cp_out, record = ccp.train_prior(run, cpc, progress)
+    samples, trained, cp_out, record = cpair.train_prior(run, cpc, progress)
 
     # the circuit, on the same transitions
     with tempfile.TemporaryDirectory(prefix="neurosim-cp-world-") as tmp:
         path = Path(tmp) / "latent_world.npz"
-        lo, hi = ccp.write_dataset(samples, path)
+        lo, hi = cpair.write_dataset(samples, path)
         ep_run = _ep_run(run, f"npz:{path}")
         circuit = circuit.model_copy(update={"sizes": circuit_sizes(cpc, circuit)})
         progress(0, "training the circuit")
@@ -224,7 +224,7 @@ def run_pairing(
     hidden = ses.rates_of(passes["trained"].free_states[f"layer{k_hidden}"])
     out_rates = ses.rates_of(passes["trained"].free_states[f"layer{top}"])
     untrained = ses.rates_of(passes["untrained"].free_states[f"layer{k_hidden}"])
-    circuit_pred = ccp.rates_to_values(out_rates, lo, hi)
+    circuit_pred = cpair.rates_to_values(out_rates, lo, hi)
 
     # where each looks, and the shift test, on the same held-out states
     progress(0, "sensitivities and the shift test")
@@ -233,11 +233,11 @@ def run_pairing(
         ses.params, task.sizes, epc.dt_ms, free_steps=task.free_steps
     )
     predict = circuit_predictor(twin, end, lo, hi, scale)
-    linear = ccp.linear_predictor(samples.train.x_t.numpy(), samples.z_next_train)
-    looked = ccp.looking(predict, cpc, samples, trained, record, seed, {"linear": linear})
+    linear = cpair.linear_predictor(samples.train.x_t.numpy(), samples.z_next_train)
+    looked = cpair.looking(predict, cpc, samples, trained, record, seed, {"linear": linear})
     circuit_in_twin = predict(samples.x_test)
     example_ms = ses.plan.example_steps * ses.plan.dt_ms
-    data = ccp.pairing_data(
+    data = cpair.pairing_data(
         PAIRING, task.readout, seed, cfg.probe_seed, samples, record, looked,
         {
             "circuit_hidden": hidden,
@@ -263,7 +263,7 @@ def run_pairing(
             "window_start_ms": cfg.window_start_ms,
             "t_stop_s": t_stop,
         }
-    segments = ccp.held_out_segments(
+    segments = cpair.held_out_segments(
         PAIRING, task.readout, k_hidden, hidden, out_rates, example_ms, spikes, rate="ρ(s)"
     )
     tm = ep_trained.metrics
@@ -273,7 +273,7 @@ def run_pairing(
     refs = reference_errors(samples, linear)
     twin_rates = (circuit_in_twin - lo) / (hi - lo) * ds.NPZ_TARGET_SPAN + ds.NPZ_TARGET_OFF
     metrics: dict[str, Any] = {
-        **ccp.prior_metrics(cpc, cp_out, trained),
+        **cpair.prior_metrics(cpc, cp_out, trained),
         "circuit_sizes": task.sizes,
         "circuit_readout": task.readout,
         "circuit_epochs": tm["epochs"],
@@ -296,7 +296,7 @@ def run_pairing(
         "pattern_ms": example_ms,
     }
     weights = {f"circuit_{name}": m for name, m in ep_trained.weights.items()}
-    weights.update(ccp.prior_weights(trained))
+    weights.update(cpair.prior_weights(trained))
     progress(1, f"circuit: test MSE {tm['test_mse']:.4g}")
     return metrics, data, weights, segments
 
@@ -328,7 +328,7 @@ def check(run: RunConfig, cfg: Any, circuit: StrictModel) -> list[str]:
             f"not {run.circuit!r}."
         ]
     sizes = circuit_sizes(cpc, circuit)
-    problems = ccp.world_problems(cpc, sizes, cfg.hidden_layer)
+    problems = cpair.world_problems(cpc, sizes, cfg.hidden_layer)
     if epc.n_train or epc.n_test:
         problems.append(
             "protocol.equilibrium_propagation.n_train and n_test must stay 0: the circuit learns "

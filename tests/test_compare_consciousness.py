@@ -17,7 +17,8 @@ from neurosim.cli import main, pipeline
 from neurosim.config import parse_overrides
 from neurosim.errors import ConfigError
 from protocols import compare as pc
-from protocols import compare_consciousness as ccp
+from protocols import compare_consciousness_microcircuit as ccp
+from protocols import consciousness_pairing as cpair
 from protocols.consciousness_prior import world as cp_world
 from protocols.consciousness_prior.config import ConsciousnessPriorConfig
 
@@ -99,12 +100,12 @@ def test_the_circuit_learns_the_next_values_and_decodes_them_back(tmp_path: Path
     cfg = ConsciousnessPriorConfig(n_variables=4, n_parents=2, obs_dim=10, n_train=50, n_test=20)
     samples = cp_world.sample(cfg, seed=3)
     path = tmp_path / "w.npz"
-    lo, hi = ccp.write_dataset(samples, path)
+    lo, hi = cpair.write_dataset(samples, path)
     data, default = ds.npz(f"npz:{path}")
     assert default.code == "on-off" and data.task == "regression"
     np.testing.assert_allclose(data.x_train, samples.train.x_t.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(ccp.rates_to_values(data.y_train, lo, hi), samples.z_next_train)
-    np.testing.assert_allclose(ccp.rates_to_values(data.y_test, lo, hi), samples.z_next_test)
+    np.testing.assert_allclose(cpair.rates_to_values(data.y_train, lo, hi), samples.z_next_train)
+    np.testing.assert_allclose(cpair.rates_to_values(data.y_test, lo, hi), samples.z_next_test)
     # the next states follow the training states through the world's dynamics
     mean_next = np.tanh(samples.train.z_t.numpy() @ samples.world.weights.T + samples.world.bias)
     resid = samples.z_next_train - mean_next
@@ -116,7 +117,7 @@ def test_linear_reference_recovers_a_linear_map() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 3)), rng.normal(size=3)
     x = rng.normal(size=(40, 5))
-    predict = ccp.linear_predictor(x, x @ a + b)
+    predict = cpair.linear_predictor(x, x @ a + b)
     x_new = rng.normal(size=(7, 5))
     np.testing.assert_allclose(predict(x_new), x_new @ a + b, atol=1e-10)
 

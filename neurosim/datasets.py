@@ -46,11 +46,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from neurosim import grid_world as gw
+from neurosim import result_cache
 from neurosim.errors import ConfigError
 from neurosim.neurons import soft_relu
 from neurosim.registry import DATASETS, lookup, register_dataset
@@ -156,12 +158,13 @@ def soft_relu_inverse(
     return theta + np.log(np.expm1(r / gamma)) / beta
 
 
-def digits(seed: int = 0) -> Dataset:
-    """scikit-learn's digits, split stratified 1437/360 with ``random_state=0`` (DESIGN.md §5).
+#: the code whose edits make the cached data-set arrays be generated again
+DATASET_CODE = ("neurosim.datasets",)
 
-    ``seed`` is ignored: the split is fixed so results compare across runs and papers.
-    """
-    del seed
+
+def _digits_split() -> dict[str, np.ndarray]:
+    """scikit-learn's digits scaled to [0, 1] and split; cached on disk by
+    :func:`digits`, because importing scikit-learn costs about a second of every run."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -171,6 +174,21 @@ def digits(seed: int = 0) -> Dataset:
     x_tr, x_te, l_tr, l_te = train_test_split(
         x, labels, test_size=360, stratify=labels, random_state=0
     )
+    return {"x_train": x_tr, "x_test": x_te, "l_train": l_tr, "l_test": l_te}
+
+
+def digits(seed: int = 0) -> Dataset:
+    """scikit-learn's digits, split stratified 1437/360 with ``random_state=0`` (DESIGN.md §5).
+
+    ``seed`` is ignored: the split is fixed so results compare across runs and papers. The
+    arrays are cached under ``$NEUROSIM_CACHE/results/datasets/`` (:mod:`neurosim.result_cache`).
+    """
+    del seed
+    arrays, _ = result_cache.cached_arrays(
+        "datasets", {"dataset": "digits", "scikit-learn": version("scikit-learn")}, _digits_split,
+        DATASET_CODE,
+    )  # fmt: skip
+    x_tr, x_te, l_tr, l_te = (arrays[k] for k in ("x_train", "x_test", "l_train", "l_test"))
 
     def rates(lab: np.ndarray) -> np.ndarray:
         y = np.full((len(lab), 10), DIGITS_OFF)
@@ -194,15 +212,10 @@ def _one_hot_rates(lab: np.ndarray) -> np.ndarray:
     return y
 
 
-def mnist1d(seed: int = 0) -> Dataset:
-    """MNIST-1D, generated locally (``make_dataset(get_dataset_args())``, the generator's own seed
-    42; the published 4000/1000 split), its signed standardised values as they are (:func:`load`
-    applies the input code).
-
-    ``seed`` is ignored: the data set is the published one. The generator seeds numpy's and
-    Python's global random generators; their states are restored afterwards.
-    """
-    del seed
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    """The published MNIST-1D arrays from its generator (seconds); cached on disk by
+    :func:`mnist1d`. The generator seeds numpy's and Python's global random generators; their
+    states are restored afterwards."""
     import random
 
     from mnist1d.data import get_dataset_args, make_dataset
@@ -213,8 +226,28 @@ def mnist1d(seed: int = 0) -> Dataset:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    x_tr, x_te = np.asarray(raw["x"], dtype=float), np.asarray(raw["x_test"], dtype=float)
-    l_tr, l_te = np.asarray(raw["y"], dtype=int), np.asarray(raw["y_test"], dtype=int)
+    return {
+        "x_train": np.asarray(raw["x"], dtype=float),
+        "x_test": np.asarray(raw["x_test"], dtype=float),
+        "l_train": np.asarray(raw["y"], dtype=int),
+        "l_test": np.asarray(raw["y_test"], dtype=int),
+    }
+
+
+def mnist1d(seed: int = 0) -> Dataset:
+    """MNIST-1D, generated locally (``make_dataset(get_dataset_args())``, the generator's own seed
+    42; the published 4000/1000 split), its signed standardised values as they are (:func:`load`
+    applies the input code).
+
+    ``seed`` is ignored: the data set is the published one, generated once and cached under
+    ``$NEUROSIM_CACHE/results/datasets/`` (:mod:`neurosim.result_cache`).
+    """
+    del seed
+    arrays, _ = result_cache.cached_arrays(
+        "datasets", {"dataset": "mnist1d", "mnist1d": version("mnist1d")}, _mnist1d_arrays,
+        DATASET_CODE,
+    )  # fmt: skip
+    x_tr, x_te, l_tr, l_te = (arrays[k] for k in ("x_train", "x_test", "l_train", "l_test"))
     y_tr, y_te = _one_hot_rates(l_tr), _one_hot_rates(l_te)
     return Dataset(
         "mnist1d", x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification",

@@ -15,10 +15,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from neurosim.build_cache import cache_root, host_signature, locked, structure_key
 
@@ -98,3 +101,28 @@ def cached(
         result = compute()
         save(kind, key, result, code)
     return result, False
+
+
+def cached_arrays(
+    kind: str,
+    key: Mapping[str, Any],
+    compute: Callable[[], dict[str, np.ndarray]],
+    code: Code = (),
+) -> tuple[dict[str, np.ndarray], bool]:
+    """As :func:`cached`, for a result that is a dict of arrays (an ``.npz`` file beside the JSON
+    entries): a data set that takes seconds to generate or to import the library that holds it,
+    read back in milliseconds."""
+    if not enabled():
+        return compute(), False
+    path = entry_path(kind, key, code).with_suffix(".npz")
+    with locked(path.with_suffix(".lock")):
+        try:
+            with np.load(path) as stored:
+                return {name: stored[name] for name in stored.files}, True
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # absent or damaged: compute it again
+        arrays = compute()
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    return arrays, False

@@ -136,3 +136,32 @@ def test_npz_missing_or_unreadable_file(tmp_path) -> None:  # noqa: ANN001
         ds.load(f"npz:{tmp_path / 'text.npz'}")
     with pytest.raises(ConfigError, match="needs a path"):
         ds.load("npz:")
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d"])
+def test_cached_arrays_equal_the_source_and_spare_the_generator(
+    name: str,
+    tmp_path,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """digits and MNIST-1D are generated once per cache folder and read back bit for bit; the
+    second load does not call the generator (scikit-learn's import, MNIST-1D's generation)."""
+    from neurosim import result_cache
+
+    monkeypatch.setenv("NEUROSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(result_cache.ENV_SWITCH, raising=False)
+    generate = {"digits": "_digits_split", "mnist1d": "_mnist1d_arrays"}[name]
+    source = getattr(ds, generate)()
+    first = getattr(ds, name)()
+    np.testing.assert_array_equal(first.x_train, source["x_train"])
+    np.testing.assert_array_equal(first.x_test, source["x_test"])
+    np.testing.assert_array_equal(first.labels_train, source["l_train"])
+    np.testing.assert_array_equal(first.labels_test, source["l_test"])
+
+    def refuse() -> None:
+        raise AssertionError("the cached arrays were generated again")
+
+    monkeypatch.setattr(ds, generate, refuse)
+    again = getattr(ds, name)()
+    for field in ("x_train", "y_train", "u_train", "x_test", "y_test", "labels_test"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(first, field))

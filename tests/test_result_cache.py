@@ -74,3 +74,34 @@ def test_switched_off_and_damaged_entries_compute_again(monkeypatch) -> None:
     assert result_cache.save("demo", {"a": 1}, {"v": 2}, CODE) is None
     assert result_cache.load("demo", {"a": 1}, CODE) is None
     assert result_cache.cached("demo", {"a": 1}, lambda: {"v": 4}, CODE) == ({"v": 4}, False)
+
+
+def test_arrays_are_stored_once_read_back_exactly_and_recomputed_when_damaged() -> None:
+    calls = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"x": np.linspace(0.0, 1.0, 7).reshape(7, 1) / 3.0, "labels": np.arange(7)}
+
+    key = {"dataset": "demo", "version": "1"}
+    first, hit = result_cache.cached_arrays("arrays", key, compute, CODE)
+    assert not hit and len(calls) == 1
+    again, hit = result_cache.cached_arrays("arrays", key, compute, CODE)
+    assert hit and len(calls) == 1
+    for name in ("x", "labels"):  # bit for bit, dtype and shape kept
+        assert again[name].dtype == first[name].dtype
+        np.testing.assert_array_equal(again[name], first[name])
+    path = result_cache.entry_path("arrays", key, CODE).with_suffix(".npz")
+    assert path.is_file() and not list(path.parent.glob("*.tmp*"))
+    path.write_bytes(b"not a zip file")  # a damaged entry is computed again, not an error
+    _, hit = result_cache.cached_arrays("arrays", key, compute, CODE)
+    assert not hit and len(calls) == 2
+    assert result_cache.cached_arrays("arrays", {**key, "version": "2"}, compute, CODE)[1] is False
+
+
+def test_arrays_switch_off(monkeypatch) -> None:
+    monkeypatch.setenv(result_cache.ENV_SWITCH, "0")
+    compute = lambda: {"x": np.ones(3)}  # noqa: E731
+    assert result_cache.cached_arrays("arrays", {"k": 1}, compute, CODE)[1] is False
+    assert result_cache.cached_arrays("arrays", {"k": 1}, compute, CODE)[1] is False
+    assert not (result_cache.results_root() / "arrays").exists()

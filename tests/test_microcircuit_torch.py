@@ -137,8 +137,30 @@ def test_lateral_rules_move_toward_cancellation() -> None:
     fp2 = dm.fixed_point(p, w2, r0)
     rms2 = float(dm.activities(p, w2, fp2.state, r0)["vA1"].pow(2).mean().sqrt())
     assert rms2 < rms
-    with pytest.raises(NotImplementedError, match="top-down"):
-        dm.top_down_update(p, w, fp.state, r0)
+
+
+def test_top_down_rule_by_hand() -> None:
+    """The learned top-down rule dB_k = η (φ(u_k) − φ(B_k r_{k+1})) r_{k+1}ᵀ (batch mean), by
+    hand from the activities; a small step of it brings φ(B_k r_{k+1}) closer to layer k's
+    rates at the same state."""
+    p = _params("logistic")
+    w = dm.init_weights(SIZES, seed=11)
+    r0 = _inputs(SIZES[0], high=1.0)
+    fp = dm.fixed_point(p, w, r0)
+    acts = dm.activities(p, w, fp.state, r0)
+    phi = dm.rate_function(p)
+    dB = dm.top_down_update(p, w, fp.state, r0, eta=0.5)
+    assert sorted(dB) == ["B1", "B2"]
+    for k in (1, 2):
+        r_k, r_up, b = acts[f"r{k}"], acts[f"r{k + 1}"], w[f"B{k}"]
+        by_hand = torch.zeros_like(b)
+        for n in range(r_k.shape[0]):  # one example at a time, then the mean
+            err = r_k[n] - phi(b @ r_up[n])
+            by_hand += 0.5 * torch.outer(err, r_up[n]) / r_k.shape[0]
+        torch.testing.assert_close(dB[f"B{k}"], by_hand, rtol=0, atol=1e-14)
+        before = (r_k - phi(r_up @ b.T)).pow(2).sum()
+        after = (r_k - phi(r_up @ (b + dB[f"B{k}"]).T)).pow(2).sum()
+        assert after < before
 
 
 def test_backprop_reference_gradients_by_hand() -> None:

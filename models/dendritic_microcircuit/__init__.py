@@ -43,8 +43,9 @@ What is here (every public name is importable from ``models.dendritic_microcircu
   compared to; :func:`two_pass`: the paper's steady-state approximation (one bottom-up and one
   top-down sweep);
 * :mod:`.updates`: the induction terms :func:`forward_update`, :func:`ip_update`,
-  :func:`pi_update`, all three at once (:func:`plasticity`); :func:`top_down_update` (not
-  implemented);
+  :func:`pi_update`, all three at once (:func:`plasticity`), the learned top-down rule
+  (:func:`top_down_update`), each from one definition of the rules' factors
+  (:func:`~.updates.induction_factors`);
 * :mod:`.learning`: learning in time as the circuit does it, low-pass filtered rules and the
   mini-batch sum of the circuit's batch mode: :class:`LearningState`, :func:`learning_start`,
   :func:`learning_step`, :func:`plastic_names`;

@@ -27,14 +27,12 @@ from models.dendritic_microcircuit.network import (
     Weights,
     _batch,
     _drives,
-    basal_gain,
     check_weights,
     expected_shapes,
-    interneuron_gain,
     layer_sizes,
-    rate_function,
     zero_state,
 )
+from models.dendritic_microcircuit.updates import induction_factors
 
 TOPDOWN = ("fixed", "learned")
 
@@ -75,22 +73,13 @@ def learning_start(
 def _inductions(
     params: MicrocircuitParameters, w: Weights, drives: tuple, topdown: str
 ) -> dict[str, torch.Tensor]:
-    """Each example's induction term I of every plastic projection, (batch, post, pre)."""
-    phi = rate_function(params)
-    r, rI, vB, vA, vI = drives
-    top = len(vB)
-    out: dict[str, torch.Tensor] = {}
-    for k in range(1, top + 1):
-        post = r[k] - phi(basal_gain(params, k == top) * vB[k - 1])
-        out[f"W{k}"] = post[:, :, None] * r[k - 1][:, None, :]
-    for k in range(1, top):
-        post_ip = rI[k - 1] - phi(interneuron_gain(params) * vI[k - 1])
-        out[f"WIP{k}"] = post_ip[:, :, None] * r[k][:, None, :]
-        out[f"WPI{k}"] = -vA[k - 1][:, :, None] * rI[k - 1][:, None, :]
-        if topdown == "learned":
-            post_td = r[k] - phi(r[k + 1] @ w[f"B{k}"].T)
-            out[f"B{k}"] = post_td[:, :, None] * r[k + 1][:, None, :]
-    return out
+    """Each example's induction term I = post ⊗ pre of every plastic projection, (batch, post,
+    pre), from the rules' one definition (:func:`~models.dendritic_microcircuit.updates
+    .induction_factors`)."""
+    return {
+        name: post[:, :, None] * pre[:, None, :]
+        for name, (post, pre) in induction_factors(params, w, drives, topdown).items()
+    }
 
 
 def learning_step(

@@ -56,6 +56,7 @@ def test_presets_are_complete_and_valid() -> None:
     assert set(names) == {
         "digits",
         "digits-prospective",
+        "digits-prospective-batch32",
         "digits-spiking",
         "mnist1d",
         "mnist1d-prospective",
@@ -102,6 +103,23 @@ def test_prospective_preset_is_compressed_fivefold_in_time(dataset: str) -> None
         assert pro["circuit"][key] == (value / 5.0 if key == "tau_w" else value), key
     resolved = _resolve(f"run.preset={dataset}-prospective", dataset=dataset)
     assert resolved.circuit.neuron == "prospective" and resolved.protocol.pattern_ms == 20.0
+
+
+def test_batch32_preset_is_the_prospective_preset_at_batch_32_with_its_rates() -> None:
+    """digits-prospective-batch32: the digits-prospective preset with 32 copies and 10 epochs,
+    every other setting the same, the learning rates and their per-epoch decay included (each
+    rate applies to each copy's change: the linear scaling rule, README batch mode)."""
+    from neurosim import presets
+    from protocols.feedback_cancellation import FeedbackCancellation
+
+    base = presets.load(FeedbackCancellation, "digits-prospective")
+    batch = presets.load(FeedbackCancellation, "digits-prospective-batch32")
+    assert batch["circuit"].pop("batch") == 32 and "batch" not in base["circuit"]
+    assert batch["run"].pop("epochs") == 10 and "epochs" not in base["run"]
+    assert batch == base
+    resolved = _resolve("run.preset=digits-prospective-batch32", dataset="digits")
+    assert resolved.circuit.batch == 32 and resolved.run.epochs == 10
+    assert resolved.protocol.eta_forward == [0.0625, 0.0125] and resolved.protocol.eta_decay == 0.9
 
 
 def test_a_circuit_too_large_for_memory_is_refused_before_building() -> None:

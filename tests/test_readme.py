@@ -122,9 +122,7 @@ COMMANDS: dict[str, Quick] = {
         tier="resolve", reason=SAME_PATH
     ),
     "neurosim run feedback-cancellation --preset digits-prospective --epochs 15": Quick(FC_QUICK),
-    "neurosim run feedback-cancellation --preset digits-prospective --epochs 10 --set "
-    "circuit.batch=32 --set protocol.eta_forward=[0.015625,0.003125] --set "
-    "protocol.eta_ip=0.0025": Quick(
+    "neurosim run feedback-cancellation --preset digits-prospective-batch32": Quick(
         FC_QUICK + _sets("circuit.batch=4", "protocol.shallow=false", "protocol.backprop_epochs=0")
     ),
     "neurosim run feedback-cancellation --preset mnist1d-prospective --epochs 8 --set "

@@ -180,6 +180,16 @@ CASES = [
 ]
 
 
+def _cases(slow_net: str) -> list:
+    """CASES with ``slow_net``'s cases in the slow tier: each network is one build, so each
+    equivalence test keeps one network in the default tier's time budget and the other in
+    ``-m slow`` (both run in CI)."""
+    return [
+        pytest.param(*case, marks=pytest.mark.slow) if case[0] == slow_net else case
+        for case in CASES
+    ]
+
+
 def _circuit_params(net: Network) -> mc.MicrocircuitParams:
     return mc.MicrocircuitParams(phi=net.phi)
 
@@ -241,7 +251,7 @@ def _activity_names(sizes: tuple[int, ...]) -> dict[str, str]:
     return names
 
 
-@pytest.mark.parametrize(("net_name", "lateral", "nudged"), CASES)
+@pytest.mark.parametrize(("net_name", "lateral", "nudged"), _cases(slow_net="soft_relu"))
 def test_settled_circuit_matches_the_twins_fixed_point(
     net_name: str, lateral: str, nudged: bool, simulations, tmp_path: Path
 ) -> None:
@@ -356,7 +366,7 @@ def prospective_simulations() -> dict[str, Simulation]:
     return Lazy()
 
 
-@pytest.mark.parametrize(("net_name", "lateral", "nudged"), CASES)
+@pytest.mark.parametrize(("net_name", "lateral", "nudged"), _cases(slow_net="logistic"))
 def test_prospective_circuit_matches_the_twin_step_by_step(
     net_name: str, lateral: str, nudged: bool, prospective_simulations
 ) -> None:

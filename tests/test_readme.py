@@ -196,6 +196,7 @@ COMMANDS: dict[str, Quick] = {
     "--set circuit.max_rate_hz=100.0": Quick(EP_QUICK),
     "neurosim run equilibrium-propagation --preset digits-spiking "
     "--set protocol.plasticity=spike-traces": Quick(EP_QUICK),
+    "neurosim run equilibrium-propagation --preset digits-spiking-100hz": Quick(EP_QUICK),
     # configuration
     "neurosim run dendritic-prediction --seed 2 --set protocol.eta=0.05 "
     "--set circuit.n_inputs=400": Quick(DP_QUICK, tier="default"),

@@ -160,6 +160,35 @@ def test_default_continual_rates_keep_the_online_feedback_at_its_bound() -> None
         _resolve("circuit.sizes=[64, 20, 20, 10]")
 
 
+def _clocks_in_step(dt_ms: float, steps: int, seconds: float) -> bool:
+    """Brian2 standalone's test (its network.cpp) of whether a clock of ``steps`` main steps
+    ticks with the main clock of ``dt_ms``, at every one of its ticks within ``seconds``: both
+    times as timestep × dt in doubles, equal or within 1e-14 s."""
+    dt, every = dt_ms * 1e-3, steps * dt_ms * 1e-3
+    ticks = int(seconds / every)
+    return all(abs(k * steps * dt - k * every) <= 1e-14 for k in range(1, ticks + 1))
+
+
+def test_a_run_never_outlasts_the_per_example_clocks() -> None:
+    """One compiled run holds at most MAX_RUN_S of simulated time, within which Brian2 keeps the
+    Hopfield circuit's per-example clocks in step with the main clock (beyond 64 s it does not:
+    300 ms examples, 360 per run, trained to 0.744 against 0.897, README); the default takes
+    fewer examples per run, an explicit request for more is refused."""
+    from protocols.equilibrium_propagation.config import MAX_RUN_S
+
+    for dt_ms, steps in ((1.0, 300), (1.0, 150), (0.5, 300), (0.5, 72), (0.1, 200), (0.1, 1000)):
+        assert _clocks_in_step(dt_ms, steps, MAX_RUN_S)
+    assert not _clocks_in_step(1.0, 300, 108.0)  # the failing run: 360 examples of 300 ms
+    long_examples = ("protocol.dt_ms=1.0", "protocol.free_steps=200", "protocol.nudged_steps=100")
+    resolved = _resolve(*long_examples)
+    task = Task(resolved.run, resolved.protocol, resolved.circuit)
+    assert task.P == 199 < len(task.data.x_test)  # 199 × 300 ms + one step ≤ 60 s
+    short = _resolve()
+    assert Task(short.run, short.protocol, short.circuit).P == 360  # the test set, as before
+    with pytest.raises(ConfigError, match="at most 199 examples of 300 ms"):
+        _resolve(*long_examples, "protocol.examples_per_run=360")  # checked when resolved
+
+
 # ------------------------------------------------------------------------------ layouts, data
 def test_averaged_gate_gives_the_difference_of_time_averages() -> None:
     """Σ_t g_t (a_{t+1} − a_t) with the stochastic layout's gain g_t = plastic_t/β_t equals

@@ -34,6 +34,11 @@ RULE_OF = {
 SETTLED_TOLERANCE = 1e-6
 
 
+#: the longest simulated time (s) of one compiled run: Brian2's standalone scheduler treats two
+#: clocks as simultaneous within 1e-14 s (absolute), which per-example clocks miss beyond 64 s
+MAX_RUN_S = 60.0
+
+
 class EquilibriumPropagationConfig(SpikeSampling):
     """The ``[protocol]`` table (with the recorded spike sample of :class:`SpikeSampling`)."""
 
@@ -217,7 +222,6 @@ class Task:
         self.centred = cfg.centred
         self.sigma = cfg.sigma if cfg.variant == "stochastic" else 0.0
         self.w_scale = cfg.w_scale
-        self.P = cfg.examples_per_run or len(self.data.x_test)
         #: examples side by side per presentation (``circuit.batch``; mini-batch learning)
         self.batch = int(getattr(circ, "batch", None) or 1)
         #: spiking cells per unit (``circuit.population``)
@@ -232,6 +236,7 @@ class Task:
                 f"circuit.batch = {self.batch} sums the copies' changes once per example: it "
                 f"takes the two-phase or symmetric variant, not {cfg.variant!r}."
             )
+        self.P = self._examples_per_run(cfg)
         n_out = self.sizes[-1]
         if self.regression:  # the cost ½‖ρ(s_N) − d‖² takes the target rates as they are
             self.d_train, self.d_test = self.data.y_train, self.data.y_test
@@ -240,6 +245,22 @@ class Task:
             self.d_test = one_hot(self.data.labels_test, n_out)
         self.cfg = cfg
         self.circ = circ
+
+    def _examples_per_run(self, cfg: EquilibriumPropagationConfig) -> int:
+        """Examples per compiled run: ``examples_per_run``, else the test set's size, but never
+        more than :data:`MAX_RUN_S` of simulated time (a clear error if asked for more)."""
+        phases = 2 if cfg.variant in ("symmetric", "stochastic") else 1
+        example_ms = (cfg.free_steps + phases * cfg.nudged_steps) * cfg.dt_ms
+        longest = max(1, int((MAX_RUN_S * 1000.0 - cfg.dt_ms) // example_ms)) * self.batch
+        if cfg.examples_per_run > longest:
+            raise ConfigError(
+                f"protocol.examples_per_run = {cfg.examples_per_run} makes one run "
+                f"{cfg.examples_per_run // self.batch * example_ms / 1000.0:g} s of simulated "
+                f"time; at most {longest} examples of {example_ms:g} ms fit in {MAX_RUN_S:g} s, "
+                "beyond which Brian2 no longer keeps the per-example clocks in step with the "
+                "main clock."
+            )
+        return cfg.examples_per_run or min(len(self.data.x_test), longest)
 
     @property
     def metric(self) -> str:

@@ -162,6 +162,16 @@ def soft_relu_inverse(
 DATASET_CODE = ("neurosim.datasets",)
 
 
+def _cached_split(
+    name: str, package: str, generate: Callable[[], dict[str, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x_train, x_test and the labels of both of a data set made by ``generate``, cached on disk
+    under the version of the ``package`` that holds it (:mod:`neurosim.result_cache`)."""
+    key = {"dataset": name, package: version(package)}
+    arrays, _ = result_cache.cached_arrays("datasets", key, generate, DATASET_CODE)
+    return arrays["x_train"], arrays["x_test"], arrays["l_train"], arrays["l_test"]
+
+
 def _digits_split() -> dict[str, np.ndarray]:
     """scikit-learn's digits scaled to [0, 1] and split; cached on disk by
     :func:`digits`, because importing scikit-learn costs about a second of every run."""
@@ -184,11 +194,7 @@ def digits(seed: int = 0) -> Dataset:
     arrays are cached under ``$NEUROSIM_CACHE/results/datasets/`` (:mod:`neurosim.result_cache`).
     """
     del seed
-    arrays, _ = result_cache.cached_arrays(
-        "datasets", {"dataset": "digits", "scikit-learn": version("scikit-learn")}, _digits_split,
-        DATASET_CODE,
-    )  # fmt: skip
-    x_tr, x_te, l_tr, l_te = (arrays[k] for k in ("x_train", "x_test", "l_train", "l_test"))
+    x_tr, x_te, l_tr, l_te = _cached_split("digits", "scikit-learn", _digits_split)
 
     def rates(lab: np.ndarray) -> np.ndarray:
         y = np.full((len(lab), 10), DIGITS_OFF)
@@ -243,11 +249,7 @@ def mnist1d(seed: int = 0) -> Dataset:
     ``$NEUROSIM_CACHE/results/datasets/`` (:mod:`neurosim.result_cache`).
     """
     del seed
-    arrays, _ = result_cache.cached_arrays(
-        "datasets", {"dataset": "mnist1d", "mnist1d": version("mnist1d")}, _mnist1d_arrays,
-        DATASET_CODE,
-    )  # fmt: skip
-    x_tr, x_te, l_tr, l_te = (arrays[k] for k in ("x_train", "x_test", "l_train", "l_test"))
+    x_tr, x_te, l_tr, l_te = _cached_split("mnist1d", "mnist1d", _mnist1d_arrays)
     y_tr, y_te = _one_hot_rates(l_tr), _one_hot_rates(l_te)
     return Dataset(
         "mnist1d", x_tr, y_tr, logit(y_tr), x_te, y_te, logit(y_te), "classification",

@@ -171,6 +171,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # the whole pairing command (its steps run in the default tier)
 def test_pairing_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cmp"
     assert main(["compare", "--no-progress", "--seed", "2", "--out", str(out), *TINY]) == 0

@@ -34,6 +34,13 @@ RULE_OF = {
 SETTLED_TOLERANCE = 1e-6
 
 
+def example_steps(variant: str, free_steps: int, nudged_steps: int) -> int:
+    """Steps of one example: the free phase and one nudged phase (two: ±β for the symmetric and
+    stochastic variants)."""
+    phases = 2 if variant in ("symmetric", "stochastic") else 1
+    return free_steps + phases * nudged_steps
+
+
 #: the longest simulated time (s) of one compiled run: Brian2's standalone scheduler treats two
 #: clocks as simultaneous within 1e-14 s (absolute), which per-example clocks miss beyond 64 s
 MAX_RUN_S = 60.0
@@ -249,8 +256,7 @@ class Task:
     def _examples_per_run(self, cfg: EquilibriumPropagationConfig) -> int:
         """Examples per compiled run: ``examples_per_run``, else the test set's size, but never
         more than :data:`MAX_RUN_S` of simulated time (a clear error if asked for more)."""
-        phases = 2 if cfg.variant in ("symmetric", "stochastic") else 1
-        example_ms = (cfg.free_steps + phases * cfg.nudged_steps) * cfg.dt_ms
+        example_ms = example_steps(cfg.variant, cfg.free_steps, cfg.nudged_steps) * cfg.dt_ms
         longest = max(1, int((MAX_RUN_S * 1000.0 - cfg.dt_ms) // example_ms)) * self.batch
         if cfg.examples_per_run > longest:
             raise ConfigError(

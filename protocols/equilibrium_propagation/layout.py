@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from protocols.equilibrium_propagation.config import RULE_OF
+from protocols.equilibrium_propagation.config import RULE_OF, example_steps
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,7 @@ class Plan:
     @property
     def example_steps(self) -> int:
         """Steps of one example: the free phase and one or two nudged phases."""
-        phases = 2 if self.variant in ("symmetric", "stochastic") else 1
-        return self.free_steps + phases * self.nudged_steps
+        return example_steps(self.variant, self.free_steps, self.nudged_steps)
 
     @property
     def unit_steps(self) -> int:

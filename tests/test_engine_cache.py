@@ -97,6 +97,7 @@ def _leaky_builder(n: int):
     return builder
 
 
+@pytest.mark.slow  # two structures; the one-structure cases stay in the default tier
 def test_two_simulations_in_one_process_both_keep_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +181,7 @@ def test_a_second_simulation_of_one_structure_in_one_process_reuses_the_build(
     assert len(builds) == 1
 
 
+@pytest.mark.slow  # two structures; the one-structure cases stay in the default tier
 def test_alternating_simulations_of_two_structures_compile_each_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
